@@ -1,0 +1,98 @@
+# 恶意骚扰维权助手 — every target installs what it needs first. `make help` lists them.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+VENV      := .venv
+PY        := $(VENV)/bin/python
+RASA      := $(VENV)/bin/rasa
+STAMP     := $(VENV)/.installed
+SPACY_DIR := build/spacy_zh
+RASA_PORT   ?= 5005
+ACTION_PORT ?= 5055
+WIDGET_PORT ?= 8080
+
+# Channel settings come from the environment; empty defaults keep credentials.yml loadable (WeChat stays off).
+export WECHAT_TOKEN ?=
+export WECHAT_APP_ID ?=
+export WECHAT_AES_KEY ?=
+export WECHAT_APP_SECRET ?=
+export WIDGET_ALLOWED_ORIGINS ?= http://localhost:$(WIDGET_PORT) http://127.0.0.1:$(WIDGET_PORT)
+export PYTHONPATH := $(CURDIR)
+export SQLALCHEMY_SILENCE_UBER_WARNING := 1
+export TF_CPP_MIN_LOG_LEVEL := 2
+
+.PHONY: help setup browser train run shell actions test test-unit validate test-stories test-e2e bench-nlu bench-time screenshots lint clean
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-13s %s\n", $$1, $$2}'
+
+$(STAMP): requirements.txt requirements.lock
+	@test -x $(PY) || python -m venv $(VENV)
+	@$(PY) -c 'import sys; assert sys.version_info[:2] == (3, 10), "Rasa 3.6 needs Python 3.10 (see .python-version)"'
+	$(PY) -m pip install --quiet --upgrade pip==24.3.1
+	$(PY) -m pip install --quiet -r requirements.txt -c requirements.lock
+	@touch $@
+
+$(SPACY_DIR)/meta.json: $(STAMP) weiquan/nlu/spacy_pipeline.py weiquan/nlu/rule_patterns.yml $(wildcard data/dictionary/*.txt)
+	@mkdir -p $(dir $(SPACY_DIR))
+	$(PY) -m weiquan.nlu.spacy_pipeline $(SPACY_DIR)
+	@touch $@
+
+setup: $(STAMP) $(SPACY_DIR)/meta.json ## create .venv (Python 3.10), install pinned packages, build the spaCy rule pipeline
+
+browser: ## install Debian's Chromium and CJK fonts for the browser tests (needs root)
+	@command -v chromium >/dev/null && fc-list | grep -qi 'noto.*cjk' || \
+	  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium fonts-noto-cjk >/dev/null; }
+
+train: setup ## train the model (Rasa skips it when data, domain and config are unchanged)
+	$(RASA) train --quiet --fixed-model-name weiquan
+
+run: train ## start the action server, the Rasa server and the widget page; Ctrl-C stops all
+	@mkdir -p var
+	@trap 'kill 0' INT TERM EXIT; \
+	$(RASA) run actions --port $(ACTION_PORT) >var/actions.log 2>&1 & \
+	$(RASA) run --port $(RASA_PORT) --credentials credentials.yml --endpoints endpoints.yml >var/rasa.log 2>&1 & \
+	$(PY) scripts/serve_widget.py --port $(WIDGET_PORT) --server http://localhost:$(RASA_PORT) >var/widget.log 2>&1 & \
+	$(PY) scripts/wait_ready.py http://localhost:$(ACTION_PORT)/health http://localhost:$(RASA_PORT)/webhooks/rest/ && \
+	echo "" && \
+	echo "  Web chat widget : http://localhost:$(WIDGET_PORT)/" && \
+	echo "  REST channel    : POST http://localhost:$(RASA_PORT)/webhooks/rest/webhook" && \
+	echo "  WeChat webhook  : http://localhost:$(RASA_PORT)/webhooks/wechat/webhook (live when WECHAT_TOKEN is set)" && \
+	echo "  Action server   : http://localhost:$(ACTION_PORT)/webhook" && \
+	echo "  Logs            : var/*.log — press Ctrl-C to stop" && \
+	wait
+
+shell: train ## talk to the bot in the terminal
+	@trap 'kill 0' INT TERM EXIT; \
+	$(RASA) run actions --port $(ACTION_PORT) >/dev/null 2>&1 & \
+	$(PY) scripts/wait_ready.py http://localhost:$(ACTION_PORT)/health && \
+	$(RASA) shell --endpoints endpoints.yml
+
+test-unit: setup ## engine, actions, channels and consistency tests (no model needed)
+	$(PY) -m pytest -q -m "not model and not e2e"
+
+validate: setup ## rasa data validate --fail-on-warnings (responses uttered by actions count as used)
+	$(PY) scripts/validate_data.py
+
+test-stories: train ## Chinese test stories must be predicted exactly
+	$(RASA) test core --stories tests/stories --fail-on-prediction-errors --out results/core
+
+test-e2e: train browser ## real servers: REST, socket.io, browser, WeChat webhook; NLU accuracy floor
+	$(PY) -m pytest -q -m "model or e2e"
+
+test: test-unit validate test-stories test-e2e ## everything above, in order (what CI runs)
+
+bench-nlu: setup ## NLU side by side: ours vs plain Rasa vs keywords; writes reports/
+	$(PY) scripts/bench_nlu.py
+
+bench-time: setup ## time-expression parser accuracy and cost; writes reports/timeparse.md
+	$(PY) scripts/bench_timeparse.py
+
+screenshots: train browser ## desktop and mobile PNGs of the widget into docs/screenshots/
+	$(PY) scripts/screenshots.py
+
+lint: setup ## ruff
+	$(VENV)/bin/ruff check weiquan actions scripts tests
+
+clean: ## remove models, build output and local conversation data (keeps .venv)
+	rm -rf models/*.tar.gz build var results .pytest_cache

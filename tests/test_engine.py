@@ -1,0 +1,205 @@
+"""The rules engine, branch by branch, against the seed's rule set and a fixed `today`."""
+from __future__ import annotations
+
+from datetime import date, timedelta
+
+import pytest
+
+from weiquan.engine import (
+    FAQ_RESPONSES,
+    Case,
+    Outcome,
+    Severity,
+    Window,
+    assess,
+    form_plan,
+    judge_success_date,
+    seller_deadline,
+    window_state,
+)
+from weiquan.ruleset import load_ruleset
+from weiquan.workdays import ChineseWorkdayCalendar, WeekdayCalendar
+
+RULES = load_ruleset("taobao_2013")
+TODAY = date(2026, 11, 23)  # a Monday
+WINDOW = RULES.eligibility.window_days
+
+
+def ago(days: int) -> date:
+    return TODAY - timedelta(days=days)
+
+
+def taobao_success(days: int, **extra) -> Case:
+    return Case(platform="taobao", trade_status="success", success_earliest=ago(days), success_latest=ago(days),
+                **extra)
+
+
+@pytest.mark.parametrize(
+    ("case", "outcome", "first_response"),
+    [
+        (taobao_success(0), Outcome.FILE_ONLINE, "utter_complaint_file_online"),
+        (taobao_success(1), Outcome.FILE_ONLINE, "utter_complaint_file_online"),
+        (taobao_success(WINDOW), Outcome.FILE_ONLINE, "utter_complaint_file_online"),  # day 15 is still inside
+        (taobao_success(WINDOW + 1), Outcome.PHONE_SUPPORT, "utter_complaint_phone_support"),  # day 16 is not
+        (taobao_success(200), Outcome.PHONE_SUPPORT, "utter_complaint_phone_support"),
+        (Case(platform="tmall", trade_status="success", success_earliest=ago(3), success_latest=ago(3)),
+         Outcome.TMALL, "utter_complaint_tmall"),
+        (Case(platform="tmall", trade_status=None), Outcome.TMALL, "utter_complaint_tmall"),
+        (Case(platform="taobao", trade_status="shipped"), Outcome.WAIT_FOR_SUCCESS, "utter_complaint_wait_for_success"),
+        (Case(platform="taobao", trade_status="unpaid"), Outcome.WAIT_FOR_SUCCESS, "utter_complaint_wait_for_success"),
+        (Case(platform="taobao", trade_status="refunding"), Outcome.WAIT_FOR_SUCCESS,
+         "utter_complaint_wait_for_success"),
+        (Case(platform="taobao", trade_status="closed"), Outcome.PHONE_SUPPORT, "utter_complaint_closed_trade"),
+    ],
+    ids=["day0", "day1", "day15", "day16", "day200", "tmall", "tmall-no-status", "shipped", "unpaid", "refunding",
+         "closed"],
+)
+def test_outcome_by_case(case: Case, outcome: Outcome, first_response: str) -> None:
+    decision = assess(case, RULES, TODAY, WeekdayCalendar())
+    assert decision.outcome is outcome
+    assert decision.responses[0] == first_response
+    assert "utter_complaint_evidence_checklist" in decision.responses
+
+
+def test_eligible_case_gives_last_day_days_left_and_processing_dates() -> None:
+    decision = assess(taobao_success(5), RULES, TODAY, ChineseWorkdayCalendar())
+    assert decision.last_filing_date == ago(5) + timedelta(days=WINDOW)
+    assert decision.days_left == WINDOW - 5
+    assert decision.variables["last_filing_date"] == "12月3日（周四）"
+    assert decision.variables["handle_by"] == "11月26日（周四）"  # 3 working days after Monday 23rd
+    assert decision.variables["finish_by"] == "11月30日（周一）"  # 5 working days: skips the weekend
+    assert "utter_complaint_processing" in decision.responses
+    assert "utter_complaint_urgent" not in decision.responses
+    assert RULES.link("bought_items") in decision.variables["filing_steps"]
+    assert RULES.link("start_rights") in decision.variables["filing_steps"]
+
+
+@pytest.mark.parametrize(("days", "urgent"), [(WINDOW, True), (WINDOW - 2, True), (WINDOW - 3, False)])
+def test_urgent_note_when_few_days_are_left(days: int, urgent: bool) -> None:
+    decision = assess(taobao_success(days), RULES, TODAY, WeekdayCalendar())
+    assert ("utter_complaint_urgent" in decision.responses) is urgent
+
+
+def test_past_window_gives_the_phone_script_with_recording_and_flower_name() -> None:
+    decision = assess(taobao_success(20), RULES, TODAY, WeekdayCalendar())
+    assert decision.responses[:2] == ("utter_complaint_phone_support", "utter_complaint_phone_script")
+    script = str(decision.variables["phone_script"])
+    assert "录音" in script and "花名" in script and "站内信" in script
+
+
+@pytest.mark.parametrize(
+    ("harassment", "safety_threat", "severity", "severity_response"),
+    [
+        (("calls",), False, Severity.ORDINARY, "utter_complaint_severity_ordinary"),
+        (("sms", "im_insult", "info_leak"), False, Severity.ORDINARY, "utter_complaint_severity_ordinary"),
+        (("threat",), False, Severity.SAFETY, "utter_complaint_severity_safety"),
+        (("mailed_items",), False, Severity.SAFETY, "utter_complaint_severity_safety"),
+        (("calls",), True, Severity.SAFETY, "utter_complaint_severity_safety"),
+    ],
+)
+def test_severity(harassment, safety_threat, severity, severity_response) -> None:
+    decision = assess(taobao_success(3, harassment=harassment, safety_threat=safety_threat), RULES, TODAY,
+                      WeekdayCalendar())
+    assert decision.severity is severity
+    assert severity_response in decision.responses
+
+
+def test_serious_candidates_that_are_not_safety_use_the_serious_response() -> None:
+    rules = RULES.__class__(**{**RULES.__dict__, "penalty": RULES.penalty.__class__(
+        **{**RULES.penalty.__dict__, "safety_types": ()})})
+    decision = assess(taobao_success(3, harassment=("threat",)), rules, TODAY, WeekdayCalendar())
+    assert decision.severity is Severity.SERIOUS
+    assert "utter_complaint_severity_serious" in decision.responses
+
+
+def test_safety_leads_with_the_police_unless_already_advised() -> None:
+    fresh = assess(taobao_success(3, harassment=("threat",)), RULES, TODAY, WeekdayCalendar())
+    assert fresh.responses[0] == "utter_safety_police_first"
+    assert fresh.variables["police"] == "110"
+    advised = assess(taobao_success(3, harassment=("threat",), safety_advised=True), RULES, TODAY, WeekdayCalendar())
+    assert "utter_safety_police_first" not in advised.responses
+    tmall = assess(Case(platform="tmall", trade_status=None, safety_threat=True), RULES, TODAY, WeekdayCalendar())
+    assert tmall.responses[0] == "utter_safety_police_first"
+
+
+def test_evidence_the_user_has_is_ticked() -> None:
+    decision = assess(taobao_success(3, evidence=("chat_screenshot",)), RULES, TODAY, WeekdayCalendar())
+    lines = str(decision.variables["evidence_checklist"]).splitlines()
+    assert lines[0].startswith("1. ✅") and "旺旺" in lines[0]
+    assert "✅" not in lines[1]
+
+
+@pytest.mark.parametrize(
+    ("earliest", "latest", "state"),
+    [(14, 14, Window.INSIDE), (15, 15, Window.INSIDE), (16, 16, Window.OUTSIDE), (20, 10, Window.STRADDLES),
+     (59, 31, Window.OUTSIDE), (15, 7, Window.INSIDE), (16, 15, Window.STRADDLES)],
+)
+def test_window_state_of_vague_dates(earliest: int, latest: int, state: Window) -> None:
+    assert window_state(ago(earliest), ago(latest), TODAY, WINDOW) is state
+
+
+def test_a_vague_date_straddling_the_last_day_asks_instead_of_ruling() -> None:
+    case = Case(platform="taobao", trade_status="success", success_earliest=ago(20), success_latest=ago(12))
+    decision = assess(case, RULES, TODAY, WeekdayCalendar())
+    assert decision.outcome is Outcome.CONFIRM_DATE
+    assert decision.responses == ("utter_complaint_confirm_date",)
+
+
+def test_a_vague_date_inside_quotes_the_earliest_deadline() -> None:
+    case = Case(platform="taobao", trade_status="success", success_earliest=ago(9), success_latest=ago(5))
+    decision = assess(case, RULES, TODAY, WeekdayCalendar())
+    assert decision.last_filing_date == ago(9) + timedelta(days=WINDOW)
+
+
+def test_success_case_without_a_date_is_a_programming_error() -> None:
+    with pytest.raises(ValueError):
+        assess(Case(platform="taobao", trade_status="success"), RULES, TODAY, WeekdayCalendar())
+
+
+@pytest.mark.parametrize(
+    ("platform", "status", "plan"),
+    [
+        (None, None, ["platform", "trade_status", "success_time", "harassment_type", "evidence"]),
+        ("taobao", None, ["platform", "trade_status", "success_time", "harassment_type", "evidence"]),
+        ("taobao", "success", ["platform", "trade_status", "success_time", "harassment_type", "evidence"]),
+        ("taobao", "shipped", ["platform", "trade_status", "harassment_type", "evidence"]),
+        ("tmall", "success", ["platform", "harassment_type", "evidence"]),
+    ],
+)
+def test_form_asks_only_what_matters(platform, status, plan) -> None:
+    assert form_plan(platform, status, RULES) == plan
+
+
+@pytest.mark.parametrize(
+    ("status", "earliest", "latest", "accepted", "response"),
+    [
+        ("ok", 5, 5, True, None),
+        ("ok", 40, 31, True, None),
+        ("ok", 20, 12, False, "utter_complaint_date_assumption"),
+        ("unknown", None, None, False, "utter_complaint_find_success_date"),
+        ("future", None, None, False, "utter_invalid_success_time_future"),
+        ("too_old", None, None, False, "utter_invalid_success_time"),
+        ("nonsense", None, None, False, "utter_invalid_success_time"),
+    ],
+)
+def test_judge_success_date(status, earliest, latest, accepted, response) -> None:
+    judgement = judge_success_date(status, earliest and ago(earliest), latest and ago(latest), TODAY, RULES)
+    assert judgement.accepted is accepted
+    assert judgement.response == response
+
+
+def test_seller_gets_options_evidence_with_call_list_and_a_dated_deadline() -> None:
+    decision = seller_deadline(RULES, ago(1), TODAY)
+    assert decision.responses == ("utter_seller_options", "utter_seller_evidence", "utter_seller_deadline")
+    assert "通话清单" in str(decision.variables["seller_evidence"])
+    assert decision.variables["seller_deadline"] == "11月25日（周三）"
+    assert decision.variables["seller_days_left"] == 2
+    late = seller_deadline(RULES, ago(10), TODAY)
+    assert late.responses[-1] == "utter_seller_deadline_passed"
+    undated = seller_deadline(RULES, None, TODAY)
+    assert undated.responses == ("utter_seller_options", "utter_seller_evidence")
+
+
+def test_every_faq_intent_has_an_answer() -> None:
+    assert set(FAQ_RESPONSES) == {"ask_deadline_passed", "ask_how_to_file", "ask_evidence", "ask_penalty",
+                                  "ask_processing_time", "ask_appeal"}

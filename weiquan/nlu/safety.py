@@ -1,0 +1,47 @@
+"""Rasa component: a threat to someone's safety is never missed.
+
+Runs after the classifiers (and after FallbackClassifier). When the rule pipeline found a danger phrase, the intent
+becomes `report_safety_threat` with full confidence whatever the model said, so the dialogue leads with the police.
+The model's own ranking is kept, and `safety_override` records that the rule decided.
+"""
+from __future__ import annotations
+
+from typing import Any, Dict, List, Text
+
+from rasa.engine.graph import ExecutionContext, GraphComponent
+from rasa.engine.recipes.default_recipe import DefaultV1Recipe
+from rasa.engine.storage.resource import Resource
+from rasa.engine.storage.storage import ModelStorage
+from rasa.shared.nlu.constants import INTENT, INTENT_NAME_KEY, PREDICTED_CONFIDENCE_KEY
+from rasa.shared.nlu.training_data.message import Message
+
+from weiquan.nlu.rule_entities import SAFETY_SIGNALS
+
+SAFETY_INTENT = "report_safety_threat"
+
+
+@DefaultV1Recipe.register(DefaultV1Recipe.ComponentType.INTENT_CLASSIFIER, is_trainable=False)
+class SafetyGuard(GraphComponent):
+    @staticmethod
+    def get_default_config() -> Dict[Text, Any]:
+        return {}
+
+    @classmethod
+    def create(
+        cls,
+        config: Dict[Text, Any],
+        model_storage: ModelStorage,
+        resource: Resource,
+        execution_context: ExecutionContext,
+    ) -> SafetyGuard:
+        return cls()
+
+    def process(self, messages: List[Message]) -> List[Message]:
+        for message in messages:
+            signals = message.get(SAFETY_SIGNALS) or []
+            intent = message.get(INTENT) or {}
+            overridden = bool(signals) and intent.get(INTENT_NAME_KEY) != SAFETY_INTENT
+            if overridden:
+                message.set(INTENT, {INTENT_NAME_KEY: SAFETY_INTENT, PREDICTED_CONFIDENCE_KEY: 1.0}, add_to_output=True)
+            message.set("safety_override", overridden, add_to_output=True)
+        return messages

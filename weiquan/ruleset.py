@@ -1,0 +1,203 @@
+"""Rule sets: one commented YAML file per version under rulesets/, validated into frozen dataclasses.
+
+A broken file raises RuleSetError at load time (and fails tests/test_ruleset.py), never in the middle of a conversation.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+from typing import Any, Mapping
+
+import yaml
+
+RULESET_DIR = Path(__file__).resolve().parent.parent / "rulesets"
+DEFAULT_RULESET = "taobao_2013"
+HARASSMENT_TYPES = ("calls", "sms", "im_insult", "info_leak", "threat", "mailed_items")
+EVIDENCE_CODES = ("chat_screenshot", "evidence_code", "site_message", "sms_photo", "call_log", "recording", "none")
+
+
+class RuleSetError(ValueError):
+    """The rule data file is missing a field or holds a value of the wrong kind."""
+
+
+@dataclass(frozen=True)
+class Eligibility:
+    platforms_online: tuple[str, ...]
+    required_trade_status: str
+    window_days: int
+    window_reason: str
+    urgent_days_left: int
+
+
+@dataclass(frozen=True)
+class Penalty:
+    ordinary_points: int
+    ordinary_consequence: str
+    serious_points: int
+    serious_consequence: str
+    serious_candidates: tuple[str, ...]
+    safety_types: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Processing:
+    handle_within_workdays: int
+    finish_within_workdays: int
+    seller_evidence_days: int
+
+
+@dataclass(frozen=True)
+class FilingPath:
+    name: str
+    steps: tuple[str, ...]
+    link: str
+
+
+@dataclass(frozen=True)
+class EvidenceItem:
+    code: str
+    label: str
+    howto: str | None
+
+
+@dataclass(frozen=True)
+class ScriptLine:
+    who: str
+    line: str
+
+
+@dataclass(frozen=True)
+class RuleSet:
+    id: str
+    label: str
+    source: str
+    rule_centre: str
+    links_may_have_moved: bool
+    eligibility: Eligibility
+    penalty: Penalty
+    processing: Processing
+    links: Mapping[str, str]
+    contacts: Mapping[str, str]
+    filing_paths: tuple[FilingPath, ...]
+    buyer_evidence: tuple[EvidenceItem, ...]
+    seller_evidence: tuple[EvidenceItem, ...]
+    phone_evidence_note: str
+    phone_script: tuple[ScriptLine, ...]
+
+    def link(self, key: str) -> str:
+        return self.links[key]
+
+
+def _require(data: Mapping[str, Any], key: str, kind: type, where: str) -> Any:
+    if key not in data:
+        raise RuleSetError(f"{where}: missing '{key}'")
+    value = data[key]
+    if kind is int and isinstance(value, bool) or not isinstance(value, kind):
+        raise RuleSetError(f"{where}.{key}: expected {kind.__name__}, got {type(value).__name__}")
+    return value
+
+
+def _evidence(items: list[Any], links: Mapping[str, str], where: str) -> tuple[EvidenceItem, ...]:
+    result = []
+    for index, item in enumerate(items):
+        spot = f"{where}[{index}]"
+        code = _require(item, "code", str, spot)
+        if code not in EVIDENCE_CODES:
+            raise RuleSetError(f"{spot}.code: unknown evidence code '{code}'")
+        howto = item.get("howto")
+        if howto is not None and howto not in links:
+            raise RuleSetError(f"{spot}.howto: '{howto}' is not a key of links")
+        result.append(EvidenceItem(code=code, label=_require(item, "label", str, spot), howto=howto))
+    return tuple(result)
+
+
+def _harassment_list(values: list[Any], where: str) -> tuple[str, ...]:
+    unknown = [value for value in values if value not in HARASSMENT_TYPES]
+    if unknown:
+        raise RuleSetError(f"{where}: unknown harassment types {unknown}")
+    return tuple(values)
+
+
+def parse_ruleset(data: Mapping[str, Any]) -> RuleSet:
+    """Validate one parsed YAML document into a RuleSet."""
+    if not isinstance(data, Mapping):
+        raise RuleSetError("rule set: expected a mapping at the top level")
+    links = {key: str(url) for key, url in _require(data, "links", dict, "rule set").items()}
+    rule_centre = _require(data, "rule_centre", str, "rule set")
+    if rule_centre not in links:
+        raise RuleSetError(f"rule_centre: '{rule_centre}' is not a key of links")
+
+    elig = _require(data, "eligibility", dict, "rule set")
+    pen = _require(data, "penalty", dict, "rule set")
+    proc = _require(data, "processing", dict, "rule set")
+    evidence = _require(data, "evidence", dict, "rule set")
+
+    paths = []
+    for index, path in enumerate(_require(data, "filing_paths", list, "rule set")):
+        spot = f"filing_paths[{index}]"
+        link = _require(path, "link", str, spot)
+        if link not in links:
+            raise RuleSetError(f"{spot}.link: '{link}' is not a key of links")
+        steps = tuple(str(step) for step in _require(path, "steps", list, spot))
+        paths.append(FilingPath(name=_require(path, "name", str, spot), steps=steps, link=link))
+
+    script = tuple(
+        ScriptLine(who=_require(line, "who", str, "phone_script"), line=_require(line, "line", str, "phone_script"))
+        for line in _require(data, "phone_script", list, "rule set")
+    )
+    if not paths or not script:
+        raise RuleSetError("rule set: filing_paths and phone_script must not be empty")
+
+    return RuleSet(
+        id=_require(data, "id", str, "rule set"),
+        label=_require(data, "label", str, "rule set"),
+        source=_require(data, "source", str, "rule set"),
+        rule_centre=rule_centre,
+        links_may_have_moved=_require(data, "links_may_have_moved", bool, "rule set"),
+        eligibility=Eligibility(
+            platforms_online=tuple(_require(elig, "platforms_online", list, "eligibility")),
+            required_trade_status=_require(elig, "required_trade_status", str, "eligibility"),
+            window_days=_require(elig, "window_days", int, "eligibility"),
+            window_reason=_require(elig, "window_reason", str, "eligibility"),
+            urgent_days_left=_require(elig, "urgent_days_left", int, "eligibility"),
+        ),
+        penalty=Penalty(
+            ordinary_points=_require(pen, "ordinary_points", int, "penalty"),
+            ordinary_consequence=_require(pen, "ordinary_consequence", str, "penalty"),
+            serious_points=_require(pen, "serious_points", int, "penalty"),
+            serious_consequence=_require(pen, "serious_consequence", str, "penalty"),
+            serious_candidates=_harassment_list(_require(pen, "serious_candidates", list, "penalty"), "penalty"),
+            safety_types=_harassment_list(_require(pen, "safety_types", list, "penalty"), "penalty"),
+        ),
+        processing=Processing(
+            handle_within_workdays=_require(proc, "handle_within_workdays", int, "processing"),
+            finish_within_workdays=_require(proc, "finish_within_workdays", int, "processing"),
+            seller_evidence_days=_require(proc, "seller_evidence_days", int, "processing"),
+        ),
+        links=links,
+        contacts={key: str(value) for key, value in _require(data, "contacts", dict, "rule set").items()},
+        filing_paths=tuple(paths),
+        buyer_evidence=_evidence(_require(evidence, "buyer", list, "evidence"), links, "evidence.buyer"),
+        seller_evidence=_evidence(_require(evidence, "seller", list, "evidence"), links, "evidence.seller"),
+        phone_evidence_note=_require(evidence, "phone_note", str, "evidence"),
+        phone_script=script,
+    )
+
+
+def load_ruleset_file(path: Path) -> RuleSet:
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError) as error:
+        raise RuleSetError(f"{path}: {error}") from error
+    return parse_ruleset(data)
+
+
+def available_rulesets() -> list[str]:
+    return sorted(path.stem for path in RULESET_DIR.glob("*.yml"))
+
+
+@lru_cache(maxsize=None)
+def load_ruleset(ruleset_id: str = DEFAULT_RULESET) -> RuleSet:
+    """Load (once per process) the rule set with this id from rulesets/<id>.yml."""
+    return load_ruleset_file(RULESET_DIR / f"{ruleset_id}.yml")
