@@ -2,8 +2,9 @@
 
 Rasa 3.6's validator counts a response as used only when a story or rule names it; it cannot see responses that
 custom actions utter (rasa#11843 and friends), so every response chosen by the rules engine would be reported as
-unused and fail the gate. This wrapper runs the real CLI unchanged except that responses named as string literals in
-actions/ or weiquan/ also count as used. tests/test_consistency.py checks the other direction: every such name
+unused and fail the gate; nor does it see the `utter_ask_<slot>` questions that forms ask. This wrapper runs the real
+CLI unchanged except that those two kinds count as used: responses named as string literals in actions/ or weiquan/,
+and `utter_ask_<slot>` for the slots a form requires. tests/test_consistency.py checks the other direction: every such name
 exists in domain.yml.
 """
 from __future__ import annotations
@@ -24,11 +25,18 @@ def responses_named_in_code() -> set[str]:
     return names
 
 
+def form_questions() -> set[str]:
+    import yaml
+
+    domain = yaml.safe_load((ROOT / "domain.yml").read_text(encoding="utf-8"))
+    return {f"utter_ask_{slot}" for form in (domain.get("forms") or {}).values() for slot in form["required_slots"]}
+
+
 def main() -> int:
     from rasa import __main__ as rasa_cli
     from rasa.validator import Validator
 
-    used_by_actions = responses_named_in_code()
+    used_by_actions = responses_named_in_code() | form_questions()
     original = Validator._gather_utterance_actions
 
     def gather_without_action_responses(self: Validator) -> set[str]:

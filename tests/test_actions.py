@@ -61,7 +61,8 @@ async def test_assess_past_window_utters_phone_script() -> None:
 
 
 async def test_assess_threat_leads_with_police_once() -> None:
-    slots = {"platform": "taobao", "trade_status": "shipped", "harassment_type": ["threat"], "evidence": ["none"]}
+    slots = {"platform": "taobao", "trade_status": "shipped", "harassment_type": ["calls"], "evidence": ["none"],
+             "safety_threat": True}
     first = CollectingDispatcher()
     events = await ActionAssessComplaint(CLOCK).run(first, tracker(slots), DOMAIN)
     assert said(first)[0] == "utter_safety_police_first"

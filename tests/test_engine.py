@@ -92,9 +92,10 @@ def test_past_window_gives_the_phone_script_with_recording_and_flower_name() -> 
     [
         (("calls",), False, Severity.ORDINARY, "utter_complaint_severity_ordinary"),
         (("sms", "im_insult", "info_leak"), False, Severity.ORDINARY, "utter_complaint_severity_ordinary"),
-        (("threat",), False, Severity.SAFETY, "utter_complaint_severity_safety"),
-        (("mailed_items",), False, Severity.SAFETY, "utter_complaint_severity_safety"),
+        (("threat",), False, Severity.SERIOUS, "utter_complaint_severity_serious"),  # e.g. 要告你: not a danger
+        (("mailed_items",), False, Severity.SERIOUS, "utter_complaint_severity_serious"),
         (("calls",), True, Severity.SAFETY, "utter_complaint_severity_safety"),
+        (("threat",), True, Severity.SAFETY, "utter_complaint_severity_safety"),
     ],
 )
 def test_severity(harassment, safety_threat, severity, severity_response) -> None:
@@ -104,19 +105,11 @@ def test_severity(harassment, safety_threat, severity, severity_response) -> Non
     assert severity_response in decision.responses
 
 
-def test_serious_candidates_that_are_not_safety_use_the_serious_response() -> None:
-    rules = RULES.__class__(**{**RULES.__dict__, "penalty": RULES.penalty.__class__(
-        **{**RULES.penalty.__dict__, "safety_types": ()})})
-    decision = assess(taobao_success(3, harassment=("threat",)), rules, TODAY, WeekdayCalendar())
-    assert decision.severity is Severity.SERIOUS
-    assert "utter_complaint_severity_serious" in decision.responses
-
-
 def test_safety_leads_with_the_police_unless_already_advised() -> None:
-    fresh = assess(taobao_success(3, harassment=("threat",)), RULES, TODAY, WeekdayCalendar())
+    fresh = assess(taobao_success(3, safety_threat=True), RULES, TODAY, WeekdayCalendar())
     assert fresh.responses[0] == "utter_safety_police_first"
     assert fresh.variables["police"] == "110"
-    advised = assess(taobao_success(3, harassment=("threat",), safety_advised=True), RULES, TODAY, WeekdayCalendar())
+    advised = assess(taobao_success(3, safety_threat=True, safety_advised=True), RULES, TODAY, WeekdayCalendar())
     assert "utter_safety_police_first" not in advised.responses
     tmall = assess(Case(platform="tmall", trade_status=None, safety_threat=True), RULES, TODAY, WeekdayCalendar())
     assert tmall.responses[0] == "utter_safety_police_first"

@@ -44,7 +44,7 @@ class Case:
     success_latest: date | None = None  # latest possible; equal to earliest for an exact date
     harassment: tuple[str, ...] = ()
     evidence: tuple[str, ...] = ()
-    safety_threat: bool = False  # the message itself was a threat to safety
+    safety_threat: bool = False  # the safety check found a threat to a person in what the buyer wrote
     safety_advised: bool = False  # police advice was already given in this conversation
 
 
@@ -69,10 +69,9 @@ def window_state(earliest: date, latest: date, today: date, window_days: int) ->
 
 
 def severity_of(case: Case, rules: RuleSet) -> Severity:
-    kinds = set(case.harassment)
-    if case.safety_threat or kinds & set(rules.penalty.safety_types):
+    if case.safety_threat:
         return Severity.SAFETY
-    if kinds & set(rules.penalty.serious_candidates):
+    if set(case.harassment) & set(rules.penalty.serious_candidates):
         return Severity.SERIOUS
     return Severity.ORDINARY
 

@@ -37,7 +37,6 @@ class Penalty:
     serious_points: int
     serious_consequence: str
     serious_candidates: tuple[str, ...]
-    safety_types: tuple[str, ...]
 
 
 @dataclass(frozen=True)
@@ -168,7 +167,6 @@ def parse_ruleset(data: Mapping[str, Any]) -> RuleSet:
             serious_points=_require(pen, "serious_points", int, "penalty"),
             serious_consequence=_require(pen, "serious_consequence", str, "penalty"),
             serious_candidates=_harassment_list(_require(pen, "serious_candidates", list, "penalty"), "penalty"),
-            safety_types=_harassment_list(_require(pen, "safety_types", list, "penalty"), "penalty"),
         ),
         processing=Processing(
             handle_within_workdays=_require(proc, "handle_within_workdays", int, "processing"),
