@@ -11,11 +11,12 @@ and set `approximate`; see docs/timeparse.md for every bound chosen here.
 from __future__ import annotations
 
 import re
-from calendar import monthrange
+from bisect import bisect_right
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import date, timedelta
+from functools import lru_cache
 from math import ceil
-from typing import Callable, Iterator
 
 OK = "ok"
 UNKNOWN = "unknown"
@@ -48,12 +49,12 @@ class TimeReading:
 
 _FOLD_FROM = (
     "０１２３４５６７８９．／－～：　"
-    "兩號個週禮幾來後確認貨雙這記沒時點曉剛間當節國慶勞動誕聖兒婦買單簽塊錢條規還內說過餘與歲僅剩昨"
+    "兩號個週禮幾來後確認貨雙這記沒時點曉剛間當節國慶勞動誕聖兒婦買單簽塊錢條規還內說過餘與歲僅"
     "壹貳參叁肆伍陸柒捌玖拾佰〇"
 )
 _FOLD_TO = (
     "0123456789./-~: "
-    "两号个周礼几来后确认货双这记没时点晓刚间当节国庆劳动诞圣儿妇买单签块钱条规还内说过余与岁仅剩昨"
+    "两号个周礼几来后确认货双这记没时点晓刚间当节国庆劳动诞圣儿妇买单签块钱条规还内说过余与岁仅"
     "一二三三四五六七八九十百零"
 )
 _FOLD = str.maketrans(_FOLD_FROM, _FOLD_TO)
@@ -152,11 +153,17 @@ def _vague_quantity(word: str) -> _Quantity | None:
 # Date arithmetic
 
 
+def days_in_month(year: int, month: int) -> int:
+    # Two lines of our own: importing the calendar module costs more than the whole parser.
+    following = date(year + month // 12, month % 12 + 1, 1)
+    return (following - timedelta(days=1)).day
+
+
 def add_months(day: date, months: int) -> date:
     """Calendar months, clamping the day of month (03-31 minus one month is 02-28, or 02-29 in a leap year)."""
     years, month0 = divmod(day.month - 1 + months, 12)
     year = day.year + years
-    return date(year, month0 + 1, min(day.day, monthrange(year, month0 + 1)[1]))
+    return date(year, month0 + 1, min(day.day, days_in_month(year, month0 + 1)))
 
 
 def _horizon(today: date) -> date:
@@ -217,7 +224,8 @@ def _finish(span: _Span, today: date) -> _Span:
 # --------------------------------------------------------------------------------------------------------------
 # Rule: durations — 5天, 5天前, 二十多天, 一个多月, 半个月, 两周左右, 快一个月, 超过20天, 3个小时前
 
-_QTY_CN = f"[{_CN_CHARS}几]+"
+# Numeral runs are bounded and must start a run: a 5,000-character run of 一 must not cost quadratic time.
+_QTY_CN = f"(?<![{_CN_CHARS}几])[{_CN_CHARS}几]{{1,8}}"
 _QTY = (
     rf"(?:(?<![\d.])\d{{1,4}}(?:\s*[-~到至]\s*\d{{1,4}})?(?![\d.])(?:多|来)?"
     rf"|{_QTY_CN}(?:[到至]{_QTY_CN})?(?:多|来)?|半)"
@@ -252,7 +260,7 @@ def _duration(m: re.Match, today: date) -> _Span | None:
     if unit in ("小时", "钟头", "分钟"):
         return _hours(qty, unit, today)
     if unit in _DAYS_IN:
-        span = _day_span(qty, _DAYS_IN[unit], more, half, m["qty"], today)
+        span = _day_span(qty, _DAYS_IN[unit], more, half, today)
     else:
         span = _month_span(qty, _MONTHS_IN[unit], more, half, today)
     if span.status != OK:
@@ -265,7 +273,7 @@ def _duration_is_plausible(m: re.Match, pre: str, post: str, unit: str) -> bool:
         return False  # 确认收货3天后卖家开始骚扰: counted from another event, not from today
     if m["qty"] == "半" and unit in ("天", "日"):
         return False  # 半天 means "a long while" (等了半天)
-    if "几" in m["qty"] and m["qty"] in ("几",) and pre not in ("好", "前", "这") and not post.endswith("前"):
+    if m["qty"] == "几" and pre not in ("好", "前", "这") and not post.endswith("前"):
         return False  # bare 几天 asks "how many days?"
     if pre in ("前", "这") and "几" not in m["qty"]:
         return False  # 前两天 / 这两天 are vaguer than two days: the day-word rule reads them
@@ -274,7 +282,10 @@ def _duration_is_plausible(m: re.Match, pre: str, post: str, unit: str) -> bool:
     if unit == "日" and not post.endswith("前"):
         return False  # 5日 is the 5th of a month; only 5日前 counts days
     if unit == "年" and not (post or pre or m["more1"] or m["more2"] or m["half2"] or m["qty"] == "半"):
-        return _next_char_is(m, "了啦")  # 一年 alone is too often a warranty or a count
+        # 一年 inside a sentence is too often a warranty or a count; 一年了, or 一年 as the whole answer, is an age
+        # (but 2025年 / 二零二五年 alone is a year: the year rule reads it).
+        years = cn_to_int(m["qty"])
+        return _next_char_is(m, "了啦") or (_only_filler(m.string, m) and years is not None and years < 100)
     return True
 
 
@@ -283,7 +294,7 @@ def _next_char_is(m: re.Match, chars: str) -> bool:
     return end < len(text) and text[end] in chars
 
 
-def _day_span(qty: _Quantity, unit_days: int, more: bool, half: bool, word: str, today: date) -> _Span:
+def _day_span(qty: _Quantity, unit_days: int, more: bool, half: bool, today: date) -> _Span:
     low, high = qty.low * unit_days, qty.high * unit_days
     vague = qty.vague
     if half:  # 一天半 is one or two days back, 一周半 ten or eleven
@@ -315,7 +326,8 @@ def _month_span(qty: _Quantity, unit_months: int, more: bool, half: bool, today:
 def _half_unit(unit_months: int, more: bool, today: date) -> _Span:
     if unit_months == 12:  # 半年: six calendar months; 半年多: six to twelve
         if more:
-            return _range(add_months(today, -12) + timedelta(days=1), add_months(today, -6) - timedelta(days=1), True)
+            earliest = add_months(today, -12) + timedelta(days=1)
+            return _range(earliest, add_months(today, -6) - timedelta(days=1), True, is_count=True)
         return _range(add_months(today, -6), add_months(today, -6), True, is_count=True)
     # Half a calendar month is 14 to 15.5 days depending on the month; 半个多月 runs up to about three weeks and a half.
     if more:
@@ -367,15 +379,35 @@ def _modify(span: _Span, pre: str, post: str, today: date) -> _Span:
 # Rule: words for days — 今天 昨天 前天 大前天 明天, 前两天, 这两天, 刚确认收货
 
 _DAY_WORDS = {
-    "大前天": (3, 3), "大后天": (-3, -3), "今天": (0, 0), "今日": (0, 0), "今儿": (0, 0), "今早": (0, 0),
-    "今晚": (0, 0), "昨天": (1, 1), "昨日": (1, 1), "昨儿": (1, 1), "昨晚": (1, 1), "昨夜": (1, 1),
-    "前天": (2, 2), "前日": (2, 2), "前儿": (2, 2), "前晚": (2, 2), "明天": (-1, -1), "明日": (-1, -1),
-    "后天": (-2, -2), "前两天": (3, 1), "这两天": (2, 0), "十天半个月": (15, 10), "刚刚": (0, 0), "刚才": (0, 0), "刚": (0, 0),
+    "大前天": (3, 3),
+    "大后天": (-3, -3),
+    "今天": (0, 0),
+    "今日": (0, 0),
+    "今儿": (0, 0),
+    "今早": (0, 0),
+    "今晚": (0, 0),
+    "昨天": (1, 1),
+    "昨日": (1, 1),
+    "昨儿": (1, 1),
+    "昨晚": (1, 1),
+    "昨夜": (1, 1),
+    "前天": (2, 2),
+    "前日": (2, 2),
+    "前儿": (2, 2),
+    "前晚": (2, 2),
+    "明天": (-1, -1),
+    "明日": (-1, -1),
+    "后天": (-2, -2),
+    "前两天": (3, 1),
+    "这两天": (2, 0),
+    "十天半个月": (15, 10),
+    "刚": (0, 0),  # 刚确认收货 / 刚刚收到货: any 刚 + success verb
 }
-_SUCCESS_VERB = r"(?:才)?(?:确认|交易|收到|收货|签收|点|成功)"
+# 刚 needs the verb in the span: the form re-reads the span on its own.
+_SUCCESS_VERB = r"(?:才)?(?:确认收货|确认了收货|确认|交易成功|收到货|收到|收货|签收|点了确认|点确认|成功)"
 _DAY_WORD = re.compile(
     r"(?P<w>十天半个月|大前天|大后天|前两天|这两天|今天|今日|今儿|今早|今晚|昨天|昨日|昨儿|昨晚|昨夜|前天|前日|前儿|前晚"
-    rf"|明天|明日|后天|(?<![天日儿早晚])(?:刚刚|刚才|刚)(?={_SUCCESS_VERB}))"
+    rf"|明天|明日|后天|(?<![天日儿早晚])(?:刚刚|刚才|刚){_SUCCESS_VERB})"
 )
 
 
@@ -385,16 +417,18 @@ _TODAY_IS = re.compile(r"(?:已经|都|就)?是|(?:已经|都)?(?:交易成功|�
 def _day_word(m: re.Match, today: date) -> _Span | None:
     if m["w"] == "前日" and _next_char_is(m, "期"):
         return None
-    if m["w"] in ("今天", "今日", "今儿") and _TODAY_IS.match(m.string, m.end()):
-        return None  # 今天是第三天: today is the reference, the count that follows is the reading
-    far, near = _DAY_WORDS[m["w"]]
+    if m["w"] in ("今天", "今日", "今儿") and (
+        _TODAY_IS.match(m.string, m.end()) or m.string[max(0, m.start() - 1) : m.start()] in ("到", "至")
+    ):
+        return None  # 今天是第三天 / 确认收货到今天两周: today is the reference, the count is the reading
+    far, near = _DAY_WORDS["刚" if m["w"].startswith("刚") else m["w"]]
     return _range(_days_ago(today, far), _days_ago(today, near), far != near)
 
 
 # --------------------------------------------------------------------------------------------------------------
 # Rule: 确认收货第三天 — the confirm day is day 1, so day N is N-1 days ago
 
-_NTH_DAY = re.compile(rf"第(?P<n>\d{{1,4}}|[{_CN_CHARS}]+)天(?!就|便|开始|起|时|的时候|晚上)")
+_NTH_DAY = re.compile(rf"第(?P<n>\d{{1,4}}|[{_CN_CHARS}]{{1,8}})天(?!就|便|开始|起|时|的时候|晚上)")
 
 
 _AFTER_OTHER_EVENT = re.compile(r"(?:后|以后|之后)的?$")
@@ -404,7 +438,7 @@ def _nth_day(m: re.Match, today: date) -> _Span | None:
     n = cn_to_int(m["n"])
     if n is None:
         return None
-    before = m.string[max(0, m.start() - 8):m.start()]
+    before = m.string[max(0, m.start() - 8) : m.start()]
     if _AFTER_OTHER_EVENT.search(before) and not _SUCCESS_WORD.search(before):
         return None  # 差评后第二天: counted from something other than the success
     if n < 1 or n - 1 > MAX_DAY_COUNT:
@@ -465,16 +499,16 @@ def _month_day_or_part(year: int, month: int, day_word: str | None, part: str | 
         day = cn_to_int(day_word)
         found = _safe_date(year, month, day) if day is not None else None
         return _range(found, found) if found else _nonsense()
-    first_day, last_day = _part_bounds(part or "", monthrange(year, month)[1])
+    first_day, last_day = _part_bounds(part or "", days_in_month(year, month))
     return _range(date(year, month, first_day), date(year, month, last_day), True)
 
 
-def _part_bounds(part: str, days_in_month: int) -> tuple[int, int]:
+def _part_bounds(part: str, month_days: int) -> tuple[int, int]:
     """月初 days 1–5, 月中 10–20, 月底 the last 5 days; 上/中/下旬 the usual thirds; no part: the whole month."""
     if part in ("初", "头"):
         return 1, 5
     if part in ("底", "末", "尾"):
-        return days_in_month - 4, days_in_month
+        return month_days - 4, month_days
     if part == "中":
         return 10, 20
     if part == "上旬":
@@ -482,8 +516,8 @@ def _part_bounds(part: str, days_in_month: int) -> tuple[int, int]:
     if part == "中旬":
         return 11, 20
     if part == "下旬":
-        return 21, days_in_month
-    return 1, days_in_month
+        return 21, month_days
+    return 1, month_days
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -502,7 +536,7 @@ _DOT_DATE = re.compile(
 _DAY_OF_MONTH = re.compile(
     rf"(?<![\d.第月])(?P<d>\d{{1,2}}|[{_CN_CHARS}]{{1,3}})(?:号|日)(?!码|楼|线|柜|店|门|床|位|机|口|台|仓|链接|宝贝|客服|单|元|三餐|游)"
 )
-_YEAR_ONLY = re.compile(r"(?P<y>去年|前年|明年|\d{4}年)(?!\d|[" + _CN_CHARS + r"]{1,3}月)")
+_YEAR_ONLY = re.compile(r"(?P<y>去年|前年|明年|\d{4}年|[零一二三四五六七八九]{4}年)(?!\d|[" + _CN_CHARS + r"]{1,3}月)")
 
 
 def _year_of(word: str | None, today: date) -> int | None:
@@ -551,10 +585,11 @@ def _cn_date(m: re.Match, today: date) -> _Span | None:
 
 def _month_alone_is_date(m: re.Match) -> bool:
     # 6月 alone is June only when a particle says so (6月确认收货的 is rarer than 6月份 / 6月的时候 / 6月那会).
-    rest = m.string[m.end():m.end() + 3]
+    rest = m.string[m.end() : m.end() + 3]
     if _only_filler(m.string, m):
         return True  # the whole answer is "5月"
-    return rest[:1] in ("的", "那", "时", "中", "初", "底", "末", "份") or rest.startswith(("确认", "收货", "交易", "签收"))
+    # ... and at the very end of a message (大概是5月), where nothing else can follow it.
+    return not rest or rest[0] in "的那时中初底末份" or rest.startswith(("确认", "收货", "交易", "签收"))
 
 
 def _dot_date(m: re.Match, today: date) -> _Span | None:
@@ -599,8 +634,16 @@ _FESTIVALS: dict[str, tuple[tuple[int, int], tuple[int, int], tuple[int, int]]] 
     "妇女节": ((3, 8), (3, 7), (3, 9)),
     "儿童节": ((6, 1), (5, 31), (6, 2)),
 }
-_FESTIVAL_ALIAS = {"双11": "双十一", "双12": "双十二", "618": "六一八", "劳动节": "五一", "三八节": "妇女节",
-                   "国庆节": "国庆", "圣诞节": "圣诞", "五一节": "五一"}
+_FESTIVAL_ALIAS = {
+    "双11": "双十一",
+    "双12": "双十二",
+    "618": "六一八",
+    "劳动节": "五一",
+    "三八节": "妇女节",
+    "国庆节": "国庆",
+    "圣诞节": "圣诞",
+    "五一节": "五一",
+}
 _PERIOD_WORDS = "期间|假期|长假|黄金周|那几天|前后|左右|那会儿|那会|那阵子|的时候"
 _FESTIVAL = re.compile(
     rf"(?P<y>今年|去年|前年|明年|(?<!\d)\d{{4}}年|(?<!\d)\d{{2}}年)?"
@@ -649,13 +692,13 @@ _FILLER = set("了啊呢吧呀哦噢额呃嗯诶哎唉嘛啦我也都真还是�
 def _unsure_spans(text: str) -> Iterator[tuple[int, int]]:
     for m in _UNSURE.finditer(text):
         clause = _clause_of(text, m.start())
-        whole = text[clause[0]:clause[1]]
+        whole = text[clause[0] : clause[1]]
         if _TIME_QUESTION.search(whole) or _SUCCESS_WORD.search(whole) or _only_filler(text, m):
             yield m.start(), m.end()
 
 
 def _only_filler(text: str, m: re.Match) -> bool:
-    return all(ch in _FILLER for ch in text[:m.start()] + text[m.end():])
+    return all(ch in _FILLER for ch in text[: m.start()] + text[m.end() :])
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -675,18 +718,43 @@ _NOT_AGE_BEFORE = re.compile(
 )
 
 
+@dataclass(frozen=True)
+class _Clause:
+    start: int
+    end: int
+    anchored: bool  # holds a success word (交易成功, 确认收货 …)
+    other_event: bool  # talks about the harassment or another step of the order
+
+
+@lru_cache(maxsize=8)
+def _clauses(text: str) -> tuple[_Clause, ...]:
+    """The text cut at punctuation, each piece looked at once (long messages must stay linear)."""
+    cuts = [b.start() for b in _CLAUSE_BREAK.finditer(text)]
+    bounds = zip([0] + [c + 1 for c in cuts], cuts + [len(text)], strict=True)
+    return tuple(
+        _Clause(start, end, bool(_SUCCESS_WORD.search(text, start, end)), bool(_OTHER_EVENT.search(text, start, end)))
+        for start, end in bounds
+    )
+
+
+@lru_cache(maxsize=8)
+def _clause_starts(text: str) -> tuple[int, ...]:
+    return tuple(c.start for c in _clauses(text))
+
+
+def _clause_at(text: str, index: int) -> _Clause:
+    return _clauses(text)[bisect_right(_clause_starts(text), index) - 1]
+
+
 def _clause_of(text: str, index: int) -> tuple[int, int]:
-    start = max((b.end() for b in _CLAUSE_BREAK.finditer(text, 0, index)), default=0)
-    following = _CLAUSE_BREAK.search(text, index)
-    return start, following.start() if following else len(text)
+    clause = _clause_at(text, index)
+    return clause.start, clause.end
 
 
 def _is_age(text: str, start: int, end: int) -> bool:
     clause_start, _ = _clause_of(text, start)
-    before = text[max(clause_start, start - 5):start]
-    if _NOT_AGE_AFTER.match(text, end) or _NOT_AGE_BEFORE.search(before):
-        return False
-    return True
+    before = text[max(clause_start, start - 5) : start]
+    return not (_NOT_AGE_AFTER.match(text, end) or _NOT_AGE_BEFORE.search(before))
 
 
 # A clause about the harassment itself (今天卖家又打电话骂我) or another step of the order (退款3天了): its time is
@@ -695,13 +763,12 @@ _OTHER_EVENT = re.compile(r"打电话|打了|来电|电话|短信|骂|骚扰|威
 
 
 def _about_other_event(text: str, start: int) -> bool:
-    clause_start, clause_end = _clause_of(text, start)
-    return bool(_OTHER_EVENT.search(text, clause_start, clause_end)) and not _anchored(text, start)
+    clause = _clause_at(text, start)
+    return clause.other_event and not clause.anchored
 
 
 def _anchored(text: str, start: int) -> bool:
-    clause_start, clause_end = _clause_of(text, start)
-    return _SUCCESS_WORD.search(text, clause_start, clause_end) is not None
+    return _clause_at(text, start).anchored
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -744,9 +811,9 @@ def _candidates(text: str, today: date) -> Iterator[_Found]:
 def _leftmost_longest(found: list[_Found]) -> list[_Found]:
     chosen: list[_Found] = []
     for item in sorted(found, key=lambda f: (f.start, -(f.end - f.start), f.order)):
-        if all(item.start >= c.end or item.end <= c.start for c in chosen):
+        if not chosen or item.start >= chosen[-1].end:
             chosen.append(item)
-    return sorted(chosen, key=lambda f: f.start)
+    return chosen
 
 
 def _readings(text: str, today: date) -> list[TimeReading]:
@@ -759,8 +826,17 @@ def _readings(text: str, today: date) -> list[TimeReading]:
         if _about_other_event(norm, item.start):
             continue
         span = _finish(item.span, today)
-        readings.append(TimeReading(text[item.start:item.end], item.start, item.end, span.status,
-                                    span.earliest, span.latest, span.approximate))
+        readings.append(
+            TimeReading(
+                text[item.start : item.end],
+                item.start,
+                item.end,
+                span.status,
+                span.earliest,
+                span.latest,
+                span.approximate,
+            )
+        )
     taken = [(r.start, r.end) for r in readings]
     for start, end in _unsure_spans(norm):
         if all(end <= s or start >= e for s, e in taken):

@@ -11,9 +11,10 @@ estimate instead of a promise.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, timedelta
-from typing import Callable, Protocol
+from typing import Protocol
 
 import chinese_calendar
 

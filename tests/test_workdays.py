@@ -1,0 +1,123 @@
+"""Working-day counting: chinese-calendar's schedule, its 调休 days, the weekday fallback past its data, the fake."""
+
+from __future__ import annotations
+
+from datetime import date
+
+import chinese_calendar
+import pytest
+
+from weiquan.workdays import (
+    ChineseWorkdayCalendar,
+    WeekdayCalendar,
+    WorkdayCalendar,
+    WorkdayResult,
+    format_date_zh,
+    weekday_zh,
+)
+
+D = date.fromisoformat
+
+# The 2026 schedule as chinese-calendar 1.11.0 ships it (State Council notice): National Day 10-01..10-07 off with
+# 09-20 (Sun) and 10-10 (Sat) worked; Mid-Autumn 09-25..09-27 off; Spring Festival 02-15..02-23 off with 02-14 (Sat)
+# and 02-28 (Sat) worked.
+HOLIDAYS_2026 = ["2026-10-01", "2026-10-05", "2026-10-07", "2026-09-25", "2026-09-27", "2026-02-15", "2026-02-23"]
+MAKE_UP_WORKDAYS_2026 = ["2026-09-20", "2026-10-10", "2026-02-14", "2026-02-28"]
+
+
+@pytest.mark.parametrize("day", HOLIDAYS_2026)
+def test_library_marks_holidays(day: str) -> None:
+    assert not chinese_calendar.is_workday(D(day))
+
+
+@pytest.mark.parametrize("day", MAKE_UP_WORKDAYS_2026)
+def test_library_marks_make_up_workdays(day: str) -> None:
+    assert D(day).weekday() >= 5 and chinese_calendar.is_workday(D(day))
+
+
+@pytest.mark.parametrize(
+    "start, n, expected, estimated",
+    [
+        # National Day 2026
+        ("2026-09-30", 1, "2026-10-08", False),
+        ("2026-09-30", 2, "2026-10-09", False),
+        ("2026-09-30", 3, "2026-10-10", False),  # a Saturday worked (调休)
+        ("2026-09-30", 4, "2026-10-12", False),
+        ("2026-10-01", 1, "2026-10-08", False),  # counting from inside the holiday
+        ("2026-09-19", 1, "2026-09-20", False),  # a Sunday worked (调休)
+        ("2026-09-24", 1, "2026-09-28", False),  # over Mid-Autumn
+        # Spring Festival 2026
+        ("2026-02-13", 1, "2026-02-14", False),
+        ("2026-02-14", 1, "2026-02-24", False),
+        ("2026-02-24", 4, "2026-02-28", False),
+        ("2026-02-13", 10, "2026-03-05", False),  # 02-14, 02-24..02-28, 03-02..03-05
+        # a plain week
+        ("2026-03-09", 5, "2026-03-16", False),
+        ("2026-03-13", 1, "2026-03-16", False),
+        ("2026-03-14", 1, "2026-03-16", False),
+        # into 2027, past the data: Monday to Friday, flagged
+        ("2026-12-24", 3, "2026-12-29", False),
+        ("2026-12-30", 1, "2026-12-31", False),
+        ("2026-12-30", 2, "2027-01-01", True),  # New Year's Day counted as a working day: that is the estimate
+        ("2026-12-30", 3, "2027-01-04", True),
+        ("2027-03-05", 5, "2027-03-12", True),
+        # n == 0: the start day itself, whatever it is
+        ("2026-10-01", 0, "2026-10-01", False),
+        ("2027-01-02", 0, "2027-01-02", False),
+    ],
+)
+def test_chinese_calendar(start: str, n: int, expected: str, estimated: bool) -> None:
+    assert ChineseWorkdayCalendar().add_workdays(D(start), n) == WorkdayResult(D(expected), estimated)
+
+
+def test_negative_n_is_refused() -> None:
+    with pytest.raises(ValueError):
+        ChineseWorkdayCalendar().add_workdays(D("2026-06-01"), -1)
+
+
+def test_fallback_is_used_whenever_the_source_has_no_data() -> None:
+    def no_data(day: date) -> bool:
+        raise NotImplementedError
+
+    assert ChineseWorkdayCalendar(no_data).add_workdays(D("2026-09-30"), 1) == WorkdayResult(D("2026-10-01"), True)
+
+
+@pytest.mark.parametrize(
+    "start, n, expected",
+    [
+        ("2026-09-30", 1, "2026-10-01"),
+        ("2026-10-02", 1, "2026-10-05"),
+        ("2026-10-10", 1, "2026-10-12"),
+        ("2026-12-30", 3, "2027-01-04"),
+        ("2026-06-15", 0, "2026-06-15"),
+    ],
+)
+def test_weekday_fake(start: str, n: int, expected: str) -> None:
+    calendar: WorkdayCalendar = WeekdayCalendar()
+    assert calendar.add_workdays(D(start), n) == WorkdayResult(D(expected), False)
+
+
+def test_weekday_fake_can_pretend_to_estimate() -> None:
+    assert WeekdayCalendar(estimated=True).add_workdays(D("2026-06-15"), 1) == WorkdayResult(D("2026-06-16"), True)
+
+
+@pytest.mark.parametrize(
+    "day, expected",
+    [("2026-11-30", "周一"), ("2026-12-01", "周二"), ("2026-10-10", "周六"), ("2027-01-03", "周日")],
+)
+def test_weekday_zh(day: str, expected: str) -> None:
+    assert weekday_zh(D(day)) == expected
+
+
+@pytest.mark.parametrize(
+    "day, reference, expected",
+    [
+        ("2026-11-30", None, "11月30日（周一）"),
+        ("2026-11-30", 2026, "11月30日（周一）"),
+        ("2026-11-30", D("2026-11-20"), "11月30日（周一）"),
+        ("2027-01-04", 2026, "2027年1月4日（周一）"),
+        ("2027-01-04", D("2026-12-30"), "2027年1月4日（周一）"),
+    ],
+)
+def test_format_date_zh(day: str, reference: date | int | None, expected: str) -> None:
+    assert format_date_zh(D(day), reference) == expected
