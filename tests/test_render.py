@@ -1,0 +1,204 @@
+"""Per-channel rendering (weiquan/channels/render.py): WeChat text, numbered menus, splitting; the web pass-through."""
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from weiquan.channels.render import (
+    TEXTS_PATH,
+    URL_RE,
+    WECHAT_TEXT_LIMIT_BYTES,
+    load_texts,
+    parse_menu_choice,
+    render_web,
+    render_wechat,
+    split_text,
+    utf8_size,
+)
+
+TAOBAO = '/inform{"platform":"taobao"}'
+TMALL = '/inform{"platform":"tmall"}'
+PLATFORM_BUTTONS = [{"title": "淘宝", "payload": TAOBAO}, {"title": "天猫", "payload": TMALL}]
+FILING_URL = "http://trade.taobao.com/trade/itemlist/list_bought_items.htm"
+TEXTS = load_texts()
+
+
+def item(number: int, title: str) -> str:
+    return TEXTS.menu_item.format(number=number, title=title)
+
+
+def test_texts_file_loads_with_every_key() -> None:
+    assert TEXTS.ask_for_text and TEXTS.menu_hint and TEXTS.more_keywords
+    assert "{max_chars}" in (TEXTS_PATH.read_text(encoding="utf-8"))
+
+
+def test_a_broken_texts_file_fails_loudly(tmp_path: Path) -> None:
+    broken = tmp_path / "texts.yml"
+    broken.write_text('ask_for_text: "x"\n', encoding="utf-8")
+    with pytest.raises(ValueError, match="too_long"):
+        load_texts(broken)
+    bad_placeholder = tmp_path / "placeholder.yml"
+    good = TEXTS_PATH.read_text(encoding="utf-8")
+    bad_placeholder.write_text(good.replace("{number}", "{num}"), encoding="utf-8")
+    with pytest.raises(KeyError):
+        load_texts(bad_placeholder)
+
+
+def test_plain_text_messages_are_joined_as_paragraphs() -> None:
+    reply = render_wechat([{"text": "第一段"}, {"text": "第二段\n第二行"}])
+    assert reply.chunks == ["第一段\n\n第二段\n第二行"]
+    assert reply.menu == []
+
+
+def test_buttons_become_a_numbered_menu_with_a_hint() -> None:
+    messages = [
+        {"text": "先确认一下。"},
+        {"text": "在哪个平台买的？", "buttons": PLATFORM_BUTTONS},
+    ]
+    reply = render_wechat(messages)
+    assert reply.menu == [TAOBAO, TMALL]
+    options = f"{item(1, '淘宝')}\n{item(2, '天猫')}"
+    assert reply.chunks == [f"先确认一下。\n\n在哪个平台买的？\n{options}\n{TEXTS.menu_hint}"]
+
+
+def test_menus_of_several_messages_are_numbered_on_and_hinted_once() -> None:
+    messages = [
+        {"text": "问题一", "buttons": [{"title": "甲", "payload": "/a"}]},
+        {"text": "问题二", "buttons": [{"title": "乙", "payload": "/b"}, {"title": "丙", "payload": "/c"}]},
+    ]
+    reply = render_wechat(messages)
+    assert reply.menu == ["/a", "/b", "/c"]
+    text = reply.chunks[0]
+    assert item(1, "甲") in text and item(2, "乙") in text and item(3, "丙") in text
+    assert text.count(TEXTS.menu_hint) == 1 and text.endswith(TEXTS.menu_hint)
+
+
+def test_quick_replies_count_as_buttons() -> None:
+    reply = render_wechat([{"text": "有证据吗？", "quick_replies": [{"title": "有", "payload": "/affirm"}]}])
+    assert reply.menu == ["/affirm"]
+
+
+def test_link_buttons_and_markdown_links_become_plain_urls() -> None:
+    messages = [
+        {"text": f"打开[已买到的宝贝]({FILING_URL})找到订单。"},
+        {"text": "或者：", "buttons": [{"title": "去投诉", "url": FILING_URL}, {"title": "维权中心", "payload": "http://support.taobao.com/x"}]},
+    ]
+    reply = render_wechat(messages)
+    assert reply.menu == []  # links are not menu options
+    text = reply.chunks[0]
+    assert f"已买到的宝贝：{FILING_URL}" in text
+    assert f"去投诉：{FILING_URL}" in text and "维权中心：http://support.taobao.com/x" in text
+    assert "](" not in text and TEXTS.menu_hint not in text
+
+
+def test_custom_payloads_add_nothing_because_their_text_is_already_there() -> None:
+    messages = [{"text": "小二：您好。\n\n你：我要投诉。"}, {"custom": {"kind": "phone_script", "lines": ["x"]}}]
+    reply = render_wechat(messages)
+    assert reply.chunks == ["小二：您好。\n\n你：我要投诉。"]
+
+
+def test_images_and_attachments_are_shown_as_addresses() -> None:
+    reply = render_wechat([{"image": "https://example.com/a.png"}, {"attachment": {"payload": {"src": "https://e.com/b"}}}])
+    assert reply.chunks == ["https://example.com/a.png\n\nhttps://e.com/b"]
+
+
+def test_empty_turn_renders_nothing() -> None:
+    assert render_wechat([]).chunks == []
+    assert render_wechat([{"text": "   "}, {"custom": {"kind": "safety"}}]).chunks == []
+
+
+def test_cdata_terminator_in_bot_text_is_defused() -> None:
+    assert "]]>" not in render_wechat([{"text": "a]]>b"}]).chunks[0]
+
+
+def test_web_rendering_keeps_real_buttons() -> None:
+    messages = [{"text": "平台？", "buttons": [{"title": "淘宝", "payload": TAOBAO}]}]
+    assert render_web(messages) == messages
+    assert render_web(messages)[0] is not messages[0]
+
+
+# ---------------------------------------------------------------- splitting
+
+
+def test_short_text_is_one_chunk() -> None:
+    assert split_text("你好") == ["你好"]
+    assert split_text("  \n ") == []
+
+
+def test_long_answer_is_split_at_paragraphs_under_the_byte_limit() -> None:
+    paragraphs = [f"第{i}段：" + "卖家骚扰我，" * 40 for i in range(12)]  # ~ 12 × 730 bytes
+    chunks = render_wechat([{"text": p} for p in paragraphs]).chunks
+    assert len(chunks) > 1
+    assert all(utf8_size(chunk) <= WECHAT_TEXT_LIMIT_BYTES for chunk in chunks)
+    assert [p for chunk in chunks for p in chunk.split("\n\n")] == paragraphs  # whole paragraphs, in order
+
+
+def test_chunks_are_packed_not_one_paragraph_each() -> None:
+    chunks = split_text("\n\n".join(["短段落"] * 50), max_bytes=100)
+    assert all(utf8_size(c) <= 100 for c in chunks)
+    # 9 paragraphs of 9 bytes + 8 blank-line separators = 97 bytes fit in each chunk: 50 paragraphs → 6 chunks.
+    assert [c.count("短段落") for c in chunks] == [9, 9, 9, 9, 9, 5]
+
+
+@pytest.mark.parametrize("limit", [64, 100, 157, 500, WECHAT_TEXT_LIMIT_BYTES])
+def test_urls_are_never_cut(limit: int) -> None:
+    urls = [FILING_URL, "http://support.taobao.com/myservice/rights/right_main.htm", "http://form.taobao.com/script/fullview.htm?id=122"]
+    line = "".join(f"第{i}步，打开{urls[i % 3]}，然后点投诉。" for i in range(60))  # one long line, no breaks
+    chunks = split_text(line, max_bytes=limit)
+    assert all(utf8_size(c) <= limit for c in chunks)
+    found = [url for chunk in chunks for url in URL_RE.findall(chunk)]
+    assert found.count(urls[0]) == 20 and all(url in urls for url in found)
+    assert "".join(chunks) == line  # nothing lost or added
+
+
+def test_long_lines_break_at_line_ends_then_sentences() -> None:
+    text = "\n".join(["一行文字。" * 10] * 10)  # 10 lines of 150 bytes, no blank lines
+    chunks = split_text(text, max_bytes=400)
+    assert all(utf8_size(c) <= 400 and c.endswith("。") for c in chunks)
+    assert all(line == "一行文字。" * 10 for c in chunks for line in c.split("\n"))
+
+
+def test_text_without_any_break_is_cut_at_character_boundaries() -> None:
+    text = "骚" * 10_000
+    chunks = split_text(text)
+    assert "".join(chunks) == text
+    assert all(utf8_size(c) <= WECHAT_TEXT_LIMIT_BYTES for c in chunks)
+    assert utf8_size(chunks[0]) == WECHAT_TEXT_LIMIT_BYTES - WECHAT_TEXT_LIMIT_BYTES % 3
+
+
+def test_split_refuses_a_silly_limit() -> None:
+    with pytest.raises(ValueError):
+        split_text("abc", max_bytes=3)
+
+
+# ---------------------------------------------------------------- numbered answers
+
+
+@pytest.mark.parametrize(
+    ("answer", "expected"),
+    [
+        ("1", TAOBAO), ("2", TMALL), ("２", TMALL), ("1.", TAOBAO), ("1。", TAOBAO), ("2、", TMALL),
+        (" 1 ", TAOBAO), ("(2)", TMALL), ("（2）", TMALL), ("①", TAOBAO), ("1．", TAOBAO), ("01", TAOBAO),
+        ("【2】", TMALL), ("[1]", TAOBAO), ("〔1〕", TAOBAO),
+    ],
+)
+def test_numbered_answers_pick_the_payload(answer: str, expected: str) -> None:
+    assert parse_menu_choice(answer, [TAOBAO, TMALL]) == expected
+
+
+@pytest.mark.parametrize("answer", ["3", "0", "1个", "选1", "12345", "", "淘宝", "1 2"])
+def test_other_answers_are_ordinary_text(answer: str) -> None:
+    assert parse_menu_choice(answer, [TAOBAO, TMALL]) is None
+
+
+def test_no_menu_no_choice() -> None:
+    assert parse_menu_choice("1", []) is None
+
+
+def test_menu_lines_follow_the_texts_file() -> None:
+    reply = render_wechat([{"text": "?", "buttons": [{"title": "淘宝", "payload": TAOBAO}]}])
+    assert re.search(rf"^{re.escape(item(1, '淘宝'))}$", reply.chunks[0], re.MULTILINE)
+    # Whatever the format, the buyer can type back exactly what the menu shows.
+    assert parse_menu_choice(item(1, "").strip(), [TAOBAO]) == TAOBAO

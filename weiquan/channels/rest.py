@@ -1,0 +1,72 @@
+"""The REST channel with input checks: POST /webhooks/rest/webhook {"sender": "...", "message": "..."}.
+
+Rasa's own RestInput answers a body that is not a JSON object with a 500 and a body without "message" with an empty
+list. This one answers both with a 400 that says what is wrong, refuses over-long messages with a 413, and otherwise
+behaves exactly like Rasa's (same URL, same reply format), so tests and integrations need no change.
+"""
+from __future__ import annotations
+
+import inspect
+import json
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from rasa.core.channels.channel import CollectingOutputChannel, UserMessage
+from rasa.core.channels.rest import RestInput
+from sanic import Blueprint, response
+from sanic.request import Request
+from sanic.response import HTTPResponse
+
+MAX_MESSAGE_CHARS = 2000  # far above any real message; the widget and WeChat cap lower with a friendly reply
+MAX_SENDER_CHARS = 128
+
+
+def bad_request(status: int, error: str, **details: Any) -> HTTPResponse:
+    return response.json({"error": error, **details}, status=status)
+
+
+def check_body(body: Any) -> tuple[str, str] | HTTPResponse:
+    """(sender, message) from a request body, or the 4xx answer that explains what is wrong."""
+    if not isinstance(body, dict):
+        return bad_request(400, "the body must be a JSON object with 'sender' and 'message'")
+    sender, message = body.get("sender"), body.get("message")
+    if not isinstance(message, str):
+        return bad_request(400, "'message' must be a string")
+    if not isinstance(sender, str) or not sender.strip() or len(sender) > MAX_SENDER_CHARS:
+        return bad_request(400, f"'sender' must be a non-empty string of at most {MAX_SENDER_CHARS} characters")
+    if len(message) > MAX_MESSAGE_CHARS:
+        return bad_request(413, "message too long", max_chars=MAX_MESSAGE_CHARS)
+    return sender, message
+
+
+class GuardedRestInput(RestInput):
+    @classmethod
+    def name(cls) -> str:
+        return "rest"
+
+    def blueprint(self, on_new_message: Callable[[UserMessage], Awaitable[Any]]) -> Blueprint:
+        hook = Blueprint(f"custom_webhook_{type(self).__name__}", inspect.getmodule(self).__name__)
+
+        @hook.route("/", methods=["GET"])
+        async def health(request: Request) -> HTTPResponse:
+            return response.json({"status": "ok"})
+
+        @hook.route("/webhook", methods=["POST"])
+        async def receive(request: Request) -> HTTPResponse:
+            try:
+                body = json.loads(request.body or b"")
+            except (ValueError, UnicodeDecodeError):
+                return bad_request(400, "the body is not valid JSON")
+            checked = check_body(body)
+            if isinstance(checked, HTTPResponse):
+                return checked
+            sender, message = checked
+            metadata = body.get("metadata")
+            collector = CollectingOutputChannel()
+            await on_new_message(
+                UserMessage(message, collector, sender, input_channel=self.name(),
+                            metadata=metadata if isinstance(metadata, dict) else None)
+            )
+            return response.json(collector.messages)
+
+        return hook

@@ -1,0 +1,587 @@
+"""WeChat Official Account (公众号) channel at /webhooks/wechat/webhook, built on wechatpy.
+
+Flow of one POST: check `signature` and the timestamp's age (403) → read the body, at most `max_body_bytes` (413) →
+refuse any DTD, parse with xmltodict (entities disabled) → in safe mode (`encrypt_type=aes`) check `msg_signature` and
+decrypt (403 / 400) → answer:
+
+- text: sent to Rasa as the buyer's OpenID; a numbered answer ("1", "２", "1.") to the last menu becomes that button's
+  payload; empty text gets `ask_for_text`, text over `max_text_chars` gets `too_long`, "继续" fetches the next part of a
+  long answer (when there is no customer-service API);
+- `subscribe` event: `/greet` is sent to Rasa, so the welcome comes from the domain; other events: no reply;
+- images, voice, video, location, links, files…: `ask_for_text` (evidence is uploaded on Taobao, not to us).
+
+The 5-second rule: every Rasa turn runs as its own task, keyed by MsgId (events: FromUserName + CreateTime + Event),
+so a retry of the same message waits for the same turn and never runs it again; turns are never cancelled. A request
+waits up to `reply_timeout_s` (4 s), then answers `success` and the answer is pushed through the customer-service API
+when the turn ends. Without that API a request holds on for `hold_timeout_s` (> 5 s) instead, so WeChat hangs up and
+retries, and the retry (same turn) delivers the answer passively: at most `max_attempts` requests, about 14 s in all.
+
+One passive reply carries one text message. An answer that needs several messages (over 2048 bytes) is pushed, in
+order, through the customer-service API; without the API the first part is the reply and "继续" fetches the next.
+
+State kept in this process (turns for dedupe, the last menu and pending parts per OpenID, recently seen signatures) is
+bounded and expires. With several Rasa replicas, route each buyer to one replica — hash on the `openid` query parameter
+WeChat adds to every POST — or a retry or a menu answer may land on a replica that never saw the turn.
+"""
+from __future__ import annotations
+
+import asyncio
+import binascii
+import hashlib
+import hmac
+import logging
+import os
+import re
+import time
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from typing import Any, Generic, TypeVar
+from xml.parsers.expat import ExpatError
+
+import xmltodict
+from rasa.core.channels.channel import CollectingOutputChannel, InputChannel, UserMessage
+from sanic import Blueprint, response
+from sanic.request import Request
+from sanic.response import HTTPResponse
+from wechatpy import parse_message
+from wechatpy.crypto import WeChatCrypto
+from wechatpy.exceptions import InvalidAppIdException, InvalidSignatureException
+from wechatpy.messages import BaseMessage
+from wechatpy.replies import TextReply
+from wechatpy.utils import WeChatSigner
+
+from weiquan.channels.render import (
+    WECHAT_TEXT_LIMIT_BYTES,
+    RenderedReply,
+    WeChatTexts,
+    load_texts,
+    parse_menu_choice,
+    render_wechat,
+    utf8_size,
+)
+from weiquan.channels.wechat_api import CustomerServiceApi, CustomerServiceError, WeChatCustomerServiceApi
+
+logger = logging.getLogger(__name__)
+
+GREET_PAYLOAD = "/greet"
+SUBSCRIBE_EVENTS = frozenset({"subscribe", "subscribe_scan"})
+PHONE_RE = re.compile(r"(?<!\d)1[3-9]\d{9}(?!\d)")
+PLACEHOLDER_RE = re.compile(r"\$\{(\w+)\}")
+DTD_RE = re.compile(rb"<!\s*(DOCTYPE|ENTITY)", re.IGNORECASE)
+AES_KEY_LENGTH = 43
+SHUTDOWN_GRACE_S = 10.0
+
+K = TypeVar("K")
+V = TypeVar("V")
+
+
+def mask_phones(text: str) -> str:
+    """Hides mainland mobile numbers in anything that goes to a log."""
+    return PHONE_RE.sub("1**********", text)
+
+
+def short_id(openid: str) -> str:
+    """OpenIDs are pseudonymous but stable; logs only need enough to tell buyers apart."""
+    return f"{openid[:6]}…" if len(openid) > 6 else openid
+
+
+class Rejected(Exception):
+    """A request we refuse; `status` is the HTTP status, `reason` a short English explanation for the log and body."""
+
+    def __init__(self, status: int, reason: str) -> None:
+        super().__init__(reason)
+        self.status = status
+        self.reason = reason
+
+
+class TtlCache(Generic[K, V]):
+    """A small insertion-ordered map whose entries expire after `ttl_s` and whose size is capped (oldest go first)."""
+
+    def __init__(self, ttl_s: float, max_items: int, now: Callable[[], float]) -> None:
+        self._ttl_s = ttl_s
+        self._max_items = max_items
+        self._now = now
+        self._items: OrderedDict[K, tuple[float, V]] = OrderedDict()
+
+    def get(self, key: K) -> V | None:
+        self._expire()
+        item = self._items.get(key)
+        return item[1] if item else None
+
+    def put(self, key: K, value: V) -> None:
+        self._items.pop(key, None)
+        self._items[key] = (self._now() + self._ttl_s, value)
+        self._expire()
+        while len(self._items) > self._max_items:
+            self._items.popitem(last=False)
+
+    def pop(self, key: K) -> V | None:
+        item = self._items.pop(key, None)
+        return item[1] if item else None
+
+    def __len__(self) -> int:
+        self._expire()
+        return len(self._items)
+
+    def _expire(self) -> None:
+        now = self._now()
+        while self._items:
+            key, (expires_at, _) = next(iter(self._items.items()))
+            if expires_at > now:
+                break
+            del self._items[key]
+
+
+class WeChatProtocol:
+    """Verification, decryption and parsing of WeChat's callbacks, and sealing of replies; no web framework involved."""
+
+    def __init__(
+        self,
+        token: str,
+        app_id: str = "",
+        aes_key: str = "",
+        *,
+        max_skew_s: float = 300.0,
+        now: Callable[[], float] = time.time,
+    ) -> None:
+        if not token:
+            raise ValueError("token is empty")
+        self.token = token
+        self.max_skew_s = max_skew_s
+        self._now = now
+        self.crypto: WeChatCrypto | None = None
+        if aes_key:
+            if len(aes_key) != AES_KEY_LENGTH:
+                raise ValueError(f"the EncodingAESKey must have {AES_KEY_LENGTH} characters, not {len(aes_key)}")
+            if not app_id:
+                raise ValueError("safe mode (an EncodingAESKey) needs the AppID too")
+            try:
+                self.crypto = WeChatCrypto(token, aes_key, app_id)
+            except (binascii.Error, ValueError, AssertionError) as error:
+                raise ValueError("the EncodingAESKey is not valid base64") from error
+
+    def signature(self, *parts: str) -> str:
+        signer = WeChatSigner()
+        signer.add_data(self.token, *parts)
+        return signer.signature
+
+    def check_request(self, args: Mapping[str, str]) -> None:
+        """Checks `signature` (sha1 of the sorted token, timestamp and nonce) and the timestamp's age; 403 if not."""
+        signature, timestamp, nonce = (args.get(name, "") for name in ("signature", "timestamp", "nonce"))
+        if not (signature and timestamp and nonce):
+            raise Rejected(403, "missing signature, timestamp or nonce")
+        if not hmac.compare_digest(self.signature(timestamp, nonce), signature.lower()):
+            raise Rejected(403, "bad signature")
+        try:
+            sent_at = int(timestamp)
+        except ValueError:
+            raise Rejected(403, "bad timestamp") from None
+        if abs(self._now() - sent_at) > self.max_skew_s:
+            raise Rejected(403, "stale timestamp")
+
+    def verify_url(self, args: Mapping[str, str]) -> str:
+        """The server-address check (GET): returns `echostr` once the signature checks out."""
+        self.check_request(args)
+        echostr = args.get("echostr", "")
+        if not echostr:
+            raise Rejected(400, "missing echostr")
+        return echostr
+
+    def open_message(self, body: bytes, args: Mapping[str, str]) -> BaseMessage:
+        """Turns a checked request body into a wechatpy message, decrypting it in safe mode."""
+        outer = safe_parse_xml(body)
+        if args.get("encrypt_type", "raw").lower() == "aes":
+            inner = self.decrypt(outer, args)
+            safe_parse_xml(inner.encode("utf-8"))
+            xml = inner
+        else:
+            xml = body.decode("utf-8")
+        try:
+            message = parse_message(xml)
+            # wechatpy converts fields lazily; touch them here so a garbled field is a 400, not a crash later.
+            valid = isinstance(message.source, str) and bool(message.source) and isinstance(message.type, str)
+            message.id, message.time  # noqa: B018
+        except (KeyError, TypeError, AttributeError, ValueError, ExpatError) as error:
+            raise Rejected(400, f"not a WeChat message ({type(error).__name__})") from None
+        if not valid:
+            raise Rejected(400, "message without FromUserName or MsgType")
+        return message
+
+    def decrypt(self, outer: Mapping[str, Any], args: Mapping[str, str]) -> str:
+        if self.crypto is None:
+            raise Rejected(403, "encrypted message but no EncodingAESKey configured")
+        encrypt = outer.get("Encrypt")
+        msg_signature = args.get("msg_signature", "")
+        if not isinstance(encrypt, str) or not encrypt or not msg_signature:
+            raise Rejected(403, "missing Encrypt or msg_signature")
+        timestamp, nonce = args.get("timestamp", ""), args.get("nonce", "")
+        if not hmac.compare_digest(self.signature(timestamp, nonce, encrypt), msg_signature.lower()):
+            raise Rejected(403, "bad msg_signature")
+        try:
+            return self.crypto.decrypt_message({"Encrypt": encrypt}, msg_signature.lower(), timestamp, nonce)
+        except InvalidSignatureException:
+            raise Rejected(403, "bad msg_signature") from None
+        except InvalidAppIdException:
+            raise Rejected(403, "message for another AppID") from None
+        except Exception as error:  # noqa: BLE001 - any garbage ciphertext is the sender's fault
+            raise Rejected(400, f"cannot decrypt ({type(error).__name__})") from None
+
+    def seal(self, reply_xml: str, args: Mapping[str, str]) -> str:
+        """Encrypts a passive reply when the request was encrypted (same nonce, our own timestamp)."""
+        if self.crypto is None or args.get("encrypt_type", "raw").lower() != "aes":
+            return reply_xml
+        return self.crypto.encrypt_message(reply_xml, args.get("nonce", ""), str(int(self._now())))
+
+
+def safe_parse_xml(body: bytes) -> dict[str, Any]:
+    """Parses a callback body: no DTD at all (WeChat never sends one), entities disabled, a single <xml> root."""
+    if DTD_RE.search(body):
+        raise Rejected(400, "XML with a DTD is not accepted")
+    try:
+        document = xmltodict.parse(body, disable_entities=True)
+    except (ExpatError, ValueError) as error:
+        raise Rejected(400, f"malformed XML ({type(error).__name__})") from None
+    root = document.get("xml") if isinstance(document, dict) else None
+    if not isinstance(root, dict):
+        raise Rejected(400, "XML without an <xml> root")
+    return root
+
+
+@dataclass
+class _Turn:
+    """One Rasa turn shared by WeChat's attempts (retries) of the same message."""
+
+    task: asyncio.Task[RenderedReply]
+    attempts: int = 0
+    pushed: bool = False  # the answer goes (or went) through the customer-service API: attempts answer "success"
+
+
+class WeChatInput(InputChannel):
+    """Rasa input channel for a WeChat Official Account; live when `token` is non-empty."""
+
+    @classmethod
+    def name(cls) -> str:
+        return "wechat"
+
+    @classmethod
+    def from_credentials(cls, credentials: dict[str, Any] | None) -> WeChatInput:
+        credentials = credentials or {}
+
+        def value(key: str) -> str:
+            raw = credentials.get(key)
+            text = "" if raw is None else str(raw).strip()
+            # Rasa expands ${VAR} only in unquoted YAML scalars (and refuses to start when VAR is unset); a quoted
+            # "${VAR}" arrives verbatim. Expand it here, an unset variable meaning "empty", so either form works.
+            placeholder = PLACEHOLDER_RE.fullmatch(text)
+            return os.environ.get(placeholder.group(1), "").strip() if placeholder else text
+
+        app_id, app_secret = value("app_id"), value("app_secret")
+        api = WeChatCustomerServiceApi(app_id, app_secret) if value("token") and app_id and app_secret else None
+        return cls(token=value("token"), app_id=app_id, aes_key=value("aes_key"), app_secret=app_secret, api=api)
+
+    def __init__(
+        self,
+        token: str = "",
+        app_id: str = "",
+        aes_key: str = "",
+        app_secret: str = "",
+        *,
+        api: CustomerServiceApi | None = None,
+        now: Callable[[], float] = time.time,
+        texts: WeChatTexts | None = None,
+        reply_timeout_s: float = 4.0,
+        hold_timeout_s: float = 6.0,
+        max_attempts: int = 3,
+        max_skew_s: float = 300.0,
+        max_body_bytes: int = 64 * 1024,
+        max_text_chars: int = 500,
+        turn_ttl_s: float = 300.0,
+        max_turns: int = 10_000,
+        memory_ttl_s: float = 3600.0,
+        max_memory: int = 50_000,
+    ) -> None:
+        self.app_id = app_id
+        self.app_secret = app_secret
+        self.api = api
+        self._now = now
+        self.texts = texts or load_texts()
+        self.reply_timeout_s = reply_timeout_s
+        self.hold_timeout_s = hold_timeout_s
+        self.max_attempts = max_attempts
+        self.max_body_bytes = max_body_bytes
+        self.max_text_chars = max_text_chars
+        self._turns: TtlCache[str, _Turn] = TtlCache(turn_ttl_s, max_turns, now)
+        self._menus: TtlCache[str, list[str]] = TtlCache(memory_ttl_s, max_memory, now)
+        self._pending: TtlCache[str, list[str]] = TtlCache(memory_ttl_s, max_memory, now)
+        self._part_replies: TtlCache[str, str] = TtlCache(turn_ttl_s, max_turns, now)
+        self._signed_requests: TtlCache[str, str] = TtlCache(2 * max_skew_s, 5 * max_turns, now)
+        self._background: set[asyncio.Task[Any]] = set()
+        # Leave room for the "reply 继续" line when parts are fetched one by one instead of pushed.
+        reserve = 0 if api else utf8_size(self.texts.more_hint) + 2
+        self.chunk_bytes = WECHAT_TEXT_LIMIT_BYTES - reserve
+
+        self.protocol: WeChatProtocol | None = None
+        self.unavailable = ""
+        if not token:
+            self.unavailable = "WeChat channel is off: WECHAT_TOKEN is not set."
+            logger.info("wechat.off: WECHAT_TOKEN is empty; /webhooks/wechat/webhook answers 503")
+            return
+        try:
+            self.protocol = WeChatProtocol(token, app_id, aes_key, max_skew_s=max_skew_s, now=now)
+        except ValueError as error:
+            self.unavailable = "WeChat channel is misconfigured; see the server log."
+            logger.error("wechat.misconfigured: %s; /webhooks/wechat/webhook answers 503", error)
+            return
+        logger.info(
+            "wechat.on: safe mode %s, customer-service API %s",
+            "available" if self.protocol.crypto else "off (no WECHAT_AES_KEY)",
+            "on" if api else "off (no WECHAT_APP_ID/WECHAT_APP_SECRET)",
+        )
+
+    # ---------------------------------------------------------------- HTTP
+
+    def blueprint(self, on_new_message: Callable[[UserMessage], Awaitable[Any]]) -> Blueprint:
+        webhook = Blueprint(f"wechat_webhook_{id(self)}", __name__)
+
+        @webhook.route("/", methods=["GET"])
+        async def health(_: Request) -> HTTPResponse:
+            return response.json({"status": "ok" if self.protocol else "off"})
+
+        @webhook.route("/webhook", methods=["GET"])
+        async def verify(request: Request) -> HTTPResponse:
+            if self.protocol is None:
+                return response.text(self.unavailable, status=503)
+            try:
+                return response.text(self.protocol.verify_url(_args(request)))
+            except Rejected as rejected:
+                return self._refuse(request, rejected)
+
+        @webhook.route("/webhook", methods=["POST"], stream=True)
+        async def receive(request: Request) -> HTTPResponse:
+            if self.protocol is None:
+                return response.text(self.unavailable, status=503)
+            args = _args(request)
+            try:
+                self.protocol.check_request(args)
+                body = await self._read_body(request)
+                self._check_replay(args, body)
+                message = self.protocol.open_message(body, args)
+            except Rejected as rejected:
+                return self._refuse(request, rejected)
+            answer = await self.answer(message, on_new_message)
+            if not answer:
+                return response.text("success")
+            reply = TextReply(message=message, content=answer, time=int(self._now())).render()
+            return response.text(self.protocol.seal(reply, args), content_type="application/xml")
+
+        @webhook.listener("before_server_stop")
+        async def finish_turns(*_: Any) -> None:
+            # Let running turns and their pushes finish on a graceful shutdown (never cut a turn).
+            try:
+                await asyncio.wait_for(self.drain(), SHUTDOWN_GRACE_S)
+            except asyncio.TimeoutError:
+                logger.warning("wechat.shutdown: %d turns or pushes still running", len(self._background))
+
+        @webhook.listener("after_server_stop")
+        async def close_api(*_: Any) -> None:
+            if self.api is not None:
+                await self.api.close()
+
+        return webhook
+
+    async def _read_body(self, request: Request) -> bytes:
+        declared = request.headers.get("content-length", "")
+        if declared.isdigit() and int(declared) > self.max_body_bytes:
+            raise Rejected(413, "body too large")
+        body = bytearray()
+        while True:
+            chunk = await request.stream.read()
+            if chunk is None:
+                break
+            body += chunk
+            if len(body) > self.max_body_bytes:
+                raise Rejected(413, "body too large")
+        return bytes(body)
+
+    def _check_replay(self, args: Mapping[str, str], body: bytes) -> None:
+        """In plaintext mode `signature` covers only token, timestamp and nonce, not the body: within the timestamp
+        window, a captured query could carry a forged body. A signed query is accepted again only with the same body
+        (a retry of the same message). In safe mode `msg_signature` covers the encrypted body already."""
+        if args.get("encrypt_type", "raw").lower() == "aes":
+            return
+        key = f"{args.get('timestamp')}:{args.get('nonce')}:{args.get('signature')}"
+        digest = hashlib.sha256(body).hexdigest()
+        seen = self._signed_requests.get(key)
+        if seen is not None and seen != digest:
+            raise Rejected(403, "signature replayed with another body")
+        self._signed_requests.put(key, digest)
+
+    def _refuse(self, request: Request, rejected: Rejected) -> HTTPResponse:
+        logger.warning("wechat.rejected %s: %s (from %s)", rejected.status, rejected.reason, request.ip)
+        return response.text(rejected.reason, status=rejected.status)
+
+    # ---------------------------------------------------------------- conversation
+
+    async def answer(
+        self, message: BaseMessage, on_new_message: Callable[[UserMessage], Awaitable[Any]]
+    ) -> str | None:
+        """The passive reply for one checked message, or None for "success" (nothing to say, or pushed later)."""
+        openid = str(message.source)
+        if message.type == "event":
+            event = str(getattr(message, "event", "")).lower()
+            if event in SUBSCRIBE_EVENTS:
+                key = f"event:{openid}:{message.time}:{event}"
+                return await self._converse(key, openid, GREET_PAYLOAD, on_new_message, message)
+            if event == "unsubscribe":
+                self._menus.pop(openid)
+                self._pending.pop(openid)
+            return None
+        if message.type != "text":
+            return self.texts.ask_for_text
+        content = getattr(message, "content", "")
+        text = content.strip() if isinstance(content, str) else ""
+        key = f"msg:{message.id}" if message.id else f"text:{openid}:{message.time}"
+        if text in self.texts.more_keywords:
+            earlier = self._part_replies.get(key)  # a retry of "继续" gets the same part, not the one after
+            if earlier is not None:
+                return earlier
+            pending = self._pending.pop(openid)
+            if pending:
+                part = self._passive_parts(openid, pending)
+                self._part_replies.put(key, part)
+                return part
+        if len(text) > self.max_text_chars:
+            return self.texts.too_long.format(max_chars=self.max_text_chars)
+        payload = parse_menu_choice(text, self._menus.get(openid) or [])
+        # Typed text never reaches Rasa as "/intent{…}": that is reserved for menu payloads (and WeChat's own emoji
+        # codes such as "/::)" start with a slash too).
+        to_rasa = payload or text.lstrip("/").strip()
+        if not to_rasa:
+            return self.texts.ask_for_text
+        return await self._converse(key, openid, to_rasa, on_new_message, message)
+
+    async def _converse(
+        self,
+        key: str,
+        openid: str,
+        text: str,
+        on_new_message: Callable[[UserMessage], Awaitable[Any]],
+        message: BaseMessage,
+    ) -> str | None:
+        turn = self._turns.get(key)
+        if turn is None:
+            metadata = {"wechat": {"msg_id": str(message.id or ""), "msg_type": message.type}}
+            task = asyncio.create_task(self._run_turn(openid, text, metadata, on_new_message))
+            self._keep(task)
+            turn = _Turn(task=task)
+            self._turns.put(key, turn)
+        else:
+            logger.info("wechat.retry %s for %s", key, short_id(openid))
+        turn.attempts += 1
+        if turn.pushed:
+            return None
+        last_chance = self.api is not None or turn.attempts >= self.max_attempts
+        timeout = self.reply_timeout_s if last_chance else self.hold_timeout_s
+        try:
+            await asyncio.wait_for(asyncio.shield(turn.task), timeout)
+        except asyncio.TimeoutError:
+            self._too_slow(turn, openid, key)
+            return None
+        except asyncio.CancelledError:  # WeChat hung up; the turn goes on
+            self._too_slow(turn, openid, key)
+            raise
+        except Exception:  # noqa: BLE001 - logged once in _run_turn
+            return self.texts.sorry
+        if turn.pushed:  # another attempt gave up waiting and handed the answer to the API meanwhile
+            return None
+        chunks = turn.task.result().chunks
+        if len(chunks) <= 1:
+            return chunks[0] if chunks else None
+        if self.api is not None:
+            self._push(turn, openid)
+            return None
+        return self._passive_parts(openid, chunks)
+
+    async def _run_turn(
+        self,
+        openid: str,
+        text: str,
+        metadata: dict[str, Any],
+        on_new_message: Callable[[UserMessage], Awaitable[Any]],
+    ) -> RenderedReply:
+        collector = CollectingOutputChannel()
+        started = time.monotonic()
+        try:
+            await on_new_message(
+                UserMessage(text, collector, openid, input_channel=self.name(), metadata=metadata)
+            )
+        except Exception:
+            logger.exception("wechat.turn_failed for %s", short_id(openid))
+            raise
+        rendered = render_wechat(collector.messages, max_bytes=self.chunk_bytes, texts=self.texts)
+        if collector.messages:  # the newest answer decides what "1" means from now on
+            if rendered.menu:
+                self._menus.put(openid, rendered.menu)
+            else:
+                self._menus.pop(openid)
+            self._pending.pop(openid)
+        logger.debug(
+            "wechat.turn %s: %.0f ms, %d parts, menu of %d",
+            short_id(openid), (time.monotonic() - started) * 1000, len(rendered.chunks), len(rendered.menu),
+        )
+        return rendered
+
+    def _too_slow(self, turn: _Turn, openid: str, key: str) -> None:
+        if self.api is not None:
+            self._push(turn, openid)
+        elif turn.attempts >= self.max_attempts:
+            logger.warning("wechat.answer_lost %s: no answer after %d attempts and no API", key, turn.attempts)
+        else:
+            logger.info("wechat.hold %s: attempt %d timed out; WeChat will retry", key, turn.attempts)
+
+    def _push(self, turn: _Turn, openid: str) -> None:
+        if turn.pushed:
+            return
+        turn.pushed = True
+        self._keep(asyncio.create_task(self._deliver(turn, openid)))
+
+    async def _deliver(self, turn: _Turn, openid: str) -> None:
+        assert self.api is not None
+        try:
+            chunks = (await asyncio.shield(turn.task)).chunks
+        except Exception:  # noqa: BLE001 - logged in _run_turn
+            chunks = [self.texts.sorry]
+        try:
+            for chunk in chunks:
+                await self.api.send_text(openid, chunk)
+        except CustomerServiceError as error:
+            logger.error("wechat.push_failed for %s: %s", short_id(openid), mask_phones(str(error)))
+
+    def _passive_parts(self, openid: str, chunks: list[str]) -> str:
+        """First part now; the rest waits for "继续"."""
+        if len(chunks) > 1:
+            self._pending.put(openid, chunks[1:])
+            return f"{chunks[0]}\n\n{self.texts.more_hint}"
+        return chunks[0]
+
+    def _keep(self, task: asyncio.Task[Any]) -> None:
+        # The event loop holds tasks weakly; keep them alive until they finish.
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+        task.add_done_callback(_consume_exception)
+
+    async def drain(self) -> None:
+        """Waits for running turns and pushes (tests, and a graceful shutdown)."""
+        while self._background:
+            await asyncio.gather(*list(self._background), return_exceptions=True)
+
+
+def _consume_exception(task: asyncio.Task[Any]) -> None:
+    # A failed turn is logged in _run_turn and answered with `sorry`; mark it retrieved so asyncio does not warn.
+    if not task.cancelled():
+        task.exception()
+
+
+def _args(request: Request) -> dict[str, str]:
+    return {name: values[0] for name, values in request.args.items() if values}
