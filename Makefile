@@ -41,8 +41,8 @@ $(SPACY_DIR)/meta.json: $(STAMP) weiquan/nlu/spacy_pipeline.py weiquan/nlu/rule_
 setup: $(STAMP) $(SPACY_DIR)/meta.json ## create .venv (Python 3.10), install pinned packages, build the spaCy rule pipeline
 
 browser: ## install Debian's Chromium and CJK fonts for the browser tests (needs root)
-	@command -v chromium >/dev/null && fc-list | grep -qi 'noto.*cjk' || \
-	  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium fonts-noto-cjk >/dev/null; }
+	@command -v chromium >/dev/null && fc-list | grep -qi 'noto.*cjk' && fc-list | grep -qi 'color.*emoji' || \
+	  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium fonts-noto-cjk fonts-noto-color-emoji >/dev/null; }
 
 train: setup ## train the model (Rasa skips it when data, domain and config are unchanged)
 	$(RASA) train --quiet --fixed-model-name weiquan

@@ -1,0 +1,300 @@
+"""Socket.io channel for the web widget: Rasa's channel, fixed and guarded.
+
+Rasa 3.6.21's `SocketIOInput` has three problems for us:
+
+* it calls `sio.enter_room()` without `await`; from python-socketio 5.10 that is a coroutine, so with
+  `session_persistence: true` the socket never joins its session's room and bot replies silently never arrive
+  (rasa#13027). We await it when it is awaitable, so this works on the pinned 5.9.0 and on later versions;
+* it accepts any origin (`cors_allowed_origins=[]`) and any message size (engine.io's 1 MB frame limit aside);
+* its output channel splits text on blank lines and sends `custom` as a separate (and malformed) event, while the
+  widget needs each bot message whole: one `bot_uttered` carrying `text`, `quick_replies` and `custom` together.
+
+Security choices: the page's Origin must be one of the configured exact origins (no patterns, no `*`); a request
+without an Origin header (a non-browser client, which could forge one anyway) is let through. A socket talks for the
+session it confirmed with `session_request`, not for whatever `session_id` a later message names. User text is never
+logged here.
+"""
+
+from __future__ import annotations
+
+import inspect
+import json
+import logging
+import os
+import re
+import uuid
+from collections.abc import Awaitable, Callable, Iterable
+from typing import Any
+
+import rasa.core.channels.channel
+from rasa.core.channels.channel import InputChannel, OutputChannel, UserMessage
+from rasa.core.channels.socketio import SocketBlueprint, SocketIOInput, SocketIOOutput
+from sanic import Blueprint, response
+from sanic.request import Request
+from sanic.response import HTTPResponse
+from socketio import AsyncServer
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_ALLOWED_ORIGINS = ("http://localhost:8080", "http://127.0.0.1:8080")
+DEFAULT_MAX_MESSAGE_CHARS = 500
+# engine.io drops a connection whose frame exceeds this; far above any message under the character cap
+# (500 characters are at most ~3 kB of JSON), far below engine.io's 1 MB default.
+MAX_FRAME_BYTES = 64 * 1024
+SESSION_ID_PATTERN = re.compile(r"[A-Za-z0-9_-]{8,64}")
+ORIGIN_PATTERN = re.compile(r"https?://[a-z0-9.\-\[\]:]+")
+
+# What the widget shows instead of forwarding a message Rasa should not see.
+REPLY_TOO_LONG = (
+    "这条消息有点长（最多 {limit} 个字）。请分几次发送，或者先说最要紧的：在哪个平台买的、"
+    "交易成功多少天、卖家做了什么。"
+)
+REPLY_EMPTY = "好像没有收到内容，请输入你遇到的问题。"
+REPLY_MALFORMED = "抱歉，这条消息没能读懂。请刷新页面后再试一次。"
+REPLY_NO_SESSION = "连接还没准备好，请稍等片刻或刷新页面后再发送。"
+
+
+def parse_origins(value: Any) -> frozenset[str]:
+    """Exact origins from a space- or comma-separated string (or a list); empty means the local demo page."""
+    if isinstance(value, str):
+        # Rasa expands ${VAR} only in unquoted YAML scalars; a quoted "${VAR}" arrives here as written.
+        items = re.split(r"[\s,]+", os.path.expandvars(value))
+    elif isinstance(value, Iterable):
+        items = [str(item) for item in value]
+    else:
+        items = []
+    origins = {item.strip().rstrip("/").lower() for item in items if item and item.strip()}
+    bad = sorted(origin for origin in origins if not ORIGIN_PATTERN.fullmatch(origin))
+    if bad:
+        raise ValueError(
+            f"allowed_origins must list exact origins like http://localhost:8080 (no paths, patterns or '*'): {bad}"
+        )
+    return frozenset(origins) if origins else frozenset(DEFAULT_ALLOWED_ORIGINS)
+
+
+def is_valid_session_id(value: Any) -> bool:
+    return isinstance(value, str) and SESSION_ID_PATTERN.fullmatch(value) is not None
+
+
+async def _maybe_await(result: Any) -> None:
+    """python-socketio < 5.10 returns None from enter_room/leave_room, later versions a coroutine (rasa#13027)."""
+    if inspect.isawaitable(result):
+        await result
+
+
+def widget_payload(message: dict[str, Any]) -> dict[str, Any] | None:
+    """One bot message as the widget receives it: text, quick replies and custom data kept together."""
+    payload: dict[str, Any] = {}
+    if message.get("text"):
+        payload["text"] = message["text"]
+    buttons = message.get("quick_replies") or message.get("buttons") or []
+    if buttons:
+        payload["quick_replies"] = [
+            {"content_type": "text", "title": button.get("title", ""), "payload": button.get("payload", "")}
+            for button in buttons
+        ]
+    if message.get("custom"):
+        payload["custom"] = message["custom"]
+    if message.get("image"):
+        payload["attachment"] = {"type": "image", "payload": {"src": message["image"]}}
+    elif message.get("attachment"):
+        payload["attachment"] = message["attachment"]
+    elif message.get("elements"):
+        payload["attachment"] = {
+            "type": "template",
+            "payload": {"template_type": "generic", "elements": message["elements"]},
+        }
+    return payload or None
+
+
+class WidgetSocketIOOutput(SocketIOOutput):
+    """Emits exactly one `bot_uttered` per bot message (Rasa's splits text and mangles custom JSON)."""
+
+    def __init__(self, sio: AsyncServer, bot_message_evt: str, namespace: str | None = None) -> None:
+        super().__init__(sio, bot_message_evt)
+        self.namespace = namespace
+
+    async def _send_message(self, socket_id: str, response: Any) -> None:
+        await self.sio.emit(self.bot_message_evt, response, room=socket_id, namespace=self.namespace)
+
+    async def send_response(self, recipient_id: str, message: dict[str, Any]) -> None:
+        payload = widget_payload(message)
+        if payload:
+            await self._send_message(recipient_id, payload)
+
+    async def send_text_message(self, recipient_id: str, text: str, **kwargs: Any) -> None:
+        await self.send_response(recipient_id, {"text": text})
+
+    async def send_text_with_buttons(
+        self, recipient_id: str, text: str, buttons: list[dict[str, Any]], **kwargs: Any
+    ) -> None:
+        await self.send_response(recipient_id, {"text": text, "buttons": buttons})
+
+    async def send_quick_replies(
+        self, recipient_id: str, text: str, quick_replies: list[dict[str, Any]], **kwargs: Any
+    ) -> None:
+        await self.send_response(recipient_id, {"text": text, "quick_replies": quick_replies})
+
+    async def send_custom_json(self, recipient_id: str, json_message: dict[str, Any], **kwargs: Any) -> None:
+        await self.send_response(recipient_id, {"custom": json_message})
+
+
+class WidgetSocketIOInput(SocketIOInput):
+    """Rasa's socket.io input channel with awaited rooms, an origin allowlist and a message length cap."""
+
+    @classmethod
+    def from_credentials(cls, credentials: dict[str, Any] | None) -> InputChannel:
+        credentials = credentials or {}
+        return cls(
+            user_message_evt=credentials.get("user_message_evt", "user_uttered"),
+            bot_message_evt=credentials.get("bot_message_evt", "bot_uttered"),
+            namespace=credentials.get("namespace"),
+            session_persistence=credentials.get("session_persistence", False),
+            socketio_path=credentials.get("socketio_path", "/socket.io"),
+            jwt_key=credentials.get("jwt_key"),
+            jwt_method=credentials.get("jwt_method", "HS256"),
+            metadata_key=credentials.get("metadata_key", "metadata"),
+            allowed_origins=credentials.get("allowed_origins"),
+            max_message_chars=int(credentials.get("max_message_chars") or DEFAULT_MAX_MESSAGE_CHARS),
+        )
+
+    def __init__(
+        self,
+        user_message_evt: str = "user_uttered",
+        bot_message_evt: str = "bot_uttered",
+        namespace: str | None = None,
+        session_persistence: bool = False,
+        socketio_path: str | None = "/socket.io",
+        jwt_key: str | None = None,
+        jwt_method: str | None = "HS256",
+        metadata_key: str | None = "metadata",
+        allowed_origins: Any = None,
+        max_message_chars: int = DEFAULT_MAX_MESSAGE_CHARS,
+    ) -> None:
+        super().__init__(
+            user_message_evt,
+            bot_message_evt,
+            namespace,
+            session_persistence,
+            socketio_path,
+            jwt_key,
+            jwt_method,
+            metadata_key,
+        )
+        self.allowed_origins = parse_origins(allowed_origins)
+        if max_message_chars < 1:
+            raise ValueError("max_message_chars must be positive")
+        self.max_message_chars = max_message_chars
+
+    def origin_allowed(self, origin: str | None, environ: dict | None = None) -> bool:
+        """Engine.io calls this for every request that carries an Origin header (and to set CORS headers)."""
+        return bool(origin) and origin.rstrip("/").lower() in self.allowed_origins
+
+    def get_output_channel(self) -> OutputChannel | None:
+        if self.sio is None:
+            return super().get_output_channel()  # warns, returns None
+        return WidgetSocketIOOutput(self.sio, self.bot_message_evt, self.namespace)
+
+    def blueprint(self, on_new_message: Callable[[UserMessage], Awaitable[Any]]) -> Blueprint:
+        # Engine.io answers a request from a foreign origin with 400 before any socket.io event, and sends CORS
+        # headers only to allowed origins, so polling works cross-origin without opening CORS to everyone.
+        sio = AsyncServer(
+            async_mode="sanic", cors_allowed_origins=self.origin_allowed, max_http_buffer_size=MAX_FRAME_BYTES
+        )
+        socketio_webhook = SocketBlueprint(sio, self.socketio_path, "socketio_webhook", __name__)
+        self.sio = sio
+        namespace = self.namespace
+
+        async def reply(sid: str, text: str) -> None:
+            await sio.emit(self.bot_message_evt, {"text": text}, room=sid, namespace=namespace)
+
+        async def join_session(sid: str, session_id: str) -> None:
+            session = await sio.get_session(sid, namespace=namespace)
+            previous = session.get("session_id")
+            if self.session_persistence:
+                if previous and previous != session_id:
+                    await _maybe_await(sio.leave_room(sid, previous, namespace=namespace))
+                await _maybe_await(sio.enter_room(sid, session_id, namespace=namespace))
+            session["session_id"] = session_id
+            await sio.save_session(sid, session, namespace=namespace)
+
+        @socketio_webhook.route("/", methods=["GET"])
+        async def health(_: Request) -> HTTPResponse:
+            return response.json({"status": "ok"})
+
+        @sio.on("connect", namespace=namespace)
+        async def connect(sid: str, environ: dict, auth: dict | None = None) -> bool:
+            origin = environ.get("HTTP_ORIGIN")
+            if origin and not self.origin_allowed(origin):
+                logger.warning("Refused a socket.io connection from origin %s.", origin)
+                return False
+            if self.jwt_key:
+                token = auth.get("token") if isinstance(auth, dict) else None
+                payload = (
+                    rasa.core.channels.channel.decode_bearer_token(token, self.jwt_key, self.jwt_algorithm)
+                    if token
+                    else None
+                )
+                if not payload:
+                    return False
+            logger.debug("User %s connected to the socket.io endpoint.", sid)
+            return True
+
+        @sio.on("disconnect", namespace=namespace)
+        async def disconnect(sid: str) -> None:
+            logger.debug("User %s disconnected from the socket.io endpoint.", sid)
+
+        @sio.on("session_request", namespace=namespace)
+        async def session_request(sid: str, data: Any = None) -> None:
+            requested = data.get("session_id") if isinstance(data, dict) else None
+            session_id = requested if is_valid_session_id(requested) else uuid.uuid4().hex
+            await join_session(sid, session_id)
+            await sio.emit("session_confirm", session_id, room=sid, namespace=namespace)
+
+        @sio.on(self.user_message_evt, namespace=namespace)
+        async def handle_message(sid: str, data: Any = None) -> None:
+            if not isinstance(data, dict) or not isinstance(data.get("message"), str):
+                await reply(sid, REPLY_MALFORMED)
+                return
+            text = data["message"]
+            if not text.strip():
+                await reply(sid, REPLY_EMPTY)
+                return
+            if len(text) > self.max_message_chars:
+                logger.info("Refused a %d-character message from %s.", len(text), sid)
+                await reply(sid, REPLY_TOO_LONG.format(limit=self.max_message_chars))
+                return
+
+            if self.session_persistence:
+                session = await sio.get_session(sid, namespace=namespace)
+                sender_id = session.get("session_id")
+                if not sender_id:
+                    # A client that skipped session_request (Rasa's stock channel allows this): adopt its id.
+                    if not is_valid_session_id(data.get("session_id")):
+                        await reply(sid, REPLY_NO_SESSION)
+                        return
+                    sender_id = data["session_id"]
+                    await join_session(sid, sender_id)
+            else:
+                sender_id = sid
+
+            metadata = data.get(self.metadata_key) or {}
+            if isinstance(metadata, str):
+                try:
+                    metadata = json.loads(metadata)
+                except ValueError:
+                    metadata = {}
+            if not isinstance(metadata, dict):
+                metadata = {}
+
+            await on_new_message(
+                UserMessage(
+                    text,
+                    WidgetSocketIOOutput(sio, self.bot_message_evt, namespace),
+                    sender_id,
+                    input_channel=self.name(),
+                    metadata=metadata,
+                )
+            )
+
+        return socketio_webhook
