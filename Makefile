@@ -45,7 +45,9 @@ browser: ## install Debian's Chromium and CJK fonts for the browser tests (needs
 	  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium fonts-noto-cjk fonts-noto-color-emoji >/dev/null; }
 
 train: setup ## train the model (Rasa skips it when data, domain and config are unchanged)
-	$(RASA) train --quiet --fixed-model-name weiquan
+	@# Rasa does not fingerprint the jieba dictionary folder: retrain by force when it is newer than the model.
+	@force=; [ -f models/weiquan.tar.gz ] && [ -n "$$(find data/dictionary -newer models/weiquan.tar.gz)" ] && force=--force; \
+	echo "$(RASA) train --quiet --fixed-model-name weiquan $$force"; $(RASA) train --quiet --fixed-model-name weiquan $$force
 
 run: train ## start the action server, the Rasa server and the widget page; Ctrl-C stops all
 	@mkdir -p var
@@ -92,7 +94,7 @@ screenshots: train browser ## desktop and mobile PNGs of the widget into docs/sc
 	$(PY) scripts/screenshots.py
 
 lint: setup ## ruff
-	$(VENV)/bin/ruff check weiquan actions scripts tests
+	$(VENV)/bin/ruff check weiquan actions scripts tests bench
 
 clean: ## remove models, build output and local conversation data (keeps .venv)
 	rm -rf models/*.tar.gz build var results .pytest_cache

@@ -62,6 +62,8 @@ class Bot:
     rasa_port: int = field(default_factory=free_port)
     action_port: int = field(default_factory=free_port)
     widget_port: int = field(default_factory=free_port)  # reserved for the widget page, allowed as an origin
+    endpoints: Path | None = None  # default: SQLite in workdir; give endpoints.production.yml to test PostgreSQL/Redis
+    extra_env: dict[str, str] = field(default_factory=dict)
     procs: dict[str, subprocess.Popen] = field(default_factory=dict)
 
     @property
@@ -82,9 +84,13 @@ class Bot:
             "WECHAT_APP_SECRET": WECHAT_APP_SECRET,
             "WIDGET_ALLOWED_ORIGINS": origins,
             "PYTHONPATH": str(ROOT),
+            "ACTION_ENDPOINT_URL": f"http://127.0.0.1:{self.action_port}/webhook",
+            **self.extra_env,
         }
 
     def write_endpoints(self) -> Path:
+        if self.endpoints is not None:
+            return self.endpoints
         path = self.workdir / "endpoints.yml"
         path.write_text(
             f'action_endpoint:\n  url: "http://127.0.0.1:{self.action_port}/webhook"\n'
@@ -126,11 +132,16 @@ class Bot:
         return (self.workdir / f"{name}.log").read_text(encoding="utf-8", errors="replace")
 
 
+def running_bot(bot: Bot) -> Iterator[Bot]:
+    try:
+        bot.start_actions()
+        bot.start_rasa()
+        yield bot
+    finally:
+        for name in list(bot.procs):
+            bot.stop(name)
+
+
 @pytest.fixture(scope="session")
 def bot(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Bot]:
-    running = Bot(workdir=tmp_path_factory.mktemp("bot"))
-    running.start_actions()
-    running.start_rasa()
-    yield running
-    for name in list(running.procs):
-        running.stop(name)
+    yield from running_bot(Bot(workdir=tmp_path_factory.mktemp("bot")))

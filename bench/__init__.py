@@ -1,0 +1,1 @@
+"""Benchmarks and their shared evaluation helpers (not used by the bot)."""

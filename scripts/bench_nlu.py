@@ -1,0 +1,517 @@
+"""NLU benchmark: our pipeline against plain Rasa and a keyword table, side by side (`make bench-nlu`).
+
+  (a) ours      config.yml as it is (normaliser, jieba dictionary, char n-grams, synonyms, rules, fallback, guard)
+  (b) plain     bench/config_plain.yml: JiebaTokenizer + CountVectorsFeaturizer + DIETClassifier at defaults,
+                epochs and random_seed copied from (a)
+  (c) keywords  bench/keyword_baseline.py, a hand-written table
+
+For each: intent accuracy and macro-F1 on tests/data/nlu_heldout.yml, per-intent F1, safety recall/precision on
+tests/data/safety_set.yml (positive class report_safety_threat), entity F1 (micro over entity+value) on the held-out
+annotations, k-fold cross-validated macro-F1 on data/nlu, training time and in-process parse time per message.
+Writes reports/nlu_benchmark.md and reports/nlu_confusion.png; the LAST line printed is a JSON summary.
+
+Each model variant is trained and evaluated in its own Python process: jieba keeps user dictionaries in global state,
+so (b) must not inherit the dictionary (a) loaded, and each gets a clean TensorFlow. The training cache is off so that
+training times are real.
+
+    .venv/bin/python scripts/bench_nlu.py [--quick] [--folds N] [--variants a,b,c] [--config C] [--nlu D]
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from bench import nlu_eval  # noqa: E402
+from bench.keyword_baseline import KeywordClassifier  # noqa: E402
+
+CONFIG_OURS = ROOT / "config.yml"
+CONFIG_PLAIN = ROOT / "bench" / "config_plain.yml"
+REPORT_DIR = ROOT / "reports"
+NORMALIZER = "weiquan.nlu.normalizer.ChineseTextNormalizer"
+QUICK_EPOCHS = 5
+WARMUP = 10
+CV_SEED = 2013
+LABELS = {"a": "(a) ours", "b": "(b) plain DIET", "c": "(c) keywords"}
+
+
+def log(message: str) -> None:
+    print(f"[bench-nlu {time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
+
+
+# ---------------------------------------------------------------- configs
+def read_yaml(path: Path) -> dict[str, Any]:
+    import yaml
+
+    return yaml.safe_load(path.read_text(encoding="utf-8"))
+
+
+def diet_settings(config: dict[str, Any]) -> dict[str, Any]:
+    for component in config.get("pipeline") or []:
+        if component.get("name") == "DIETClassifier":
+            return {key: component[key] for key in ("epochs", "random_seed") if key in component}
+    return {}
+
+
+def prepared_config(variant: str, ours_path: Path, quick: bool, workdir: Path) -> Path:
+    """The config a variant trains with: (b) takes (a)'s DIET epochs and seed; --quick cuts every epochs setting."""
+    import yaml
+
+    config = read_yaml(ours_path if variant == "a" else CONFIG_PLAIN)
+    ours = diet_settings(read_yaml(ours_path))
+    for component in config.get("pipeline") or []:
+        if variant == "b" and component.get("name") == "DIETClassifier":
+            component.update(ours)
+        if quick and "epochs" in component:
+            component["epochs"] = QUICK_EPOCHS
+    config.pop("policies", None)  # NLU only
+    path = workdir / f"config_{variant}.yml"
+    path.write_text(yaml.safe_dump(config, allow_unicode=True, sort_keys=False), encoding="utf-8")
+    return path
+
+
+def pipeline_names(config_path: Path) -> list[str]:
+    return [c.get("name", "?") for c in read_yaml(config_path).get("pipeline") or []]
+
+
+# ---------------------------------------------------------------- evaluation of one predictor
+def evaluate(
+    heldout: list[nlu_eval.Example],
+    held_pred: list[nlu_eval.Prediction],
+    safety: list[nlu_eval.Example],
+    safety_pred: list[nlu_eval.Prediction],
+    seconds: list[float],
+) -> dict[str, Any]:
+    gold = [e.intent for e in heldout]
+    predicted = [p.intent for p in held_pred]
+    entity_types = sorted({name for e in heldout for name, _ in e.entities})
+    safety_gold = [e.intent for e in safety]
+    result = {
+        "intent": nlu_eval.intent_metrics(gold, predicted),
+        "safety": nlu_eval.safety_metrics(safety_gold, [p.intent for p in safety_pred]),
+        "safety_before_guard": nlu_eval.safety_metrics(safety_gold, [p.intent_before_guard for p in safety_pred]),
+        "heldout_before_guard": nlu_eval.intent_metrics(gold, [p.intent_before_guard for p in held_pred]),
+        "entities": nlu_eval.entity_metrics(
+            [e.entities for e in heldout], [p.entities for p in held_pred], entity_types
+        ),
+        "entity_types": entity_types,
+        "latency": nlu_eval.latency(seconds),
+        "fallbacks": sum(1 for p in predicted if p == "nlu_fallback"),
+        "confusions": nlu_eval.confusions(gold, predicted, top=12),
+        "gold": gold,
+        "predicted": predicted,
+        "errors": nlu_eval.errors(heldout, held_pred, limit=40),
+        "safety_missed": [
+            e.text for e, p in zip(safety, safety_pred, strict=True) if e.intent == nlu_eval.SAFETY_INTENT != p.intent
+        ],
+        "safety_false_alarms": [
+            e.text for e, p in zip(safety, safety_pred, strict=True) if p.intent == nlu_eval.SAFETY_INTENT != e.intent
+        ],
+    }
+    return result
+
+
+def folds(examples: list[Any], labels: list[str], n: int) -> list[tuple[list[int], list[int]]]:
+    from sklearn.model_selection import StratifiedKFold
+
+    splitter = StratifiedKFold(n_splits=n, shuffle=True, random_state=CV_SEED)
+    return [(list(train), list(test)) for train, test in splitter.split(examples, labels)]
+
+
+# ---------------------------------------------------------------- model variants (run in a child process)
+def train(config_path: Path, nlu_path: Path, out_dir: Path, name: str) -> tuple[Path, float]:
+    from rasa.model_training import train_nlu
+
+    started = time.perf_counter()
+    result = train_nlu(config=str(config_path), nlu_data=str(nlu_path), output=str(out_dir), fixed_model_name=name)
+    elapsed = time.perf_counter() - started
+    model = getattr(result, "model", result)
+    if not model:
+        raise RuntimeError(f"training {config_path.name} on {nlu_path} produced no model")
+    return Path(model), elapsed
+
+
+def run_worker(args: argparse.Namespace) -> None:
+    variant = args.worker
+    with tempfile.TemporaryDirectory(prefix=f"bench_nlu_{variant}_") as tmp:
+        workdir = Path(tmp)
+        config_path = prepared_config(variant, args.config, args.quick, workdir)
+        heldout = nlu_eval.load_examples(args.heldout)
+        safety = nlu_eval.load_examples(args.safety)
+
+        log(f"{variant}: training on {args.nlu}")
+        model, train_seconds = train(config_path, args.nlu, workdir, f"bench_{variant}")
+        log(f"{variant}: trained in {train_seconds:.0f} s; parsing")
+        agent = nlu_eval.load_agent(model)
+        texts = [e.text for e in heldout]
+        held_pred, seconds = nlu_eval.parse_texts(agent, texts, warmup=WARMUP)
+        safety_pred, _ = nlu_eval.parse_texts(agent, [e.text for e in safety])
+        result = evaluate(heldout, held_pred, safety, safety_pred, seconds)
+        result["train_seconds"] = train_seconds
+        result["pipeline"] = pipeline_names(config_path)
+        result["diet"] = diet_settings(read_yaml(config_path))
+        del agent
+
+        result["cv"] = cross_validate_model(config_path, args.nlu, args.folds, workdir) if args.folds > 1 else None
+    Path(args.result).write_text(json.dumps(result, ensure_ascii=False), encoding="utf-8")
+
+
+def cross_validate_model(config_path: Path, nlu_path: Path, n: int, workdir: Path) -> dict[str, Any]:
+    from rasa.shared.nlu.training_data.formats.rasa_yaml import RasaYAMLWriter
+    from rasa.shared.nlu.training_data.training_data import TrainingData
+
+    data = nlu_eval.load_training_data(nlu_path)
+    messages = data.intent_examples
+    examples = nlu_eval.examples_from(data)
+    scores = []
+    for i, (train_idx, test_idx) in enumerate(folds(messages, [e.intent for e in examples], n)):
+        fold_dir = workdir / f"fold{i}"
+        fold_dir.mkdir()
+        train_data = TrainingData(
+            training_examples=[messages[k] for k in train_idx],
+            entity_synonyms=data.entity_synonyms,
+            regex_features=data.regex_features,
+            lookup_tables=data.lookup_tables,
+        )
+        RasaYAMLWriter().dump(fold_dir / "nlu.yml", train_data)
+        log(f"cv fold {i + 1}/{n}: training on {len(train_idx)} examples")
+        model, _ = train(config_path, fold_dir, fold_dir, f"fold{i}")
+        agent = nlu_eval.load_agent(model)
+        test = [examples[k] for k in test_idx]
+        predicted, _ = nlu_eval.parse_texts(agent, [e.text for e in test])
+        del agent
+        score = nlu_eval.intent_metrics([e.intent for e in test], [p.intent for p in predicted])["macro_f1"]
+        log(f"cv fold {i + 1}/{n}: macro-F1 {score:.3f}")
+        scores.append(score)
+    return {"folds": n, "macro_f1": scores, "mean": statistics.fmean(scores), "sd": statistics.pstdev(scores)}
+
+
+def run_model_variant(variant: str, args: argparse.Namespace, logdir: Path) -> dict[str, Any]:
+    result_path = logdir / f"result_{variant}.json"
+    log_path = logdir / f"worker_{variant}.log"
+    command = [
+        sys.executable, str(Path(__file__).resolve()), "--worker", variant, "--result", str(result_path),
+        "--nlu", str(args.nlu), "--heldout", str(args.heldout), "--safety", str(args.safety),
+        "--folds", str(args.folds), "--config", str(args.config),
+    ] + (["--quick"] if args.quick else [])
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(ROOT),
+        "RASA_MAX_CACHE_SIZE": "0",  # no training cache: honest training times, nothing written to .rasa/
+        "RASA_TELEMETRY_ENABLED": "false",
+        "TF_CPP_MIN_LOG_LEVEL": "2",
+        "SQLALCHEMY_SILENCE_UBER_WARNING": "1",
+    }
+    log(f"{LABELS[variant]}: worker started, log in {log_path}")
+    with open(log_path, "wb") as out:
+        proc = subprocess.run(command, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT, check=False)
+    if proc.returncode != 0 or not result_path.exists():
+        tail = log_path.read_text(encoding="utf-8", errors="replace").splitlines()[-40:]
+        raise RuntimeError(f"{LABELS[variant]} failed (exit {proc.returncode}):\n" + "\n".join(tail))
+    return json.loads(result_path.read_text(encoding="utf-8"))
+
+
+# ---------------------------------------------------------------- keyword baseline (in this process)
+def run_keywords(args: argparse.Namespace) -> dict[str, Any]:
+    classifier = KeywordClassifier()
+    heldout = nlu_eval.load_examples(args.heldout)
+    safety = nlu_eval.load_examples(args.safety)
+
+    def predict(texts: list[str]) -> tuple[list[nlu_eval.Prediction], list[float]]:
+        for text in texts[:WARMUP]:
+            classifier.parse(text)
+        predictions, seconds = [], []
+        for text in texts:
+            started = time.perf_counter()
+            parse = classifier.parse(text)
+            seconds.append(time.perf_counter() - started)
+            predictions.append(nlu_eval.to_prediction(parse))
+        return predictions, seconds
+
+    held_pred, seconds = predict([e.text for e in heldout])
+    safety_pred, _ = predict([e.text for e in safety])
+    result = evaluate(heldout, held_pred, safety, safety_pred, seconds)
+    result["train_seconds"] = 0.0
+    result["pipeline"] = ["keyword table (bench/keyword_baseline.py)"]
+    result["cv"] = None
+    if args.folds > 1:  # nothing is learned, so each fold only scores the table on that fold's examples
+        examples = nlu_eval.load_examples(args.nlu)
+        scores = []
+        for _, test_idx in folds(examples, [e.intent for e in examples], args.folds):
+            test = [examples[k] for k in test_idx]
+            predicted = [classifier.classify(e.text) for e in test]
+            scores.append(nlu_eval.intent_metrics([e.intent for e in test], predicted)["macro_f1"])
+        result["cv"] = {
+            "folds": args.folds, "macro_f1": scores, "mean": statistics.fmean(scores), "sd": statistics.pstdev(scores)
+        }
+    return result
+
+
+# ---------------------------------------------------------------- report
+def pct(value: float | None) -> str:
+    return "n/a" if value is None else f"{100 * value:.1f}%"
+
+
+def write_confusion_png(result: dict[str, Any], path: Path, title: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    gold, predicted = result["gold"], result["predicted"]
+    rows = sorted(set(gold))
+    columns = rows + sorted(set(predicted) - set(rows))  # e.g. nlu_fallback, last
+    row_index = {label: i for i, label in enumerate(rows)}
+    column_index = {label: i for i, label in enumerate(columns)}
+    matrix = [[0] * len(columns) for _ in rows]
+    for g, p in zip(gold, predicted, strict=True):
+        matrix[row_index[g]][column_index[p]] += 1
+    size = max(6.0, 0.45 * len(columns) + 2)
+    fig, ax = plt.subplots(figsize=(size + 1, size))
+    image = ax.imshow(matrix, cmap="Blues")
+    ax.set_xticks(range(len(columns)), columns, rotation=60, ha="right", fontsize=8)
+    ax.set_yticks(range(len(rows)), rows, fontsize=8)
+    ax.set_xlabel("predicted intent")
+    ax.set_ylabel("gold intent (held-out)")
+    ax.set_title(title, fontsize=10)
+    top = max((max(row) for row in matrix), default=0)
+    for i, row in enumerate(matrix):
+        for j, value in enumerate(row):
+            if value:
+                colour = "white" if value > top / 2 else "black"
+                ax.text(j, i, str(value), ha="center", va="center", fontsize=7, color=colour)
+    fig.colorbar(image, ax=ax, fraction=0.046, pad=0.04)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def write_report(
+    results: dict[str, dict[str, Any]], args: argparse.Namespace, path: Path, meta: dict[str, Any]
+) -> None:
+    variants = [v for v in ("a", "b", "c") if v in results]
+
+    def row(name: str, cell) -> str:
+        return f"| {name} | " + " | ".join(cell(results[v]) for v in variants) + " |"
+
+    def cv_cell(r: dict[str, Any]) -> str:
+        cv = r.get("cv")
+        return "not run" if not cv else f"{100 * cv['mean']:.1f}% ± {100 * cv['sd']:.1f}"
+
+    def entity_cell(r: dict[str, Any]) -> str:
+        return "n/a (no entities)" if r["pipeline"][0].startswith("keyword") else pct(r["entities"]["f1"])
+
+    lines = [
+        "# NLU benchmark",
+        "",
+        f"Generated by `make bench-nlu` (scripts/bench_nlu.py) on {meta['date']}, {meta['machine']}.",
+        "",
+    ]
+    if args.quick:
+        lines += [
+            f"> **Quick run** (`--quick`: DIET {QUICK_EPOCHS} epochs, {args.folds or 'no'} CV folds).",
+            "> For development only; these are not the project's figures.",
+            "",
+        ]
+    any_result = results[variants[0]]
+    lines += [
+        f"Held-out: `{rel(args.heldout)}` ({any_result['intent']['n']} messages, {meta['heldout_intents']} intents); "
+        f"safety set: `{rel(args.safety)}` ({any_result['safety']['n']} messages, "
+        f"{any_result['safety']['positives']} of them `report_safety_threat`); training data: `{rel(args.nlu)}` "
+        f"({meta['train_examples']} examples). Neither test file is trained on.",
+        "",
+        "| metric | " + " | ".join(LABELS[v] for v in variants) + " |",
+        "|---|" + "---|" * len(variants),
+        row("held-out intent accuracy", lambda r: pct(r["intent"]["accuracy"])),
+        row("held-out intent macro-F1", lambda r: pct(r["intent"]["macro_f1"])),
+        row("safety recall (report_safety_threat)", lambda r: pct(r["safety"]["recall"])),
+        row("safety precision", lambda r: pct(r["safety"]["precision"])),
+        row("entity F1 (micro, entity+value)", entity_cell),
+        row(f"{args.folds}-fold CV macro-F1 on {rel(args.nlu)}" if args.folds > 1 else "CV macro-F1", cv_cell),
+        row("training time", lambda r: f"{r['train_seconds']:.0f} s"),
+        row("parse time median", lambda r: f"{r['latency']['median_ms']:.2f} ms"),
+        row("parse time p95", lambda r: f"{r['latency']['p95_ms']:.2f} ms"),
+        row("held-out messages sent to nlu_fallback", lambda r: str(r["fallbacks"])),
+        "",
+    ]
+    if "a" in results:
+        a = results["a"]
+        lines += [
+            "**Effect of the safety guard in (a).** With the guard (the pipeline as shipped): safety recall "
+            f"{pct(a['safety']['recall'])}, precision {pct(a['safety']['precision'])}. Without it (the classifiers' "
+            f"own intent, read from the ranking when the guard overrode it): recall "
+            f"{pct(a['safety_before_guard']['recall'])}, precision {pct(a['safety_before_guard']['precision'])}; "
+            f"held-out accuracy {pct(a['heldout_before_guard']['accuracy'])} without vs "
+            f"{pct(a['intent']['accuracy'])} with.",
+            "",
+        ]
+        if NORMALIZER not in a["pipeline"]:
+            lines += [f"> Note: (a) ran without `{NORMALIZER}`: {rel(args.config)} does not list it.", ""]
+        if a["safety_missed"]:
+            lines += ["Safety messages (a) missed:", ""] + [f"- {t}" for t in a["safety_missed"]] + [""]
+        if a["safety_false_alarms"]:
+            lines += ["Harassment messages (a) took for a safety threat:", ""]
+            lines += [f"- {t}" for t in a["safety_false_alarms"]] + [""]
+
+    intents = sorted(any_result["intent"]["per_intent"])
+    lines += [
+        "## Per-intent F1 on the held-out set",
+        "",
+        "| intent | support | " + " | ".join(LABELS[v] for v in variants) + " |",
+        "|---|---:|" + "---:|" * len(variants),
+    ]
+    for intent in intents:
+        support = any_result["intent"]["per_intent"][intent]["support"]
+        cells = " | ".join(f"{results[v]['intent']['per_intent'][intent]['f1']:.2f}" for v in variants)
+        lines.append(f"| {intent} | {support} | {cells} |")
+    lines.append("")
+
+    if any(v != "c" for v in variants):
+        lines += ["## Entity F1 per entity (held-out)", "", "| entity | support | "
+                  + " | ".join(LABELS[v] for v in variants if v != "c") + " |",
+                  "|---|---:|" + "---:|" * len([v for v in variants if v != "c"])]
+        for entity in any_result["entity_types"]:
+            support = any_result["entities"]["per_entity"][entity]["support"]
+            cells = " | ".join(
+                f"{results[v]['entities']['per_entity'][entity]['f1']:.2f}" for v in variants if v != "c"
+            )
+            lines.append(f"| {entity} | {support} | {cells} |")
+        lines.append("")
+
+    lines += ["## Confusions on the held-out set (gold → predicted, most frequent first)", ""]
+    for v in variants:
+        confused = results[v]["confusions"]
+        summary = "; ".join(f"{g} → {p} ×{n}" for g, p, n in confused) if confused else "none"
+        lines += [f"- **{LABELS[v]}**: {summary}"]
+    lines += ["", "The confusion matrix of (a) is in `reports/nlu_confusion.png`.", ""]
+
+    if "a" in results and results["a"]["errors"]:
+        lines += ["Held-out messages (a) got wrong (gold → predicted):", ""]
+        lines += [f"- {line}" for line in results["a"]["errors"]] + [""]
+
+    lines += [
+        "## How it was measured",
+        "",
+        f"- (a) pipeline (`{rel(args.config)}`): "
+        f"{', '.join(results['a']['pipeline']) if 'a' in results else 'not run'}.",
+        f"- (b) pipeline: {', '.join(results['b']['pipeline']) if 'b' in results else 'not run'}; DIET "
+        f"{results['b']['diet'] if 'b' in results else ''} (epochs and random_seed as in (a)).",
+        "- (c) is a hand-written keyword → intent table with default `out_of_scope` (bench/keyword_baseline.py): a "
+        "baseline, never used by the bot.",
+        "- Intent accuracy counts `nlu_fallback` as wrong. Macro-F1 averages F1 over the intents in the gold labels.",
+        "- Safety: positive class `report_safety_threat`; recall = threats caught / threats, precision = correct / "
+        "predicted threats, on the safety set (threats plus hard harassment negatives).",
+        f"- Entity F1: micro over (entity, value) pairs per message, for the entity types the held-out file annotates "
+        f"({', '.join(any_result['entity_types']) or 'none'}); values are compared after synonym mapping, so a "
+        "pipeline without synonyms (b) scores only where the annotated value is the typed text.",
+        f"- Cross-validation: stratified {args.folds}-fold (seed {CV_SEED}) over the intent examples of data/nlu; "
+        "synonyms, lookups and regexes stay in every training fold. (c) learns nothing, so its CV is its score on "
+        "each fold's test part.",
+        "- Training time: wall clock of `rasa.model_training.train_nlu` with Rasa's training cache off, each model in "
+        "its own process. Parse time: `Agent.parse_message` in-process, per held-out message, after "
+        f"{WARMUP} warm-up parses; median and p95 (nearest rank).",
+        f"- Machine: {meta['machine']} (shared with other work while running, so times are indicative).",
+        "",
+    ]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("\n".join(lines), encoding="utf-8")
+
+
+def rel(path: Path) -> str:
+    try:
+        return str(Path(path).resolve().relative_to(ROOT))
+    except ValueError:
+        return str(path)
+
+
+def summary(results: dict[str, dict[str, Any]], args: argparse.Namespace) -> dict[str, Any]:
+    out: dict[str, Any] = {"quick": args.quick, "folds": args.folds}
+    for variant, r in results.items():
+        out[variant] = {
+            "accuracy": round(r["intent"]["accuracy"], 4),
+            "macro_f1": round(r["intent"]["macro_f1"], 4),
+            "safety_recall": round(r["safety"]["recall"], 4),
+            "safety_precision": round(r["safety"]["precision"], 4),
+            "entity_f1": None if variant == "c" else round(r["entities"]["f1"], 4),
+            "cv_macro_f1": None if not r.get("cv") else round(r["cv"]["mean"], 4),
+            "train_s": round(r["train_seconds"], 1),
+            "parse_median_ms": round(r["latency"]["median_ms"], 3),
+            "parse_p95_ms": round(r["latency"]["p95_ms"], 3),
+        }
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    quick_help = f"{QUICK_EPOCHS} epochs; no cross-validation unless --folds"
+    parser.add_argument("--quick", action="store_true", help=quick_help)
+    parser.add_argument("--folds", type=int, help="cross-validation folds (default 5, or 0 with --quick; 0/1: none)")
+    parser.add_argument("--variants", default="a,b,c", help="which of a,b,c to run")
+    parser.add_argument("--config", type=Path, default=CONFIG_OURS, help="pipeline (a)")
+    parser.add_argument("--nlu", type=Path, default=nlu_eval.NLU_DIR, help="training data (file or folder)")
+    parser.add_argument("--heldout", type=Path, default=nlu_eval.HELDOUT_FILE)
+    parser.add_argument("--safety", type=Path, default=nlu_eval.SAFETY_FILE)
+    parser.add_argument("--report-dir", type=Path, default=REPORT_DIR)
+    parser.add_argument("--worker", choices=["a", "b"], help=argparse.SUPPRESS)
+    parser.add_argument("--result", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.folds is None:
+        args.folds = 0 if args.quick else 5
+    os.chdir(ROOT)  # config.yml names data/dictionary and build/spacy_zh relative to the project
+    if args.worker:
+        run_worker(args)
+        return
+
+    variants = [v.strip() for v in args.variants.split(",") if v.strip()]
+    unknown = set(variants) - set(LABELS)
+    if unknown:
+        parser.error(f"unknown variants {sorted(unknown)}")
+    train_examples = nlu_eval.load_examples(args.nlu)
+    per_intent = nlu_eval.examples_per_intent(train_examples)
+    thin = {intent: n for intent, n in per_intent.items() if n < 60}
+    if thin:
+        log(f"note: intents with fewer than 60 training examples: {thin}")
+    heldout = nlu_eval.load_examples(args.heldout)
+    meta = {
+        "date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        "machine": f"{os.cpu_count()} CPU, Python {platform.python_version()}, {platform.system()}",
+        "train_examples": len(train_examples),
+        "heldout_intents": len({e.intent for e in heldout}),
+    }
+
+    results: dict[str, dict[str, Any]] = {}
+    with tempfile.TemporaryDirectory(prefix="bench_nlu_") as tmp:
+        for variant in variants:
+            if variant == "c":
+                results["c"] = run_keywords(args)
+            else:
+                results[variant] = run_model_variant(variant, args, Path(tmp))
+            r = results[variant]
+            accuracy, recall = pct(r["intent"]["accuracy"]), pct(r["safety"]["recall"])
+            log(f"{LABELS[variant]}: held-out accuracy {accuracy}, safety recall {recall}")
+
+    args.report_dir.mkdir(parents=True, exist_ok=True)
+    report = args.report_dir / "nlu_benchmark.md"
+    write_report(results, args, report, meta)
+    if "a" in results:
+        title = "(a) ours on the held-out set" + (" — QUICK RUN" if args.quick else "")
+        write_confusion_png(results["a"], args.report_dir / "nlu_confusion.png", title)
+    log(f"report written to {rel(report)}")
+    print(json.dumps(summary(results, args), ensure_ascii=False))
+
+
+if __name__ == "__main__":
+    main()
