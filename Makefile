@@ -50,19 +50,7 @@ train: setup ## train the model (Rasa skips it when data, domain and config are 
 	echo "$(RASA) train --quiet --fixed-model-name weiquan $$force"; $(RASA) train --quiet --fixed-model-name weiquan $$force
 
 run: train ## start the action server, the Rasa server and the widget page; Ctrl-C stops all
-	@mkdir -p var
-	@trap 'kill 0' INT TERM EXIT; \
-	$(RASA) run actions --port $(ACTION_PORT) >var/actions.log 2>&1 & \
-	$(RASA) run --port $(RASA_PORT) --credentials credentials.yml --endpoints endpoints.yml >var/rasa.log 2>&1 & \
-	$(PY) scripts/serve_widget.py --port $(WIDGET_PORT) --server http://localhost:$(RASA_PORT) >var/widget.log 2>&1 & \
-	$(PY) scripts/wait_ready.py http://localhost:$(ACTION_PORT)/health http://localhost:$(RASA_PORT)/webhooks/rest/ && \
-	echo "" && \
-	echo "  Web chat widget : http://localhost:$(WIDGET_PORT)/" && \
-	echo "  REST channel    : POST http://localhost:$(RASA_PORT)/webhooks/rest/webhook" && \
-	echo "  WeChat webhook  : http://localhost:$(RASA_PORT)/webhooks/wechat/webhook (live when WECHAT_TOKEN is set)" && \
-	echo "  Action server   : http://localhost:$(ACTION_PORT)/webhook" && \
-	echo "  Logs            : var/*.log — press Ctrl-C to stop" && \
-	wait
+	$(PY) scripts/run_all.py --rasa-port $(RASA_PORT) --action-port $(ACTION_PORT) --widget-port $(WIDGET_PORT)
 
 shell: train ## talk to the bot in the terminal
 	@trap 'kill 0' INT TERM EXIT; \

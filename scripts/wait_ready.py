@@ -8,7 +8,7 @@ import urllib.request
 TIMEOUT_S = 300
 
 
-def main(urls: list[str]) -> int:
+def wait_all(urls: list[str]) -> int:
     deadline = time.monotonic() + TIMEOUT_S
     for url in urls:
         while True:
@@ -24,4 +24,4 @@ def main(urls: list[str]) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:]))
+    sys.exit(wait_all(sys.argv[1:]))
