@@ -8,7 +8,6 @@ import itertools
 import json
 import re
 import shutil
-import socket
 import subprocess
 import threading
 import urllib.error
@@ -28,6 +27,7 @@ from rasa.core.channels.socketio import SocketIOInput
 from sanic import Sanic
 
 from scripts import serve_widget
+from tests.net import free_port
 from weiquan.channels.socketio import (
     DEFAULT_ALLOWED_ORIGINS,
     REPLY_EMPTY,
@@ -49,12 +49,6 @@ SCRIPT_MESSAGE = {
     "buttons": [{"title": "有截图", "payload": '/inform{"evidence":"chat_screenshot"}'}],
     "custom": {"kind": "phone_script"},
 }
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @dataclass

@@ -9,7 +9,6 @@ import hashlib
 import itertools
 import json
 import logging
-import socket
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
@@ -27,6 +26,7 @@ from rasa.core.run import configure_app, create_http_input_channels
 from sanic import Sanic
 from wechatpy.crypto import WeChatCrypto
 
+from tests.net import free_port
 from weiquan.channels.render import WECHAT_TEXT_LIMIT_BYTES, load_texts, utf8_size
 from weiquan.channels.wechat import WeChatInput
 from weiquan.channels.wechat_api import (
@@ -48,12 +48,6 @@ FILING_URL = "http://trade.taobao.com/trade/itemlist/list_bought_items.htm"
 _app_names = itertools.count()
 _msg_ids = itertools.count(10_000)
 _nonces = itertools.count(1_000_000)
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 # ---------------------------------------------------------------- the fake bot

@@ -38,7 +38,8 @@ from scripts.screenshots import (
     settle,
     widget_page_server,
 )
-from tests.e2e.conftest import Bot, free_port
+from tests.e2e.conftest import Bot
+from tests.net import free_port
 from weiquan.channels.socketio import WidgetSocketIOInput
 
 pytestmark = pytest.mark.e2e
