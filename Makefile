@@ -70,7 +70,7 @@ test-stories: train ## Chinese test stories must be predicted exactly
 test-e2e: train browser ## real servers: REST, socket.io, browser, WeChat webhook; NLU accuracy floor
 	$(PY) -m pytest -q -m "model or e2e"
 
-test: test-unit validate test-stories test-e2e ## everything above, in order (what CI runs)
+test: lint test-unit validate test-stories test-e2e ## everything above, in order (what CI runs)
 
 bench-nlu: setup ## NLU side by side: ours vs plain Rasa vs keywords; writes reports/
 	$(PY) scripts/bench_nlu.py

@@ -4,7 +4,6 @@ from __future__ import annotations
 import json
 from functools import lru_cache
 from pathlib import Path
-from typing import List, Text
 
 import yaml
 from rasa_sdk import Action, Tracker
@@ -26,12 +25,12 @@ def top_choices(ranking: list[dict], labels: dict[str, str], count: int = CHOICE
 
 
 class ActionClarify(Action):
-    def name(self) -> Text:
+    def name(self) -> str:
         return "action_clarify"
 
     async def run(
         self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
-    ) -> List[EventType]:
+    ) -> list[EventType]:
         labels = intent_labels()
         choices = top_choices(tracker.latest_message.get("intent_ranking") or [], labels)
         if len(choices) < CHOICES:

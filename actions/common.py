@@ -1,7 +1,7 @@
 """Helpers shared by the action modules: the rule set, the calendar and uttering an engine decision."""
 from __future__ import annotations
 
-from typing import Mapping
+from collections.abc import Mapping
 
 from rasa_sdk.executor import CollectingDispatcher
 

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from datetime import date
-from typing import Any, Dict, List, Optional, Text
+from typing import Any
 
 from rasa_sdk import Action, FormValidationAction, Tracker
 from rasa_sdk.events import EventType, SlotSet
@@ -31,17 +31,17 @@ class ValidateComplaintForm(FormValidationAction):
     def __init__(self, clock: Clock | None = None) -> None:
         self.clock = clock or SystemClock()
 
-    def name(self) -> Text:
+    def name(self) -> str:
         return "validate_complaint_form"
 
     async def required_slots(
-        self, domain_slots: List[Text], dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
-    ) -> List[Text]:
+        self, domain_slots: list[str], dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
+    ) -> list[str]:
         return engine.form_plan(tracker.get_slot("platform"), tracker.get_slot("trade_status"), rules())
 
     async def extract_success_time(
         self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
-    ) -> Dict[Text, Any]:
+    ) -> dict[str, Any]:
         """While the date is asked for, any answer counts, even 不知道 (which no entity catches)."""
         if tracker.get_slot("requested_slot") != "success_time" or tracker.get_slot("success_time"):
             return {}
@@ -51,7 +51,7 @@ class ValidateComplaintForm(FormValidationAction):
 
     def validate_platform(
         self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
-    ) -> Dict[Text, Any]:
+    ) -> dict[str, Any]:
         if value in PLATFORMS:
             return {"platform": value}
         dispatcher.utter_message(response="utter_invalid_platform")
@@ -59,7 +59,7 @@ class ValidateComplaintForm(FormValidationAction):
 
     def validate_trade_status(
         self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
-    ) -> Dict[Text, Any]:
+    ) -> dict[str, Any]:
         if value in TRADE_STATUSES:
             return {"trade_status": value}
         dispatcher.utter_message(response="utter_invalid_trade_status")
@@ -67,7 +67,7 @@ class ValidateComplaintForm(FormValidationAction):
 
     def validate_success_time(
         self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
-    ) -> Dict[Text, Any]:
+    ) -> dict[str, Any]:
         today = self.clock.today()
         reading = parse_success_time(str(value or ""), today)
         if reading is None:
@@ -85,7 +85,7 @@ class ValidateComplaintForm(FormValidationAction):
 
     def validate_harassment_type(
         self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
-    ) -> Dict[Text, Any]:
+    ) -> dict[str, Any]:
         kinds = [kind for kind in dict.fromkeys(as_list(value)) if kind in HARASSMENT_TYPES]
         if not kinds:
             dispatcher.utter_message(response="utter_invalid_harassment_type")
@@ -93,7 +93,7 @@ class ValidateComplaintForm(FormValidationAction):
 
     def validate_evidence(
         self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
-    ) -> Dict[Text, Any]:
+    ) -> dict[str, Any]:
         codes = [code for code in dict.fromkeys(as_list(value)) if code in EVIDENCE_CODES]
         if len(codes) > 1 and "none" in codes:
             codes.remove("none")
@@ -101,7 +101,7 @@ class ValidateComplaintForm(FormValidationAction):
 
 
 def case_from(tracker: Tracker) -> engine.Case:
-    def day(slot: str) -> Optional[date]:
+    def day(slot: str) -> date | None:
         value = tracker.get_slot(slot)
         return date.fromisoformat(value) if value else None
 
@@ -123,12 +123,12 @@ class ActionAssessComplaint(Action):
     def __init__(self, clock: Clock | None = None) -> None:
         self.clock = clock or SystemClock()
 
-    def name(self) -> Text:
+    def name(self) -> str:
         return "action_assess_complaint"
 
     async def run(
         self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
-    ) -> List[EventType]:
+    ) -> list[EventType]:
         decision = engine.assess(case_from(tracker), rules(), self.clock.today(), calendar())
         utter_all(dispatcher, decision.responses, decision.variables)
         advised = tracker.get_slot("safety_advised") or decision.severity is engine.Severity.SAFETY
@@ -138,10 +138,10 @@ class ActionAssessComplaint(Action):
 class ActionResetComplaint(Action):
     """Forget the facts of a finished or abandoned complaint so the next one starts clean."""
 
-    def name(self) -> Text:
+    def name(self) -> str:
         return "action_reset_complaint"
 
     async def run(
         self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
-    ) -> List[EventType]:
+    ) -> list[EventType]:
         return [SlotSet(slot, None) for slot in RESET_SLOTS]

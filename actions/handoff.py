@@ -1,8 +1,6 @@
 """handoff: how to reach a person."""
 from __future__ import annotations
 
-from typing import List, Text
-
 from rasa_sdk import Action, Tracker
 from rasa_sdk.events import EventType
 from rasa_sdk.executor import CollectingDispatcher
@@ -13,11 +11,11 @@ from weiquan.engine import rule_variables
 
 
 class ActionExplainHandoff(Action):
-    def name(self) -> Text:
+    def name(self) -> str:
         return "action_explain_handoff"
 
     async def run(
         self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
-    ) -> List[EventType]:
+    ) -> list[EventType]:
         dispatcher.utter_message(response="utter_handoff_how", **rule_variables(rules()))
         return []

@@ -1,8 +1,6 @@
 """seller: a seller who was complained about — options A/B, the evidence list, the deadline as a date."""
 from __future__ import annotations
 
-from typing import List, Text
-
 from rasa_sdk import Action, Tracker
 from rasa_sdk.events import EventType
 from rasa_sdk.executor import CollectingDispatcher
@@ -18,12 +16,12 @@ class ActionAdviseSeller(Action):
     def __init__(self, clock: Clock | None = None) -> None:
         self.clock = clock or SystemClock()
 
-    def name(self) -> Text:
+    def name(self) -> str:
         return "action_advise_seller"
 
     async def run(
         self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
-    ) -> List[EventType]:
+    ) -> list[EventType]:
         today = self.clock.today()
         # "昨天收到的投诉" — the same time words a buyer uses, here for the day the complaint arrived.
         reading = parse_success_time(tracker.latest_message.get("text") or "", today)

@@ -4,8 +4,8 @@ Rasa 3.6's validator counts a response as used only when a story or rule names i
 custom actions utter (rasa#11843 and friends), so every response chosen by the rules engine would be reported as
 unused and fail the gate; nor does it see the `utter_ask_<slot>` questions that forms ask. This wrapper runs the real
 CLI unchanged except that those two kinds count as used: responses named as string literals in actions/ or weiquan/,
-and `utter_ask_<slot>` for the slots a form requires. tests/test_consistency.py checks the other direction: every such name
-exists in domain.yml.
+and `utter_ask_<slot>` for the slots a form requires. tests/test_consistency.py checks the other direction: every
+such name exists in domain.yml.
 """
 from __future__ import annotations
 

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from datetime import date
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -175,7 +176,7 @@ async def test_clarify_offers_the_two_top_intents_as_buttons() -> None:
     assert message["response"] == "utter_clarify"
     assert [b["payload"] for b in message["buttons"]] == ['/ask_evidence{"platform": "taobao"}',
                                                           '/ask_how_to_file{"platform": "taobao"}']
-    labels = yaml.safe_load(open("actions/intent_labels.yml", encoding="utf-8"))["labels"]
+    labels = yaml.safe_load(Path("actions/intent_labels.yml").read_text(encoding="utf-8"))["labels"]
     assert message["buttons"][0]["title"] == labels["ask_evidence"]
 
 

@@ -6,7 +6,6 @@ import pkgutil
 import re
 from pathlib import Path
 
-import pytest
 import yaml
 from rasa_sdk.executor import ActionExecutor
 

@@ -6,10 +6,10 @@ comes from the rule set.
 """
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from enum import Enum
-from typing import Mapping
 
 from weiquan.ruleset import EvidenceItem, RuleSet
 from weiquan.workdays import WorkdayCalendar, format_date_zh
@@ -263,7 +263,8 @@ def judge_success_date(
     if status != "ok" or earliest is None or latest is None:
         return DateJudgement(False, "utter_invalid_success_time")
     if window_state(earliest, latest, today, rules.eligibility.window_days) is Window.STRADDLES:
-        dates = {"earliest_date": format_date_zh(earliest, today.year), "latest_date": format_date_zh(latest, today.year)}
+        dates = {"earliest_date": format_date_zh(earliest, today.year),
+                 "latest_date": format_date_zh(latest, today.year)}
         return DateJudgement(False, "utter_complaint_date_assumption", dates)
     return DateJudgement(True)
 

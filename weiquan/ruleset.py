@@ -4,10 +4,11 @@ A broken file raises RuleSetError at load time (and fails tests/test_ruleset.py)
 """
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 import yaml
 
@@ -195,7 +196,7 @@ def available_rulesets() -> list[str]:
     return sorted(path.stem for path in RULESET_DIR.glob("*.yml"))
 
 
-@lru_cache(maxsize=None)
+@cache
 def load_ruleset(ruleset_id: str = DEFAULT_RULESET) -> RuleSet:
     """Load (once per process) the rule set with this id from rulesets/<id>.yml."""
     return load_ruleset_file(RULESET_DIR / f"{ruleset_id}.yml")
