@@ -30,14 +30,16 @@ from scripts import serve_widget
 from tests.net import free_port
 from weiquan.channels.socketio import (
     DEFAULT_ALLOWED_ORIGINS,
-    REPLY_EMPTY,
-    REPLY_MALFORMED,
-    REPLY_NO_SESSION,
     WidgetSocketIOInput,
     WidgetSocketIOOutput,
     parse_origins,
     widget_payload,
+    widget_texts,
 )
+
+REPLY_EMPTY = widget_texts()["empty"]
+REPLY_MALFORMED = widget_texts()["malformed"]
+REPLY_NO_SESSION = widget_texts()["no_session"]
 
 PAGE = "http://127.0.0.1:8080"
 WAIT_S = 5

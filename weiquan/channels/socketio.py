@@ -24,9 +24,12 @@ import os
 import re
 import uuid
 from collections.abc import Awaitable, Callable, Iterable
+from functools import lru_cache
+from pathlib import Path
 from typing import Any
 
 import rasa.core.channels.channel
+import yaml
 from rasa.core.channels.channel import InputChannel, OutputChannel, UserMessage
 from rasa.core.channels.socketio import SocketBlueprint, SocketIOInput, SocketIOOutput
 from sanic import Blueprint, response
@@ -44,14 +47,13 @@ MAX_FRAME_BYTES = 64 * 1024
 SESSION_ID_PATTERN = re.compile(r"[A-Za-z0-9_-]{8,64}")
 ORIGIN_PATTERN = re.compile(r"https?://[a-z0-9.\-\[\]:]+")
 
-# What the widget shows instead of forwarding a message Rasa should not see.
-REPLY_TOO_LONG = (
-    "这条消息有点长（最多 {limit} 个字）。请分几次发送，或者先说最要紧的：在哪个平台买的、"
-    "交易成功多少天、卖家做了什么。"
-)
-REPLY_EMPTY = "好像没有收到内容，请输入你遇到的问题。"
-REPLY_MALFORMED = "抱歉，这条消息没能读懂。请刷新页面后再试一次。"
-REPLY_NO_SESSION = "连接还没准备好，请稍等片刻或刷新页面后再发送。"
+TEXTS_PATH = Path(__file__).with_name("widget_texts.yml")
+
+
+@lru_cache(maxsize=1)
+def widget_texts() -> dict[str, str]:
+    """What the widget shows instead of forwarding a message Rasa should not see (read once, on first use)."""
+    return yaml.safe_load(TEXTS_PATH.read_text(encoding="utf-8"))
 
 
 def parse_origins(value: Any) -> frozenset[str]:
@@ -254,15 +256,15 @@ class WidgetSocketIOInput(SocketIOInput):
         @sio.on(self.user_message_evt, namespace=namespace)
         async def handle_message(sid: str, data: Any = None) -> None:
             if not isinstance(data, dict) or not isinstance(data.get("message"), str):
-                await reply(sid, REPLY_MALFORMED)
+                await reply(sid, widget_texts()["malformed"])
                 return
             text = data["message"]
             if not text.strip():
-                await reply(sid, REPLY_EMPTY)
+                await reply(sid, widget_texts()["empty"])
                 return
             if len(text) > self.max_message_chars:
                 logger.info("Refused a %d-character message from %s.", len(text), sid)
-                await reply(sid, REPLY_TOO_LONG.format(limit=self.max_message_chars))
+                await reply(sid, widget_texts()["too_long"].format(limit=self.max_message_chars))
                 return
 
             if self.session_persistence:
@@ -271,7 +273,7 @@ class WidgetSocketIOInput(SocketIOInput):
                 if not sender_id:
                     # A client that skipped session_request (Rasa's stock channel allows this): adopt its id.
                     if not is_valid_session_id(data.get("session_id")):
-                        await reply(sid, REPLY_NO_SESSION)
+                        await reply(sid, widget_texts()["no_session"])
                         return
                     sender_id = data["session_id"]
                     await join_session(sid, sender_id)
