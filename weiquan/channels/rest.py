@@ -2,7 +2,7 @@
 
 Rasa's own RestInput answers a body that is not a JSON object with a 500 and a body without "message" with an empty
 list. This one answers both with a 400 that says what is wrong, refuses over-long messages with a 413, and otherwise
-behaves exactly like Rasa's (same URL, same reply format), so tests and integrations need no change.
+behaves like Rasa's (same URL, same reply format), except that each bot message comes back as one entry.
 """
 from __future__ import annotations
 
@@ -39,6 +39,24 @@ def check_body(body: Any) -> tuple[str, str] | HTTPResponse:
     return sender, message
 
 
+class WholeMessageCollector(CollectingOutputChannel):
+    """One reply entry per bot message, text, buttons and custom together (as the widget receives them).
+
+    Rasa's collector splits text at blank lines and files `custom` as a separate entry without text.
+    """
+
+    async def send_response(self, recipient_id: str, message: dict[str, Any]) -> None:
+        entry = self._message(
+            recipient_id,
+            text=message.get("text"),
+            image=message.get("image"),
+            buttons=message.get("buttons") or message.get("quick_replies"),
+            attachment=message.get("attachment"),
+            custom=message.get("custom"),
+        )
+        await self._persist_message(entry)
+
+
 class GuardedRestInput(RestInput):
     @classmethod
     def name(cls) -> str:
@@ -62,7 +80,7 @@ class GuardedRestInput(RestInput):
                 return checked
             sender, message = checked
             metadata = body.get("metadata")
-            collector = CollectingOutputChannel()
+            collector = WholeMessageCollector()
             await on_new_message(
                 UserMessage(message, collector, sender, input_channel=self.name(),
                             metadata=metadata if isinstance(metadata, dict) else None)
