@@ -15,6 +15,7 @@ pytestmark = pytest.mark.model
 
 ACCURACY_FLOOR = 0.90
 SAFETY_RECALL = 1.0  # a threat to someone's safety is never missed
+SAFETY_PRECISION_FLOOR = 0.95  # ordinary harassment is not escalated as a threat
 
 
 @pytest.fixture(scope="module")
@@ -47,3 +48,4 @@ def test_safety_recall(agent: Any) -> None:
     ]
     assert metrics["positives"] > 0, "the safety set has no report_safety_threat messages"
     assert metrics["recall"] == SAFETY_RECALL, "safety threats missed:\n" + "\n".join(missed)
+    assert metrics["precision"] >= SAFETY_PRECISION_FLOOR, f"safety precision {metrics['precision']:.3f}"
