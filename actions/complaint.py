@@ -15,10 +15,13 @@ from weiquan.clock import Clock, SystemClock
 from weiquan.ruleset import EVIDENCE_CODES, HARASSMENT_TYPES
 from weiquan.timeparse import parse_success_time
 
-PLATFORMS = ("taobao", "tmall")
-TRADE_STATUSES = ("success", "shipped", "unpaid", "refunding", "closed")
 RESET_SLOTS = ("platform", "trade_status", "success_time", "success_earliest", "success_latest",
                "harassment_type", "evidence", "order_id", "safety_threat")
+
+
+def slot_values(domain: DomainDict, slot: str) -> list[str]:
+    """The values a categorical slot allows, as domain.yml declares them (one list, not a copy here)."""
+    return domain["slots"][slot].get("values", [])
 
 
 def as_list(value: Any) -> list[str]:
@@ -52,7 +55,7 @@ class ValidateComplaintForm(FormValidationAction):
     def validate_platform(
         self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
     ) -> dict[str, Any]:
-        if value in PLATFORMS:
+        if value in slot_values(domain, "platform"):
             return {"platform": value}
         dispatcher.utter_message(response="utter_invalid_platform")
         return {"platform": None}
@@ -60,7 +63,7 @@ class ValidateComplaintForm(FormValidationAction):
     def validate_trade_status(
         self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
     ) -> dict[str, Any]:
-        if value in TRADE_STATUSES:
+        if value in slot_values(domain, "trade_status"):
             return {"trade_status": value}
         dispatcher.utter_message(response="utter_invalid_trade_status")
         return {"trade_status": None}
