@@ -6,16 +6,20 @@ from rasa_sdk.events import EventType
 from rasa_sdk.executor import CollectingDispatcher
 from rasa_sdk.types import DomainDict
 
-from actions.common import rules
-from weiquan.engine import rule_variables
+from actions.presenter import Presenter
+from weiquan.services import Services, default_services
 
 
 class ActionExplainHandoff(Action):
+    def __init__(self, services: Services | None = None) -> None:
+        self.services = services or default_services()
+
     def name(self) -> str:
         return "action_explain_handoff"
 
     async def run(
         self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
     ) -> list[EventType]:
-        dispatcher.utter_message(response="utter_handoff_how", **rule_variables(rules()))
+        presenter = Presenter(self.services.rules, self.services.clock.today())
+        presenter.utter(dispatcher, ("utter_handoff_how",), presenter.rule_variables())
         return []

@@ -28,12 +28,12 @@ from sanic import Sanic
 
 from scripts import serve_widget
 from tests.net import free_port
+from weiquan.channels.render import render_widget
 from weiquan.channels.socketio import (
     DEFAULT_ALLOWED_ORIGINS,
     WidgetSocketIOInput,
     WidgetSocketIOOutput,
     parse_origins,
-    widget_payload,
     widget_texts,
 )
 
@@ -203,7 +203,7 @@ def test_from_credentials_reads_our_keys() -> None:
 
 
 def test_payload_keeps_one_message_whole() -> None:
-    payload = widget_payload(dict(SCRIPT_MESSAGE))
+    payload = render_widget(dict(SCRIPT_MESSAGE))
     assert payload == {
         "text": SCRIPT_MESSAGE["text"],
         "quick_replies": [
@@ -214,10 +214,10 @@ def test_payload_keeps_one_message_whole() -> None:
 
 
 def test_payload_of_image_and_of_nothing() -> None:
-    assert widget_payload({"image": "http://x/a.png"}) == {
+    assert render_widget({"image": "http://x/a.png"}) == {
         "attachment": {"type": "image", "payload": {"src": "http://x/a.png"}}
     }
-    assert widget_payload({"text": "", "template_name": "utter_x"}) is None
+    assert render_widget({"text": "", "template_name": "utter_x"}) is None
 
 
 # --- the channel over a real socket ---------------------------------------------------------------------------

@@ -17,6 +17,8 @@ from sanic import Blueprint, response
 from sanic.request import Request
 from sanic.response import HTTPResponse
 
+from weiquan.channels.render import render_rest
+
 MAX_MESSAGE_CHARS = 2000  # far above any real message; the widget and WeChat cap lower with a friendly reply
 MAX_SENDER_CHARS = 128
 
@@ -40,21 +42,13 @@ def check_body(body: Any) -> tuple[str, str] | HTTPResponse:
 
 
 class WholeMessageCollector(CollectingOutputChannel):
-    """One reply entry per bot message, text, buttons and custom together (as the widget receives them).
+    """Keeps each bot message whole, as Rasa hands it over (text, buttons and card together); channels render them.
 
     Rasa's collector splits text at blank lines and files `custom` as a separate entry without text.
     """
 
     async def send_response(self, recipient_id: str, message: dict[str, Any]) -> None:
-        entry = self._message(
-            recipient_id,
-            text=message.get("text"),
-            image=message.get("image"),
-            buttons=message.get("buttons") or message.get("quick_replies"),
-            attachment=message.get("attachment"),
-            custom=message.get("custom"),
-        )
-        await self._persist_message(entry)
+        await self._persist_message({"recipient_id": recipient_id, **message})
 
 
 class GuardedRestInput(RestInput):
@@ -85,6 +79,8 @@ class GuardedRestInput(RestInput):
                 UserMessage(message, collector, sender, input_channel=self.name(),
                             metadata=metadata if isinstance(metadata, dict) else None)
             )
-            return response.json(collector.messages)
+            return response.json(
+                [{"recipient_id": sender, **render_rest(message)} for message in collector.messages]
+            )
 
         return hook

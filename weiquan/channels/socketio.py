@@ -37,6 +37,8 @@ from sanic.request import Request
 from sanic.response import HTTPResponse
 from socketio import AsyncServer
 
+from weiquan.channels.render import render_widget
+
 logger = logging.getLogger(__name__)
 
 DEFAULT_ALLOWED_ORIGINS = ("http://localhost:8080", "http://127.0.0.1:8080")
@@ -84,31 +86,6 @@ async def _maybe_await(result: Any) -> None:
         await result
 
 
-def widget_payload(message: dict[str, Any]) -> dict[str, Any] | None:
-    """One bot message as the widget receives it: text, quick replies and custom data kept together."""
-    payload: dict[str, Any] = {}
-    if message.get("text"):
-        payload["text"] = message["text"]
-    buttons = message.get("quick_replies") or message.get("buttons") or []
-    if buttons:
-        payload["quick_replies"] = [
-            {"content_type": "text", "title": button.get("title", ""), "payload": button.get("payload", "")}
-            for button in buttons
-        ]
-    if message.get("custom"):
-        payload["custom"] = message["custom"]
-    if message.get("image"):
-        payload["attachment"] = {"type": "image", "payload": {"src": message["image"]}}
-    elif message.get("attachment"):
-        payload["attachment"] = message["attachment"]
-    elif message.get("elements"):
-        payload["attachment"] = {
-            "type": "template",
-            "payload": {"template_type": "generic", "elements": message["elements"]},
-        }
-    return payload or None
-
-
 class WidgetSocketIOOutput(SocketIOOutput):
     """Emits exactly one `bot_uttered` per bot message (Rasa's splits text and mangles custom JSON)."""
 
@@ -120,7 +97,7 @@ class WidgetSocketIOOutput(SocketIOOutput):
         await self.sio.emit(self.bot_message_evt, response, room=socket_id, namespace=self.namespace)
 
     async def send_response(self, recipient_id: str, message: dict[str, Any]) -> None:
-        payload = widget_payload(message)
+        payload = render_widget(message)
         if payload:
             await self._send_message(recipient_id, payload)
 

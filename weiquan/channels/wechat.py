@@ -40,7 +40,7 @@ from typing import Any, Generic, TypeVar
 from xml.parsers.expat import ExpatError
 
 import xmltodict
-from rasa.core.channels.channel import CollectingOutputChannel, InputChannel, UserMessage
+from rasa.core.channels.channel import InputChannel, UserMessage
 from sanic import Blueprint, response
 from sanic.request import Request
 from sanic.response import HTTPResponse
@@ -60,7 +60,9 @@ from weiquan.channels.render import (
     render_wechat,
     utf8_size,
 )
-from weiquan.channels.wechat_api import CustomerServiceApi, CustomerServiceError, WeChatCustomerServiceApi
+from weiquan.channels.rest import WholeMessageCollector
+from weiquan.channels.wechat_api import CustomerServiceApi, CustomerServiceError
+from weiquan.services import customer_service_api
 
 logger = logging.getLogger(__name__)
 
@@ -277,7 +279,7 @@ class WeChatInput(InputChannel):
             return os.environ.get(placeholder.group(1), "").strip() if placeholder else text
 
         app_id, app_secret = value("app_id"), value("app_secret")
-        api = WeChatCustomerServiceApi(app_id, app_secret) if value("token") and app_id and app_secret else None
+        api = customer_service_api(app_id, app_secret) if value("token") else None
         return cls(token=value("token"), app_id=app_id, aes_key=value("aes_key"), app_secret=app_secret, api=api)
 
     def __init__(
@@ -510,7 +512,7 @@ class WeChatInput(InputChannel):
         metadata: dict[str, Any],
         on_new_message: Callable[[UserMessage], Awaitable[Any]],
     ) -> RenderedReply:
-        collector = CollectingOutputChannel()
+        collector = WholeMessageCollector()
         started = time.monotonic()
         try:
             await on_new_message(
