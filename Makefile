@@ -81,8 +81,9 @@ bench-time: setup ## time-expression parser accuracy and cost; writes reports/ti
 screenshots: train browser ## desktop and mobile PNGs of the widget into docs/screenshots/
 	$(PY) scripts/screenshots.py
 
-lint: setup ## ruff
+lint: setup ## ruff on everything, mypy on weiquan/ and actions/
 	$(VENV)/bin/ruff check weiquan actions scripts tests bench
+	$(VENV)/bin/mypy weiquan actions
 
 clean: ## remove models, build output and local conversation data (keeps .venv)
 	rm -rf models/*.tar.gz build var results .pytest_cache

@@ -117,8 +117,8 @@ def _quantity(word: str) -> _Quantity | None:
         return _Quantity(value, value, False)
     span = _SPAN.match(word)
     if span:
-        a, b = cn_to_int(span["a"]), cn_to_int(span["b"])
-        return _Quantity(a, b, True) if a is not None and b is not None and a <= b else None
+        low, high = cn_to_int(span["a"]), cn_to_int(span["b"])
+        return _Quantity(low, high, True) if low is not None and high is not None and low <= high else None
     return _vague_quantity(word)
 
 

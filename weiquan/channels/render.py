@@ -114,8 +114,9 @@ def card_text(card: Any) -> str:
     if kind == "filing_steps":
         for number, path in enumerate(_records(card.get("paths")), start=1):
             lines.append(formats["path"].format(number=number, title=path.get("title", ""), url=path.get("url", "")))
-            steps = path.get("steps") if isinstance(path.get("steps"), list) else []
-            lines += [formats["step"].format(number=step_no, text=step) for step_no, step in enumerate(steps, start=1)]
+            steps = path.get("steps")
+            lines += [formats["step"].format(number=step_no, text=step)
+                      for step_no, step in enumerate(steps if isinstance(steps, list) else [], start=1)]
     elif kind == "phone_script":
         lines += [formats["script_line"].format(name=line.get("name", ""), text=line.get("text", ""))
                   for line in _records(card.get("lines"))]

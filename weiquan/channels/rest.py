@@ -6,7 +6,6 @@ behaves like Rasa's (same URL, same reply format), except that each bot message 
 """
 from __future__ import annotations
 
-import inspect
 import json
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -57,7 +56,7 @@ class GuardedRestInput(RestInput):
         return "rest"
 
     def blueprint(self, on_new_message: Callable[[UserMessage], Awaitable[Any]]) -> Blueprint:
-        hook = Blueprint(f"custom_webhook_{type(self).__name__}", inspect.getmodule(self).__name__)
+        hook = Blueprint(f"custom_webhook_{type(self).__name__}", __name__)
 
         @hook.route("/", methods=["GET"])
         async def health(request: Request) -> HTTPResponse:

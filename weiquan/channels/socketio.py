@@ -26,7 +26,7 @@ import uuid
 from collections.abc import Awaitable, Callable, Iterable
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeGuard
 
 import rasa.core.channels.channel
 import yaml
@@ -76,7 +76,7 @@ def parse_origins(value: Any) -> frozenset[str]:
     return frozenset(origins) if origins else frozenset(DEFAULT_ALLOWED_ORIGINS)
 
 
-def is_valid_session_id(value: Any) -> bool:
+def is_valid_session_id(value: Any) -> TypeGuard[str]:
     return isinstance(value, str) and SESSION_ID_PATTERN.fullmatch(value) is not None
 
 
@@ -167,7 +167,7 @@ class WidgetSocketIOInput(SocketIOInput):
 
     def origin_allowed(self, origin: str | None, environ: dict | None = None) -> bool:
         """Engine.io calls this for every request that carries an Origin header (and to set CORS headers)."""
-        return bool(origin) and origin.rstrip("/").lower() in self.allowed_origins
+        return origin is not None and origin.rstrip("/").lower() in self.allowed_origins
 
     def get_output_channel(self) -> OutputChannel | None:
         if self.sio is None:

@@ -397,6 +397,8 @@ class WeChatInput(InputChannel):
         if declared.isdigit() and int(declared) > self.max_body_bytes:
             raise Rejected(413, "body too large")
         body = bytearray()
+        if request.stream is None:  # Sanic read the body already (not a streamed route)
+            return bytes(request.body or b"")
         while True:
             chunk = await request.stream.read()
             if chunk is None:
