@@ -179,6 +179,12 @@ function evidenceCard(text, card) {
   return el("div", { class: "wq-card wq-card--evidence" }, leadIn(text), items);
 }
 
+function safetyCard(text) {
+  return el("div", { class: "wq-card wq-card--safety" },
+    el("p", { class: "wq-card-title wq-safety-title" }, icon("warning"), "人身安全第一"),
+    paragraphs(text));
+}
+
 function bubble(message) {
   const card = message.custom && typeof message.custom === "object" ? message.custom : null;
   const kind = card ? card.kind : null;
