@@ -21,7 +21,7 @@ export PYTHONPATH := $(CURDIR)
 export SQLALCHEMY_SILENCE_UBER_WARNING := 1
 export TF_CPP_MIN_LOG_LEVEL := 2
 
-.PHONY: help setup browser train run shell actions test test-unit validate test-stories test-e2e bench-nlu bench-time screenshots lint clean
+.PHONY: help setup widget-deps browser train run shell actions test test-unit validate test-stories test-e2e bench-nlu bench-time screenshots lint clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-13s %s\n", $$1, $$2}'
@@ -58,7 +58,13 @@ shell: train ## talk to the bot in the terminal
 	$(PY) scripts/wait_ready.py http://localhost:$(ACTION_PORT)/health && \
 	$(RASA) shell --endpoints endpoints.yml
 
-test-unit: setup ## engine, actions, channels and consistency tests (no model needed)
+WIDGET_DEPS := widget/node_modules/.package-lock.json
+$(WIDGET_DEPS): widget/package-lock.json
+	cd widget && npm ci --no-audit --no-fund
+
+widget-deps: $(WIDGET_DEPS) ## install the widget's build tools from widget/package-lock.json (npm ci)
+
+test-unit: setup $(WIDGET_DEPS) ## engine, actions, channels and consistency tests, the widget bundle check (no model)
 	$(PY) -m pytest -q -m "not model and not e2e"
 
 validate: setup ## rasa data validate --fail-on-warnings (responses uttered by actions count as used)
