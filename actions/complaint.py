@@ -2,8 +2,11 @@
 from __future__ import annotations
 
 from datetime import date
+from functools import cache
+from pathlib import Path
 from typing import Any
 
+import yaml
 from rasa_sdk import Action, FormValidationAction, Tracker
 from rasa_sdk.events import EventType, SlotSet
 from rasa_sdk.executor import CollectingDispatcher
@@ -16,6 +19,7 @@ from weiquan.timeparse import parse_success_time
 from weiquan.vocabulary import read_answer
 
 FORM = "complaint_form"
+DOMAIN_FILE = Path(__file__).resolve().parent.parent / "domain.yml"
 MISSES = "form_misses"  # {slot: how often its question went unanswered}
 # Recorded for a question the form moved past after asking it `max_asks` times.
 GIVE_UP_VALUES: dict[str, Any] = {
@@ -29,8 +33,14 @@ GIVE_UP_VALUES: dict[str, Any] = {
 COMPLAINT_EXTRAS = (MISSES, "order_id", "safety_threat")
 
 
-def form_slots(domain: DomainDict) -> list[str]:
-    """The complaint form's questions, as domain.yml lists them (the one list)."""
+@cache
+def form_slots() -> list[str]:
+    """The complaint form's questions, as domain.yml lists them (the one list), read once.
+
+    Read from the file because Rasa is told not to send the domain to the form's validation (domain.yml,
+    `send_domain: false`): it was two thirds of every form call's payload.
+    """
+    domain = yaml.safe_load(DOMAIN_FILE.read_text(encoding="utf-8"))
     return list(domain["forms"][FORM]["required_slots"])
 
 
@@ -61,6 +71,9 @@ class ValidateComplaintForm(FormValidationAction):
     def name(self) -> str:
         return "validate_complaint_form"
 
+    def domain_slots(self, domain: DomainDict) -> list[str]:
+        return form_slots()
+
     async def required_slots(
         self, domain_slots: list[str], dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
     ) -> list[str]:
@@ -78,7 +91,7 @@ class ValidateComplaintForm(FormValidationAction):
         """Counts a question asked again; after `max_asks` the form records that it could not learn the answer
         and moves on, so no buyer is asked the same thing forever."""
         asked_before = tracker.get_slot("requested_slot")
-        plan = await self.required_slots(form_slots(domain), dispatcher, tracker, domain)  # tracker holds this turn
+        plan = await self.required_slots(form_slots(), dispatcher, tracker, domain)  # tracker holds this turn
         missing = next((slot for slot in plan if tracker.slots.get(slot) is None), None)
         next_slot = next((e["value"] for e in events if e.get("name") == "requested_slot"), missing)
         if next_slot is None or next_slot != asked_before:
@@ -90,7 +103,7 @@ class ValidateComplaintForm(FormValidationAction):
             return events
         dispatcher.utter_message(response="utter_complaint_skip_question")
         tracker.slots[next_slot] = GIVE_UP_VALUES[next_slot]
-        plan = await self.required_slots(form_slots(domain), dispatcher, tracker, domain)
+        plan = await self.required_slots(form_slots(), dispatcher, tracker, domain)
         following = next((slot for slot in plan if tracker.slots.get(slot) is None), None)
         return [*events, SlotSet(next_slot, GIVE_UP_VALUES[next_slot]), SlotSet("requested_slot", following)]
 
@@ -200,9 +213,9 @@ def case_from(tracker: Tracker, max_asks: int) -> engine.Case:
     )
 
 
-def reset_events(domain: DomainDict) -> list[EventType]:
+def reset_events() -> list[EventType]:
     """Forget one complaint's facts so the next one starts clean."""
-    return [SlotSet(slot, None) for slot in (*form_slots(domain), *COMPLAINT_EXTRAS)]
+    return [SlotSet(slot, None) for slot in (*form_slots(), *COMPLAINT_EXTRAS)]
 
 
 class ActionAssessComplaint(Action):
@@ -221,7 +234,7 @@ class ActionAssessComplaint(Action):
         decision = engine.assess(case_from(tracker, rules.max_asks), rules, today, self.services.calendar)
         Presenter(rules, today).utter_decision(dispatcher, decision)
         advised = bool(tracker.get_slot("safety_advised")) or decision.severity is engine.Severity.SAFETY
-        return [*reset_events(domain), SlotSet("outcome", decision.outcome.value), SlotSet("safety_advised", advised)]
+        return [*reset_events(), SlotSet("outcome", decision.outcome.value), SlotSet("safety_advised", advised)]
 
 
 class ActionResetComplaint(Action):
@@ -233,4 +246,4 @@ class ActionResetComplaint(Action):
     async def run(
         self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
     ) -> list[EventType]:
-        return reset_events(domain)
+        return reset_events()

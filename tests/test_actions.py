@@ -60,7 +60,7 @@ async def test_assess_eligible_case_utters_the_dates_and_the_filing_card_and_cle
     dispatcher = CollectingDispatcher()
     slots = {"platform": "taobao", "trade_status": "success", "harassment_type": ["calls"], "evidence": ["none"],
              "success_time": {"said": "5天", "earliest": "2026-11-18", "latest": "2026-11-18"}}
-    events = await ActionAssessComplaint(SERVICES).run(dispatcher, tracker(slots), DOMAIN)
+    events = await ActionAssessComplaint(SERVICES).run(dispatcher, tracker(slots), {})  # no domain is sent
     assert said(dispatcher)[:2] == ["utter_complaint_file_online", "utter_complaint_filing_steps"]
     filing = kwargs(dispatcher, "utter_complaint_file_online")
     assert filing["days_left"] == 10 and filing["last_filing_date"] == "12月3日（周四）"
@@ -219,7 +219,8 @@ async def ask_again(slots: dict[str, Any], text: str) -> tuple[list[dict], Colle
     # what from_text put into the slot this turn
     answer.events.append({"event": "slot", "name": requested, "value": text if requested != "evidence" else [text]})
     answer.slots[requested] = text if requested != "evidence" else [text]
-    events = await ValidateComplaintForm(SERVICES).run(dispatcher, answer, DOMAIN)
+    # Rasa does not send the domain to the form's validation (send_domain: false): it must work without it.
+    events = await ValidateComplaintForm(SERVICES).run(dispatcher, answer, {})
     return events, dispatcher
 
 
