@@ -21,7 +21,7 @@ export PYTHONPATH := $(CURDIR)
 export SQLALCHEMY_SILENCE_UBER_WARNING := 1
 export TF_CPP_MIN_LOG_LEVEL := 2
 
-.PHONY: help setup browser train run shell actions test test-unit validate test-stories test-e2e bench-nlu bench-time screenshots lint clean
+.PHONY: help setup browser train run shell actions test test-unit validate test-stories test-e2e bench-nlu bench-time screenshots lint clean forget purge-expired audit
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-13s %s\n", $$1, $$2}'
@@ -83,6 +83,17 @@ screenshots: train browser ## desktop and mobile PNGs of the widget into docs/sc
 
 lint: setup ## ruff
 	$(VENV)/bin/ruff check weiquan actions scripts tests bench
+
+# Personal data: which stores to clean comes from ENDPOINTS (endpoints.production.yml for PostgreSQL). SENDER reaches
+# the script through the environment (make exports command-line variables), never through the shell line.
+ENDPOINTS ?= endpoints.yml
+
+forget: setup ## delete one conversation from every store: make forget SENDER=<id> [ENDPOINTS=endpoints.yml]
+	@test -n "$$SENDER" || { echo "usage: make forget SENDER=<conversation id> [ENDPOINTS=endpoints.yml]" >&2; exit 2; }
+	@$(PY) scripts/forget.py --endpoints "$(ENDPOINTS)"
+
+purge-expired: setup ## delete what is older than the retention period (RETENTION_DAYS or the endpoints file; 30 days)
+	@$(PY) scripts/purge_expired.py --endpoints "$(ENDPOINTS)"
 
 clean: ## remove models, build output and local conversation data (keeps .venv)
 	rm -rf models/*.tar.gz build var results .pytest_cache
