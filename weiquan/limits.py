@@ -8,7 +8,7 @@ Settings, for each channel, come from its block in credentials.yml, else the env
 | `max_body_bytes`    | `LIMIT_MAX_BODY_BYTES`    | 65536          | request body (REST, WeChat) / socket.io frame |
 | `max_json_depth`    | `LIMIT_MAX_JSON_DEPTH`    | 20             | nesting of a JSON body                       |
 | `rate_per_sender`   | `LIMIT_RATE_PER_SENDER`   | 20/60          | messages per conversation per 60 s           |
-| `rate_per_address`  | `LIMIT_RATE_PER_ADDRESS`  | 60/60          | messages per client address per 60 s         |
+| `rate_per_address`  | `LIMIT_RATE_PER_ADDRESS`  | 300/60         | messages per client address per 60 s         |
 
 plus each channel's own message-length cap (`max_message_chars`: REST 2000, widget 500, WeChat 500).
 
@@ -64,7 +64,7 @@ class Limits:
     max_json_depth: int = 20
     max_sender_chars: int = 128
     rate_per_sender: Rate = field(default_factory=lambda: Rate(20, 60.0))
-    rate_per_address: Rate = field(default_factory=lambda: Rate(60, 60.0))
+    rate_per_address: Rate = field(default_factory=lambda: Rate(300, 60.0))
 
     @classmethod
     def from_settings(

@@ -66,10 +66,10 @@ _ADDRESS = re.compile(
 )
 
 _ID_CARD = re.compile(
-    r"(?<![0-9A-Za-z])(\d{6})(?:19|20)\d{2}(?:0[1-9]|1[0-2])(?:0[1-9]|[12]\d|3[01])(\d{3}[\dXx])(?![0-9A-Za-z])"
+    r"(?<![0-9A-Za-z.])(\d{6})(?:19|20)\d{2}(?:0[1-9]|1[0-2])(?:0[1-9]|[12]\d|3[01])(\d{3}[\dXx])(?![0-9A-Za-z])"
 )
-_LONG_DIGITS = re.compile(r"(?<!\d)(\d{4})\d{7,}(\d{4})(?!\d)")
-_MOBILE = re.compile(r"(?<![\d+])((?:\+|00)?86[ -]?)?(1[3-9]\d)[ -]?\d{4}[ -]?(\d{4})(?!\d)")
+_LONG_DIGITS = re.compile(r"(?<![\d.])(\d{4})\d{7,}(\d{4})(?!\d)")  # not the decimals of a confidence
+_MOBILE = re.compile(r"(?<![\d+.])((?:\+|00)?86[ -]?)?(1[3-9]\d)[ -]?\d{4}[ -]?(\d{4})(?!\d)")
 _LANDLINE = re.compile(r"(?<![\d.])(0\d{2,3})([ -]?)\d{3,4}(\d{4})(?![\d.])")
 _EMAIL = re.compile(r"(?<![A-Za-z0-9._%+-])([A-Za-z0-9])[A-Za-z0-9._%+-]*@([A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)+)")
 
