@@ -70,7 +70,7 @@ test-stories: train ## Chinese test stories must be predicted exactly
 test-e2e: train browser ## real servers: REST, socket.io, browser, WeChat webhook; NLU accuracy floor
 	$(PY) -m pytest -q -m "model or e2e"
 
-test: lint test-unit validate test-stories test-e2e ## everything above, in order (what CI runs)
+test: lint audit test-unit validate test-stories test-e2e ## everything above, in order (what CI runs)
 
 bench-nlu: setup ## NLU side by side: ours vs plain Rasa vs keywords; writes reports/
 	$(PY) scripts/bench_nlu.py
@@ -80,6 +80,15 @@ bench-time: setup ## time-expression parser accuracy and cost; writes reports/ti
 
 screenshots: train browser ## desktop and mobile PNGs of the widget into docs/screenshots/
 	$(PY) scripts/screenshots.py
+
+AUDIT_VENV := build/audit-venv
+$(AUDIT_VENV)/.installed: requirements-audit.txt
+	@test -x $(AUDIT_VENV)/bin/python || $(PY) -m venv $(AUDIT_VENV)
+	$(AUDIT_VENV)/bin/python -m pip install --quiet -r requirements-audit.txt
+	@touch $@
+
+audit: setup $(AUDIT_VENV)/.installed ## known vulnerabilities in .venv and widget/ vs audit-allowlist.yml (AUDIT_STRICT=1: all checked)
+	$(PY) scripts/audit.py
 
 lint: setup ## ruff
 	$(VENV)/bin/ruff check weiquan actions scripts tests bench
