@@ -235,3 +235,42 @@ def test_make_forget_and_purge_expired_work_on_the_endpoints_file(tmp_path: Path
     usage = subprocess.run(["make", "-s", "forget", f"ENDPOINTS={endpoints}"], cwd=ROOT, capture_output=True,
                            text=True, timeout=300)
     assert usage.returncode != 0 and "SENDER" in usage.stdout + usage.stderr
+
+
+class FakeHandoffStore:
+    """Shaped like weiquan.handoff.store.SqlHandoffStore: forget(sender) and purge_before(datetime)."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, object]] = []
+
+    def forget(self, sender_id: str) -> int:
+        self.calls.append(("forget", sender_id))
+        return 2
+
+    def purge_before(self, when) -> int:
+        self.calls.append(("purge_before", when))
+        return 3
+
+
+FAKE_HANDOFF = FakeHandoffStore()
+
+
+def fake_handoff_store_from_env(settings=None) -> FakeHandoffStore:
+    return FAKE_HANDOFF
+
+
+def test_another_store_joins_forget_and_purge_with_one_line(
+    sqlite_store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from datetime import datetime, timezone
+
+    hook = "tests.test_privacy_store:fake_handoff_store_from_env"
+    monkeypatch.setattr(retention, "STORES", (*retention.STORES, hook))
+    monkeypatch.delenv("RETENTION_DAYS", raising=False)
+    db = tmp_path / "data" / "tracker.db"
+    sqlite_store()
+    assert retention.forget(sqlite_endpoints(db), "someone") == {"conversations": 0, "FakeHandoffStore": 2}
+    cutoff, deleted = retention.purge_expired(sqlite_endpoints(db, days=30), now=1_000_000_000)
+    assert deleted == {"conversations": 0, "FakeHandoffStore": 3}
+    assert FAKE_HANDOFF.calls == [("forget", "someone"),
+                                  ("purge_before", datetime.fromtimestamp(cutoff, timezone.utc))]

@@ -4,18 +4,21 @@
 file (`ENDPOINTS`, default endpoints.yml, so the same command works with endpoints.production.yml) and hand the work
 to every registered store.
 
-**Registering a store** (the hand-off store, say): write a function `retention_store(endpoints) -> DataStore | None`
-that returns None when the endpoints file does not configure that store, and add one line to `STORES` below:
-`"weiquan.handoff.store:retention_store"`. A `DataStore` has a `name` and two methods:
-`forget(sender_id) -> int` (what it deleted) and `purge(before) -> int` (delete what is older than `before`, in seconds
-since the epoch). The retention period is the same for every store: `retention_days(endpoints)`.
+**Registering a store** (the hand-off store, say): add one line to `STORES` below naming a function that returns the
+store, e.g. `"weiquan.handoff.store:store_from_env"`. The function is called with the parsed endpoints file if it
+takes a required argument, with nothing otherwise, and returns None when that store is not configured. The store
+needs `forget(sender_id) -> int` (what it deleted) and either `purge(before: float) -> int` (seconds since the epoch)
+or `purge_before(when: datetime) -> int`; a `name` is optional. The retention period is the same for every store:
+`retention_days(endpoints)`.
 """
 from __future__ import annotations
 
 import importlib
+import inspect
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -50,13 +53,36 @@ def retention_days(endpoints: Mapping[str, Any]) -> float:
     return resolve_retention_days((endpoints.get("tracker_store") or {}).get("retention_days"))
 
 
+@dataclass
+class _Adapted:
+    """A store with `forget` and `purge_before(datetime)`, seen as a DataStore."""
+
+    store: Any
+    name: str
+
+    def forget(self, sender_id: str) -> int:
+        return self.store.forget(sender_id)
+
+    def purge(self, before: float) -> int:
+        return self.store.purge_before(datetime.fromtimestamp(before, timezone.utc))
+
+
+def _open(factory: Any, endpoints: Mapping[str, Any]) -> Any:
+    required = [p for p in inspect.signature(factory).parameters.values()
+                if p.default is inspect.Parameter.empty and p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+    return factory(endpoints) if required else factory()
+
+
 def registered_stores(endpoints: Mapping[str, Any]) -> list[DataStore]:
-    stores = []
+    stores: list[DataStore] = []
     for entry in STORES:
         module, _, function = entry.partition(":")
-        store = getattr(importlib.import_module(module), function)(endpoints)
-        if store is not None:
-            stores.append(store)
+        store = _open(getattr(importlib.import_module(module), function), endpoints)
+        if store is None:
+            continue
+        if not hasattr(store, "purge"):
+            store = _Adapted(store, getattr(store, "name", type(store).__name__))
+        stores.append(store)
     return stores
 
 
