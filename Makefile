@@ -21,7 +21,7 @@ export PYTHONPATH := $(CURDIR)
 export SQLALCHEMY_SILENCE_UBER_WARNING := 1
 export TF_CPP_MIN_LOG_LEVEL := 2
 
-.PHONY: help setup widget-deps browser train run shell actions test test-unit validate test-stories test-e2e bench-nlu bench-time screenshots lint clean
+.PHONY: help setup widget-deps browser train run shell actions test test-unit validate test-stories test-e2e bench-nlu bench-time screenshots lint clean forget purge-expired audit
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-13s %s\n", $$1, $$2}'
@@ -76,7 +76,7 @@ test-stories: train ## Chinese test stories must be predicted exactly
 test-e2e: train browser ## real servers: REST, socket.io, browser, WeChat webhook; NLU accuracy floor
 	$(PY) -m pytest -q -m "model or e2e"
 
-test: lint test-unit validate test-stories test-e2e ## everything above, in order (what CI runs)
+test: lint audit test-unit validate test-stories test-e2e ## everything above, in order (what CI runs)
 
 bench-nlu: setup ## NLU side by side: ours vs plain Rasa vs keywords; writes reports/
 	$(PY) scripts/bench_nlu.py
@@ -87,9 +87,29 @@ bench-time: setup ## time-expression parser accuracy and cost; writes reports/ti
 screenshots: train browser ## desktop and mobile PNGs of the widget into docs/screenshots/
 	$(PY) scripts/screenshots.py
 
+AUDIT_VENV := build/audit-venv
+$(AUDIT_VENV)/.installed: requirements-audit.txt
+	@test -x $(AUDIT_VENV)/bin/python || $(PY) -m venv $(AUDIT_VENV)
+	$(AUDIT_VENV)/bin/python -m pip install --quiet -r requirements-audit.txt
+	@touch $@
+
+audit: setup $(AUDIT_VENV)/.installed ## known vulnerabilities in .venv and widget/ vs audit-allowlist.yml (AUDIT_STRICT=1: all checked)
+	$(PY) scripts/audit.py
+
 lint: setup ## ruff on everything, mypy on weiquan/ and actions/
 	$(VENV)/bin/ruff check weiquan actions scripts tests bench
 	$(VENV)/bin/mypy weiquan actions
+
+# Personal data: which stores to clean comes from ENDPOINTS (endpoints.production.yml for PostgreSQL). SENDER reaches
+# the script through the environment (make exports command-line variables), never through the shell line.
+ENDPOINTS ?= endpoints.yml
+
+forget: setup ## delete one conversation from every store: make forget SENDER=<id> [ENDPOINTS=endpoints.yml]
+	@test -n "$$SENDER" || { echo "usage: make forget SENDER=<conversation id> [ENDPOINTS=endpoints.yml]" >&2; exit 2; }
+	@$(PY) scripts/forget.py --endpoints "$(ENDPOINTS)"
+
+purge-expired: setup ## delete what is older than the retention period (RETENTION_DAYS or the endpoints file; 30 days)
+	@$(PY) scripts/purge_expired.py --endpoints "$(ENDPOINTS)"
 
 clean: ## remove models, build output and local conversation data (keeps .venv)
 	rm -rf models/*.tar.gz build var results .pytest_cache

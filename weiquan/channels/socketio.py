@@ -37,7 +37,9 @@ from sanic.request import Request
 from sanic.response import HTTPResponse
 from socketio import AsyncServer
 
+from weiquan import faults
 from weiquan.channels.render import render_widget
+from weiquan.limits import Limits, RateGate, is_valid_unicode, json_depth, shortcut_policy
 
 logger = logging.getLogger(__name__)
 
@@ -50,6 +52,8 @@ SESSION_ID_PATTERN = re.compile(r"[A-Za-z0-9_-]{8,64}")
 ORIGIN_PATTERN = re.compile(r"https?://[a-z0-9.\-\[\]:]+")
 
 TEXTS_PATH = Path(__file__).with_name("widget_texts.yml")
+# A socket.io packet that cannot be decoded safely (too deep, not JSON) arrives as this event, answered `malformed`.
+MALFORMED_EVENT = "weiquan_malformed_packet"
 
 
 @lru_cache(maxsize=1)
@@ -74,6 +78,30 @@ def parse_origins(value: Any) -> frozenset[str]:
             f"allowed_origins must list exact origins like http://localhost:8080 (no paths, patterns or '*'): {bad}"
         )
     return frozenset(origins) if origins else frozenset(DEFAULT_ALLOWED_ORIGINS)
+
+
+class DepthCheckedJson:
+    """The json module python-socketio decodes packets with, refusing nesting deeper than `max_depth`.
+
+    Plain `json.loads` raises RecursionError on a deeply nested packet: python-socketio logs a traceback and drops the
+    message, so the buyer gets no answer. Here such a packet (and one that is not JSON) becomes the event
+    MALFORMED_EVENT, which the channel answers with a short request to send text again.
+    """
+
+    def __init__(self, max_depth: int) -> None:
+        self.max_depth = max_depth
+
+    @staticmethod
+    def dumps(*args: Any, **kwargs: Any) -> str:
+        return json.dumps(*args, **kwargs)
+
+    def loads(self, text: str | bytes, **kwargs: Any) -> Any:
+        if json_depth(text) > self.max_depth:
+            return [MALFORMED_EVENT, "too deep"]
+        try:
+            return json.loads(text, **kwargs)
+        except (ValueError, RecursionError):
+            return [MALFORMED_EVENT, "not JSON"]
 
 
 def is_valid_session_id(value: Any) -> TypeGuard[str]:
@@ -135,6 +163,7 @@ class WidgetSocketIOInput(SocketIOInput):
             metadata_key=credentials.get("metadata_key", "metadata"),
             allowed_origins=credentials.get("allowed_origins"),
             max_message_chars=int(credentials.get("max_message_chars") or DEFAULT_MAX_MESSAGE_CHARS),
+            limits=Limits.from_settings(credentials, DEFAULT_MAX_MESSAGE_CHARS),
         )
 
     def __init__(
@@ -149,6 +178,7 @@ class WidgetSocketIOInput(SocketIOInput):
         metadata_key: str | None = "metadata",
         allowed_origins: Any = None,
         max_message_chars: int = DEFAULT_MAX_MESSAGE_CHARS,
+        limits: Limits | None = None,
     ) -> None:
         super().__init__(
             user_message_evt,
@@ -164,6 +194,8 @@ class WidgetSocketIOInput(SocketIOInput):
         if max_message_chars < 1:
             raise ValueError("max_message_chars must be positive")
         self.max_message_chars = max_message_chars
+        self.limits = limits or Limits(max_message_chars=max_message_chars, max_body_bytes=MAX_FRAME_BYTES)
+        self.gate = RateGate(self.limits)
 
     def origin_allowed(self, origin: str | None, environ: dict | None = None) -> bool:
         """Engine.io calls this for every request that carries an Origin header (and to set CORS headers)."""
@@ -178,9 +210,13 @@ class WidgetSocketIOInput(SocketIOInput):
         # Engine.io answers a request from a foreign origin with 400 before any socket.io event, and sends CORS
         # headers only to allowed origins, so polling works cross-origin without opening CORS to everyone.
         sio = AsyncServer(
-            async_mode="sanic", cors_allowed_origins=self.origin_allowed, max_http_buffer_size=MAX_FRAME_BYTES
+            async_mode="sanic",
+            cors_allowed_origins=self.origin_allowed,
+            max_http_buffer_size=min(MAX_FRAME_BYTES, self.limits.max_body_bytes),
+            json=DepthCheckedJson(self.limits.max_json_depth),
         )
         socketio_webhook = SocketBlueprint(sio, self.socketio_path, "socketio_webhook", __name__)
+        socketio_webhook.listener("after_server_start")(faults.on_server_start)
         self.sio = sio
         namespace = self.namespace
 
@@ -216,6 +252,9 @@ class WidgetSocketIOInput(SocketIOInput):
                 )
                 if not payload:
                     return False
+            request = environ.get("sanic.request")
+            address = (request.remote_addr or request.ip) if request is not None else ""
+            await sio.save_session(sid, {"address": address or ""}, namespace=namespace)
             logger.debug("User %s connected to the socket.io endpoint.", sid)
             return True
 
@@ -230,9 +269,18 @@ class WidgetSocketIOInput(SocketIOInput):
             await join_session(sid, session_id)
             await sio.emit("session_confirm", session_id, room=sid, namespace=namespace)
 
+        @sio.on(MALFORMED_EVENT, namespace=namespace)
+        async def malformed(sid: str, reason: Any = None) -> None:
+            logger.info("Refused a socket.io packet from %s: %s.", sid, reason)
+            await reply(sid, widget_texts()["malformed"])
+
         @sio.on(self.user_message_evt, namespace=namespace)
         async def handle_message(sid: str, data: Any = None) -> None:
-            if not isinstance(data, dict) or not isinstance(data.get("message"), str):
+            if (
+                not isinstance(data, dict)
+                or not isinstance(data.get("message"), str)
+                or not is_valid_unicode(data["message"])
+            ):
                 await reply(sid, widget_texts()["malformed"])
                 return
             text = data["message"]
@@ -257,6 +305,13 @@ class WidgetSocketIOInput(SocketIOInput):
             else:
                 sender_id = sid
 
+            session = await sio.get_session(sid, namespace=namespace)
+            refused = self.gate.check(sender_id, session.get("address"))
+            if refused is not None:
+                logger.info("Rate limit (%s) for a widget conversation: %d s.", refused.reason, refused.retry_after_s)
+                await reply(sid, widget_texts()["too_many"].format(seconds=refused.retry_after_s))
+                return
+
             metadata = data.get(self.metadata_key) or {}
             if isinstance(metadata, str):
                 try:
@@ -266,14 +321,18 @@ class WidgetSocketIOInput(SocketIOInput):
             if not isinstance(metadata, dict):
                 metadata = {}
 
-            await on_new_message(
-                UserMessage(
-                    text,
-                    WidgetSocketIOOutput(sio, self.bot_message_evt, namespace),
-                    sender_id,
-                    input_channel=self.name(),
-                    metadata=metadata,
+            try:
+                await on_new_message(
+                    UserMessage(
+                        shortcut_policy().screen(text),
+                        WidgetSocketIOOutput(sio, self.bot_message_evt, namespace),
+                        sender_id,
+                        input_channel=self.name(),
+                        metadata=metadata,
+                    )
                 )
-            )
+            except Exception:
+                logger.exception("The bot failed on a widget message.")
+                await reply(sid, widget_texts()["unavailable"])
 
         return socketio_webhook

@@ -36,10 +36,13 @@ import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
 from typing import Any, Generic, TypeVar
 from xml.parsers.expat import ExpatError
 
 import xmltodict
+import yaml
 from rasa.core.channels.channel import InputChannel, UserMessage
 from sanic import Blueprint, response
 from sanic.request import Request
@@ -51,6 +54,7 @@ from wechatpy.messages import BaseMessage
 from wechatpy.replies import TextReply
 from wechatpy.utils import WeChatSigner
 
+from weiquan import faults
 from weiquan.channels.render import (
     WECHAT_TEXT_LIMIT_BYTES,
     RenderedReply,
@@ -62,13 +66,14 @@ from weiquan.channels.render import (
 )
 from weiquan.channels.rest import WholeMessageCollector
 from weiquan.channels.wechat_api import CustomerServiceApi, CustomerServiceError
+from weiquan.limits import Limits, RateGate, RateLimiter
+from weiquan.privacy import mask
 from weiquan.services import customer_service_api
 
 logger = logging.getLogger(__name__)
 
 GREET_PAYLOAD = "/greet"
 SUBSCRIBE_EVENTS = frozenset({"subscribe", "subscribe_scan"})
-PHONE_RE = re.compile(r"(?<!\d)1[3-9]\d{9}(?!\d)")
 PLACEHOLDER_RE = re.compile(r"\$\{(\w+)\}")
 DTD_RE = re.compile(rb"<!\s*(DOCTYPE|ENTITY)", re.IGNORECASE)
 AES_KEY_LENGTH = 43
@@ -76,11 +81,6 @@ SHUTDOWN_GRACE_S = 10.0
 
 K = TypeVar("K")
 V = TypeVar("V")
-
-
-def mask_phones(text: str) -> str:
-    """Hides mainland mobile numbers in anything that goes to a log."""
-    return PHONE_RE.sub("1**********", text)
 
 
 def short_id(openid: str) -> str:
@@ -280,7 +280,9 @@ class WeChatInput(InputChannel):
 
         app_id, app_secret = value("app_id"), value("app_secret")
         api = customer_service_api(app_id, app_secret) if value("token") else None
-        return cls(token=value("token"), app_id=app_id, aes_key=value("aes_key"), app_secret=app_secret, api=api)
+        limits = Limits.from_settings(credentials, int(credentials.get("max_message_chars") or 500))
+        return cls(token=value("token"), app_id=app_id, aes_key=value("aes_key"), app_secret=app_secret, api=api,
+                   limits=limits)
 
     def __init__(
         self,
@@ -302,7 +304,15 @@ class WeChatInput(InputChannel):
         max_turns: int = 10_000,
         memory_ttl_s: float = 3600.0,
         max_memory: int = 50_000,
+        limits: Limits | None = None,
     ) -> None:
+        if limits is not None:
+            max_body_bytes, max_text_chars = limits.max_body_bytes, limits.max_message_chars
+        # Per OpenID: new messages (WeChat's retries of one message count once). Per address: forged requests only,
+        # since every genuine request comes from WeChat's own servers, shared by all buyers.
+        self.limits = limits or Limits(max_message_chars=max_text_chars, max_body_bytes=max_body_bytes)
+        self.gate = RateGate(self.limits, now=now)
+        self.forgers = RateLimiter(self.limits.rate_per_address, now=now)
         self.app_id = app_id
         self.app_secret = app_secret
         self.api = api
@@ -345,6 +355,7 @@ class WeChatInput(InputChannel):
 
     def blueprint(self, on_new_message: Callable[[UserMessage], Awaitable[Any]]) -> Blueprint:
         webhook = Blueprint(f"wechat_webhook_{id(self)}", __name__)
+        webhook.listener("after_server_start")(faults.on_server_start)
 
         @webhook.route("/", methods=["GET"])
         async def health(_: Request) -> HTTPResponse:
@@ -364,6 +375,11 @@ class WeChatInput(InputChannel):
             if self.protocol is None:
                 return response.text(self.unavailable, status=503)
             args = _args(request)
+            address = request.remote_addr or request.ip or ""
+            wait = self.forgers.wait_s(address)
+            if wait > 0:
+                logger.warning("wechat.rate_limited: forged requests from %s; refused for %.0f s", address, wait)
+                return response.text("too many forged requests", status=429, headers={"Retry-After": str(round(wait))})
             try:
                 self.protocol.check_request(args)
                 body = await self._read_body(request)
@@ -422,6 +438,8 @@ class WeChatInput(InputChannel):
         self._signed_requests.put(key, digest)
 
     def _refuse(self, request: Request, rejected: Rejected) -> HTTPResponse:
+        if rejected.status == 403:
+            self.forgers.record(request.remote_addr or request.ip or "")
         logger.warning("wechat.rejected %s: %s (from %s)", rejected.status, rejected.reason, request.ip)
         return response.text(rejected.reason, status=rejected.status)
 
@@ -475,6 +493,10 @@ class WeChatInput(InputChannel):
     ) -> str | None:
         turn = self._turns.get(key)
         if turn is None:
+            refused = self.gate.check(openid, None)
+            if refused is not None:
+                logger.info("wechat.rate_limited %s for %d s", short_id(openid), refused.retry_after_s)
+                return wechat_limit_texts()["too_many"].format(seconds=refused.retry_after_s)
             metadata = {"wechat": {"msg_id": str(message.id or ""), "msg_type": message.type}}
             task = asyncio.create_task(self._run_turn(openid, text, metadata, on_new_message))
             self._keep(task)
@@ -560,7 +582,7 @@ class WeChatInput(InputChannel):
             for chunk in chunks:
                 await self.api.send_text(openid, chunk)
         except CustomerServiceError as error:
-            logger.error("wechat.push_failed for %s: %s", short_id(openid), mask_phones(str(error)))
+            logger.error("wechat.push_failed for %s: %s", short_id(openid), mask(str(error)))
 
     def _passive_parts(self, openid: str, chunks: list[str]) -> str:
         """First part now; the rest waits for "继续"."""
@@ -579,6 +601,14 @@ class WeChatInput(InputChannel):
         """Waits for running turns and pushes (tests, and a graceful shutdown)."""
         while self._background:
             await asyncio.gather(*list(self._background), return_exceptions=True)
+
+
+@lru_cache(maxsize=1)
+def wechat_limit_texts() -> dict[str, str]:
+    """The rate-limit sentence (wechat_texts.yml; the rest of that file is loaded by render.load_texts)."""
+    texts = yaml.safe_load(Path(__file__).with_name("wechat_texts.yml").read_text(encoding="utf-8"))
+    texts["too_many"].format(seconds=1)  # a placeholder typo fails here, at start-up, not on a buyer's message
+    return texts
 
 
 def _consume_exception(task: asyncio.Task[Any]) -> None:
