@@ -9,6 +9,11 @@ Rasa 3.6.21's `SocketIOInput` has three problems for us:
 * its output channel splits text on blank lines and sends `custom` as a separate (and malformed) event, while the
   widget needs each bot message whole: one `bot_uttered` carrying `text`, `quick_replies` and `custom` together.
 
+Operator messages (docs/handoff.md) reach the user through `get_output_channel()`: Rasa's API emits to the room named
+after the conversation. With several workers or replicas that room may live in another process: give the channel a
+`redis_url` and every server shares one python-socketio `AsyncRedisManager`, so an emit anywhere reaches the socket
+wherever it is connected (in-memory when empty). python-socketio pickles what it publishes: keep that Redis private.
+
 Security choices: the page's Origin must be one of the configured exact origins (no patterns, no `*`); a request
 without an Origin header (a non-browser client, which could forge one anyway) is let through. A socket talks for the
 session it confirmed with `session_request`, not for whatever `session_id` a later message names. User text is never
@@ -35,7 +40,7 @@ from rasa.core.channels.socketio import SocketBlueprint, SocketIOInput, SocketIO
 from sanic import Blueprint, response
 from sanic.request import Request
 from sanic.response import HTTPResponse
-from socketio import AsyncServer
+from socketio import AsyncManager, AsyncRedisManager, AsyncServer
 
 logger = logging.getLogger(__name__)
 
@@ -109,6 +114,14 @@ def widget_payload(message: dict[str, Any]) -> dict[str, Any] | None:
     return payload or None
 
 
+def client_manager(redis_url: str) -> AsyncManager:
+    """Rooms shared by every server through Redis pub/sub when `redis_url` is set, else kept in this process."""
+    if not redis_url:
+        return AsyncManager()
+    logger.info("socket.io rooms are shared through Redis")
+    return AsyncRedisManager(redis_url)
+
+
 class WidgetSocketIOOutput(SocketIOOutput):
     """Emits exactly one `bot_uttered` per bot message (Rasa's splits text and mangles custom JSON)."""
 
@@ -158,6 +171,7 @@ class WidgetSocketIOInput(SocketIOInput):
             metadata_key=credentials.get("metadata_key", "metadata"),
             allowed_origins=credentials.get("allowed_origins"),
             max_message_chars=int(credentials.get("max_message_chars") or DEFAULT_MAX_MESSAGE_CHARS),
+            redis_url=credentials.get("redis_url"),
         )
 
     def __init__(
@@ -172,6 +186,7 @@ class WidgetSocketIOInput(SocketIOInput):
         metadata_key: str | None = "metadata",
         allowed_origins: Any = None,
         max_message_chars: int = DEFAULT_MAX_MESSAGE_CHARS,
+        redis_url: str | None = None,
     ) -> None:
         super().__init__(
             user_message_evt,
@@ -187,6 +202,9 @@ class WidgetSocketIOInput(SocketIOInput):
         if max_message_chars < 1:
             raise ValueError("max_message_chars must be positive")
         self.max_message_chars = max_message_chars
+        self.redis_url = os.path.expandvars(str(redis_url or "")).strip()
+        if "${" in self.redis_url:  # a quoted "${VAR}" whose variable is unset: no Redis
+            self.redis_url = ""
 
     def origin_allowed(self, origin: str | None, environ: dict | None = None) -> bool:
         """Engine.io calls this for every request that carries an Origin header (and to set CORS headers)."""
@@ -201,7 +219,10 @@ class WidgetSocketIOInput(SocketIOInput):
         # Engine.io answers a request from a foreign origin with 400 before any socket.io event, and sends CORS
         # headers only to allowed origins, so polling works cross-origin without opening CORS to everyone.
         sio = AsyncServer(
-            async_mode="sanic", cors_allowed_origins=self.origin_allowed, max_http_buffer_size=MAX_FRAME_BYTES
+            async_mode="sanic",
+            cors_allowed_origins=self.origin_allowed,
+            max_http_buffer_size=MAX_FRAME_BYTES,
+            client_manager=client_manager(self.redis_url),
         )
         socketio_webhook = SocketBlueprint(sio, self.socketio_path, "socketio_webhook", __name__)
         self.sio = sio

@@ -19,6 +19,12 @@ retries, and the retry (same turn) delivers the answer passively: at most `max_a
 One passive reply carries one text message. An answer that needs several messages (over 2048 bytes) is pushed, in
 order, through the customer-service API; without the API the first part is the reply and "继续" fetches the next.
 
+Hand-off to a person (docs/handoff.md): an operator's messages leave through `get_output_channel()`, i.e. the
+customer-service message API, which WeChat accepts only within 48 hours of the user's last message (the console checks
+that before sending); without WECHAT_APP_SECRET they are only kept in the transcript. With
+`transfer_customer_service: true`, asking for a person answers with WeChat's own `transfer_customer_service` reply
+instead: WeChat's customer-service tools take the user, and the bot does not pause.
+
 State kept in this process (turns for dedupe, the last menu and pending parts per OpenID, recently seen signatures) is
 bounded and expires. With several Rasa replicas, route each buyer to one replica — hash on the `openid` query parameter
 WeChat adds to every POST — or a retry or a menu answer may land on a replica that never saw the turn.
@@ -40,7 +46,7 @@ from typing import Any, Generic, TypeVar
 from xml.parsers.expat import ExpatError
 
 import xmltodict
-from rasa.core.channels.channel import CollectingOutputChannel, InputChannel, UserMessage
+from rasa.core.channels.channel import CollectingOutputChannel, InputChannel, OutputChannel, UserMessage
 from sanic import Blueprint, response
 from sanic.request import Request
 from sanic.response import HTTPResponse
@@ -48,7 +54,7 @@ from wechatpy import parse_message
 from wechatpy.crypto import WeChatCrypto
 from wechatpy.exceptions import InvalidAppIdException, InvalidSignatureException
 from wechatpy.messages import BaseMessage
-from wechatpy.replies import TextReply
+from wechatpy.replies import TextReply, TransferCustomerServiceReply
 from wechatpy.utils import WeChatSigner
 
 from weiquan.channels.render import (
@@ -71,6 +77,7 @@ PLACEHOLDER_RE = re.compile(r"\$\{(\w+)\}")
 DTD_RE = re.compile(rb"<!\s*(DOCTYPE|ENTITY)", re.IGNORECASE)
 AES_KEY_LENGTH = 43
 SHUTDOWN_GRACE_S = 10.0
+TRANSFER_ANSWER = "\x00transfer_customer_service"  # never a text a bot turn can produce
 
 K = TypeVar("K")
 V = TypeVar("V")
@@ -278,7 +285,9 @@ class WeChatInput(InputChannel):
 
         app_id, app_secret = value("app_id"), value("app_secret")
         api = WeChatCustomerServiceApi(app_id, app_secret) if value("token") and app_id and app_secret else None
-        return cls(token=value("token"), app_id=app_id, aes_key=value("aes_key"), app_secret=app_secret, api=api)
+        transfer = value("transfer_customer_service").lower() in ("1", "true", "yes", "on")
+        return cls(token=value("token"), app_id=app_id, aes_key=value("aes_key"), app_secret=app_secret, api=api,
+                   transfer_customer_service=transfer)
 
     def __init__(
         self,
@@ -300,7 +309,9 @@ class WeChatInput(InputChannel):
         max_turns: int = 10_000,
         memory_ttl_s: float = 3600.0,
         max_memory: int = 50_000,
+        transfer_customer_service: bool = False,
     ) -> None:
+        self.transfer_customer_service = transfer_customer_service
         self.app_id = app_id
         self.app_secret = app_secret
         self.api = api
@@ -372,6 +383,9 @@ class WeChatInput(InputChannel):
             answer = await self.answer(message, on_new_message)
             if not answer:
                 return response.text("success")
+            if answer == TRANSFER_ANSWER:
+                reply = TransferCustomerServiceReply(message=message, time=int(self._now())).render()
+                return response.text(self.protocol.seal(reply, args), content_type="application/xml")
             reply = TextReply(message=message, content=answer, time=int(self._now())).render()
             return response.text(self.protocol.seal(reply, args), content_type="application/xml")
 
@@ -471,7 +485,8 @@ class WeChatInput(InputChannel):
     ) -> str | None:
         turn = self._turns.get(key)
         if turn is None:
-            metadata = {"wechat": {"msg_id": str(message.id or ""), "msg_type": message.type}}
+            metadata = {"wechat": {"msg_id": str(message.id or ""), "msg_type": message.type,
+                                   "transfer_customer_service": self.transfer_customer_service}}
             task = asyncio.create_task(self._run_turn(openid, text, metadata, on_new_message))
             self._keep(task)
             turn = _Turn(task=task)
@@ -519,6 +534,8 @@ class WeChatInput(InputChannel):
         except Exception:
             logger.exception("wechat.turn_failed for %s", short_id(openid))
             raise
+        if self.transfer_customer_service and asks_for_transfer(collector.messages):
+            return RenderedReply(chunks=[TRANSFER_ANSWER], menu=[])
         rendered = render_wechat(collector.messages, max_bytes=self.chunk_bytes, texts=self.texts)
         if collector.messages:  # the newest answer decides what "1" means from now on
             if rendered.menu:
@@ -554,9 +571,14 @@ class WeChatInput(InputChannel):
             chunks = [self.texts.sorry]
         try:
             for chunk in chunks:
-                await self.api.send_text(openid, chunk)
+                if chunk != TRANSFER_ANSWER:  # a transfer is a passive reply only; too late for it here
+                    await self.api.send_text(openid, chunk)
         except CustomerServiceError as error:
             logger.error("wechat.push_failed for %s: %s", short_id(openid), mask_phones(str(error)))
+
+    def get_output_channel(self) -> OutputChannel | None:
+        """Where Rasa's API sends an operator's message: the customer-service API (None without it)."""
+        return WeChatPushOutput(self.api, self.texts) if self.api is not None else None
 
     def _passive_parts(self, openid: str, chunks: list[str]) -> str:
         """First part now; the rest waits for "继续"."""
@@ -575,6 +597,34 @@ class WeChatInput(InputChannel):
         """Waits for running turns and pushes (tests, and a graceful shutdown)."""
         while self._background:
             await asyncio.gather(*list(self._background), return_exceptions=True)
+
+
+def asks_for_transfer(messages: list[dict[str, Any]]) -> bool:
+    """The bot's hand-off line for WeChat's own customer service (domain.yml `utter_handoff_wechat_transfer`)."""
+    return any((m.get("custom") or {}).get("kind") == "handoff_status"
+               and (m.get("custom") or {}).get("state") == "transfer" for m in messages)
+
+
+class WeChatPushOutput(OutputChannel):
+    """An operator's (or the bot's) messages outside a webhook request, through the customer-service message API."""
+
+    @classmethod
+    def name(cls) -> str:
+        return "wechat"
+
+    def __init__(self, api: CustomerServiceApi, texts: WeChatTexts) -> None:
+        self.api = api
+        self.texts = texts
+
+    async def send_response(self, recipient_id: str, message: dict[str, Any]) -> None:
+        try:
+            for chunk in render_wechat([message], texts=self.texts).chunks:
+                await self.api.send_text(recipient_id, chunk)
+        except CustomerServiceError as error:  # e.g. 45015: the 48-hour window closed; the transcript keeps it
+            logger.error("wechat.push_failed for %s: %s", short_id(recipient_id), mask_phones(str(error)))
+
+    async def send_text_message(self, recipient_id: str, text: str, **kwargs: Any) -> None:
+        await self.send_response(recipient_id, {"text": text})
 
 
 def _consume_exception(task: asyncio.Task[Any]) -> None:
