@@ -18,7 +18,7 @@ import time
 from collections.abc import Callable
 
 from rasa_sdk import Action, Tracker
-from rasa_sdk.events import ActionExecuted, ConversationPaused, EventType, SessionStarted, SlotSet
+from rasa_sdk.events import ActionExecuted, ActiveLoop, ConversationPaused, EventType, SessionStarted, SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 from rasa_sdk.types import DomainDict
 
@@ -113,7 +113,8 @@ class ActionRequestHuman(HandoffWiring, Action):
         self.store.note_activity(handoff.sender_id, last.text if last else None, last.at if last else None,
                                  summary.summarize(conversation, self.clock.today()))
         dispatcher.utter_message(response="utter_handoff_nobody" if handoff.offline else "utter_handoff_waiting")
-        return [ConversationPaused()]
+        # Paused, the bot predicts nothing more; it is listening, so a later `/restart` finds the state it expects.
+        return [ConversationPaused(), ActionExecuted("action_listen")]
 
 
 class ActionHandoffResume(HandoffWiring, Action):
@@ -136,6 +137,9 @@ class ActionHandoffResume(HandoffWiring, Action):
         question = PENDING_QUESTIONS.get(tracker.get_slot("requested_slot") or "")
         if tracker.active_loop.get("name") == FORM and question:
             dispatcher.utter_message(response=question)
+            # The request for a person was an unhappy path the form never came back from (it rejected the message,
+            # then the bot paused): mark the form active afresh so the next answer is validated as usual.
+            events.append(ActiveLoop(FORM))
         # The bot listens again: the user's next message is handled as if it answered the question just asked.
         return [*events, ActionExecuted("action_listen")]
 

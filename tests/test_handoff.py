@@ -260,3 +260,25 @@ def test_transcript_speakers_and_button_titles() -> None:
     assert lines == [("user", "（打开了聊天窗口）"), ("bot", "你好！"), ("user", "找人工客服"),
                      ("status", "已转人工，请稍候。"), ("operator", "我是客服小王")]
     assert [line.text for line in summary.user_lines_since({"events": events}, 2.5)] == ["找人工客服"]
+
+
+def test_the_operators_pause_and_the_resume_do_not_move_the_start_of_the_stretch() -> None:
+    events = [*EVENTS_WITH_PAUSE, {"event": "pause"}, {"event": "bot", "text": "客服已接入"},
+              {"event": "user", "text": "是天猫"}, slot("platform", "tmall"), {"event": "resume"}]
+    current = {"platform": "tmall", "success_time": "5天", "harassment_type": ["sms", "calls"]}
+    assert pause.restored_slots(events, current) == {
+        "harassment_type": ["sms"], "platform": None, "success_time": None}
+
+
+def test_an_earlier_finished_stretch_is_left_alone() -> None:
+    earlier = [{"event": "session_started"}, {"event": "pause"}, slot("platform", "tmall"), {"event": "resume"},
+               {"event": "user", "text": "淘宝"}, slot("platform", "taobao"), {"event": "pause"},
+               {"event": "user", "text": "好"}, {"event": "resume"}]
+    assert pause.restored_slots(earlier, {"platform": "taobao"}) == {}
+
+
+def test_after_an_expired_session_the_stretch_starts_at_the_reasserted_pause() -> None:
+    events = [{"event": "session_started"}, slot("platform", "tmall"), {"event": "pause"},
+              {"event": "session_started"}, {"event": "pause"}, {"event": "user", "text": "淘宝"},
+              slot("platform", "taobao")]
+    assert pause.restored_slots(events, {"platform": "taobao"}) == {"platform": None}

@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 from rasa_sdk import Tracker
-from rasa_sdk.events import ActionExecuted, ConversationPaused, SessionStarted, SlotSet
+from rasa_sdk.events import ActionExecuted, ActiveLoop, ConversationPaused, SessionStarted, SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 
 from actions.handoff import (
@@ -63,7 +63,7 @@ async def test_with_an_operator_online_the_conversation_waits_and_pauses(store) 
     dispatcher = CollectingDispatcher()
     slots = {"platform": "taobao", "harassment_type": ["calls"]}
     events = await action(ActionRequestHuman, store).run(dispatcher, tracker(slots=slots), DOMAIN)
-    assert events == [ConversationPaused()]
+    assert events == [ConversationPaused(), ActionExecuted("action_listen")]
     assert said(dispatcher) == ["utter_handoff_waiting"]
     handoff = store.get("u1")
     assert (handoff.status, handoff.channel, handoff.offline) == (Status.WAITING, "socketio", False)
@@ -75,7 +75,7 @@ async def test_with_nobody_online_the_user_is_invited_to_leave_a_message(store) 
     store.touch(SERVICE, NOW - 1)
     dispatcher = CollectingDispatcher()
     events = await action(ActionRequestHuman, store).run(dispatcher, tracker(channel="rest"), DOMAIN)
-    assert events == [ConversationPaused()]
+    assert events == [ConversationPaused(), ActionExecuted("action_listen")]
     assert said(dispatcher) == ["utter_handoff_nobody"]
     assert store.get("u1").offline and store.get("u1").channel == "rest"
 
@@ -119,7 +119,8 @@ async def test_release_mid_form_restores_the_slots_and_asks_the_pending_question
     events = await action(ActionHandoffResume, store).run(
         dispatcher, tracker(PAUSED_IN_FORM, slots, loop="complaint_form"), DOMAIN)
     assert said(dispatcher) == ["utter_handoff_released", "utter_ask_platform"]
-    assert events == [SlotSet("platform", None), SlotSet("success_time", None), ActionExecuted("action_listen")]
+    assert events == [SlotSet("platform", None), SlotSet("success_time", None), ActiveLoop("complaint_form"),
+                      ActionExecuted("action_listen")]
 
 
 async def test_release_outside_the_form_just_says_the_bot_is_back(store) -> None:

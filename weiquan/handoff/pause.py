@@ -24,18 +24,27 @@ def _last_index(events: Sequence[Mapping[str, Any]], kinds: set[str], before: in
 
 
 def restored_slots(events: Sequence[Mapping[str, Any]], slots: Mapping[str, Any]) -> dict[str, Any]:
-    """Slots set during the latest pause whose value now differs from before it → the value from before it."""
-    pause = _last_index(events, {"pause"})
-    if pause < 0:
+    """Slots set during the latest paused stretch whose value now differs from before it → the value from before.
+
+    The stretch starts at the first `pause` after the last `resume` (the console pauses again when an operator takes
+    over, and a new session pauses again after an expired one: those later pauses do not move the start).
+    """
+    end = len(events)
+    boundary = _last_index(events, {"resume", "session_started", "restart"}, before=end)
+    if boundary >= 0 and events[boundary].get("event") == "resume":  # the resume that ends this stretch
+        end = boundary
+        boundary = _last_index(events, {"resume", "session_started", "restart"}, before=end)
+    start = next((index for index in range(boundary + 1, end) if events[index].get("event") == "pause"), -1)
+    if start < 0:
         return {}
-    start = _last_index(events, {"session_started", "restart"}, before=pause) + 1
+    replay_from = _last_index(events, {"session_started", "restart"}, before=start) + 1
     before: dict[str, Any] = {}
-    for event in events[start:pause]:
+    for event in events[replay_from:start]:
         if event.get("event") == "slot":
             before[event["name"]] = event.get("value")
         elif event.get("event") == "reset_slots":
             before = {}
-    touched = {event["name"] for event in events[pause + 1:] if event.get("event") == "slot"}
+    touched = {event["name"] for event in events[start + 1:] if event.get("event") == "slot"}
     return {name: before.get(name) for name in sorted(touched - INTERNAL_SLOTS)
             if slots.get(name) != before.get(name)}
 
