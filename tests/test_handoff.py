@@ -282,3 +282,15 @@ def test_after_an_expired_session_the_stretch_starts_at_the_reasserted_pause() -
               {"event": "session_started"}, {"event": "pause"}, {"event": "user", "text": "淘宝"},
               slot("platform", "taobao")]
     assert pause.restored_slots(events, {"platform": "taobao"}) == {"platform": None}
+
+
+def test_the_summary_leaves_out_what_was_extracted_while_paused() -> None:
+    events = [slot("success_time", "5天"), slot("success_earliest", "2026-11-19"), slot("success_latest", "2026-11-19"),
+              slot("harassment_type", ["calls"]), {"event": "pause"},
+              {"event": "user", "text": "昨晚还在打，还把我的信息发到网上了"},
+              slot("success_time", "昨晚"), slot("harassment_type", ["info_leak"])]
+    paused_slots = {"success_time": "昨晚", "harassment_type": ["info_leak"]}
+    lines = summary.summarize({"events": events, "slots": paused_slots}, TODAY)["lines"]
+    assert "交易成功：5 天前（用户说「5天」）" in lines and "骚扰方式：打电话骚扰" in lines
+    resumed = [*events, {"event": "resume"}, slot("platform", "taobao")]
+    assert "平台：淘宝" in summary.summarize({"events": resumed}, TODAY)["lines"]

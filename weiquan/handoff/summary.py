@@ -40,19 +40,25 @@ def _current_events(tracker: Mapping[str, Any]) -> list[dict[str, Any]]:
 
 
 def latest_facts(tracker: Mapping[str, Any]) -> dict[str, Any]:
-    """The last non-empty value of each fact slot since the last restart: the bot forgets a finished complaint's
-    facts (action_reset_complaint), the operator should still see them."""
+    """The last non-empty value of each fact slot since the last restart, leaving out what was extracted while the
+    bot was paused (unvalidated: the bot puts those back when it takes over again, see weiquan/handoff/pause.py).
+    The bot forgets a finished complaint's facts (action_reset_complaint); the operator should still see them."""
     facts: dict[str, Any] = {}
+    paused = False
     for event in _current_events(tracker):
-        if event.get("event") == "session_started":
-            facts = {}
-        elif (event.get("event") == "slot" and event.get("name") in (*FACT_SLOTS, *DATE_SLOTS, "safety_threat")
+        kind = event.get("event")
+        if kind == "session_started":
+            facts, paused = {}, False
+        elif kind in ("pause", "resume"):
+            paused = kind == "pause"
+        elif (kind == "slot" and not paused and event.get("name") in (*FACT_SLOTS, *DATE_SLOTS, "safety_threat")
               and event.get("value") not in (None, [], "")):
             facts[event["name"]] = event["value"]
-    slots = tracker.get("slots") or {}
-    for name in (*FACT_SLOTS, *DATE_SLOTS, "safety_threat"):
-        if slots.get(name) not in (None, [], ""):
-            facts[name] = slots[name]
+    if not paused:
+        slots = tracker.get("slots") or {}
+        for name in (*FACT_SLOTS, *DATE_SLOTS, "safety_threat"):
+            if slots.get(name) not in (None, [], ""):
+                facts[name] = slots[name]
     return facts
 
 
