@@ -56,8 +56,11 @@ def main() -> int:
     rasa_url = f"http://localhost:{options.rasa_port}"
     procs = [
         start([str(BIN / "rasa"), "run", "actions", "--port", str(options.action_port)], logs / "actions.log"),
-        start([str(BIN / "rasa"), "run", "--port", str(options.rasa_port), "--credentials", "credentials.yml",
-               "--endpoints", options.endpoints, "--enable-api", "--auth-token", rasa_token], logs / "rasa.log"),
+        # Loopback only, like the widget page and the console: the API is on. A public host puts a proxy in front
+        # that forwards /webhooks/ and /socket.io/ only (docs/handoff.md).
+        start([str(BIN / "rasa"), "run", "--port", str(options.rasa_port), "-i", "127.0.0.1", "--credentials",
+               "credentials.yml", "--endpoints", options.endpoints, "--enable-api", "--auth-token", rasa_token],
+              logs / "rasa.log"),
         start([sys.executable, "scripts/serve_widget.py", "--port", str(options.widget_port), "--server", rasa_url],
               logs / "widget.log"),
         start([sys.executable, "-m", "weiquan.handoff.console", "--port", str(options.console_port), "--rasa-url",
