@@ -195,6 +195,8 @@ def test_widget_and_console_round_trip_in_chromium(stack: HandoffBot, browser: B
         assert widget.locator(BOT).count() == before  # the bot stays silent: no safety card, no form
         expect(widget.locator(".wq-typing")).to_be_hidden()  # and does not pretend to type
 
+        box = console.locator("#reply-text").bounding_box()
+        assert box and box["y"] + box["height"] <= 900  # the reply box stays on screen; the transcript scrolls
         console.locator("#reply-text").fill("你好，我是客服小王，先别着急。")
         console.locator("#reply-text").press("Enter")
         operator = widget.locator(".wq-msg--operator").last
@@ -224,4 +226,6 @@ def test_console_page_asks_for_the_token_and_refuses_a_wrong_one(stack: HandoffB
     page.get_by_label("客服令牌").fill(OPERATOR_TOKEN)
     page.get_by_role("button", name="进入").click()
     expect(page.locator("#live")).to_have_text("实时更新中")
+    expect(page.locator("#login")).to_be_hidden()
+    expect(page.get_by_role("tab", name="等待中")).to_be_visible()
     page.context.close()
