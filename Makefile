@@ -27,7 +27,7 @@ export PYTHONPATH := $(CURDIR)
 export SQLALCHEMY_SILENCE_UBER_WARNING := 1
 export TF_CPP_MIN_LOG_LEVEL := 2
 
-.PHONY: help setup browser train run shell actions test test-unit validate test-stories test-e2e bench-nlu bench-time screenshots lint clean
+.PHONY: help setup browser train run shell actions test test-unit validate test-stories test-e2e bench-nlu bench-time screenshots console-screenshot lint clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-13s %s\n", $$1, $$2}'
@@ -87,6 +87,9 @@ bench-time: setup ## time-expression parser accuracy and cost; writes reports/ti
 
 screenshots: train browser ## desktop and mobile PNGs of the widget into docs/screenshots/
 	$(PY) scripts/screenshots.py
+
+console-screenshot: train browser ## the operator console during a hand-off, into docs/screenshots/console.png
+	$(PY) scripts/screenshot_console.py
 
 lint: setup ## ruff
 	$(VENV)/bin/ruff check weiquan actions scripts tests bench
