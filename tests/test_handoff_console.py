@@ -257,6 +257,13 @@ async def test_sweep_keeps_left_messages_and_gives_a_waiting_conversation_back_a
     assert [m.text for m in console.store.left_messages("u1")] == ["我想请客服回个电话"]  # kept after closing
 
 
+async def test_what_was_left_just_before_a_release_is_kept(console: Console) -> None:
+    console.ask(offline=True)
+    console.rasa.user_says("u1", "请尽快联系我", at=console.clock.now + 1)  # no sweep since
+    assert (await console.client.post("/api/conversations/u1/release", headers=AUTH)).status == 200
+    assert [m.text for m in console.store.left_messages("u1")] == ["请尽快联系我"]
+
+
 async def test_a_conversation_taken_over_is_never_timed_out(console: Console) -> None:
     console.ask(wait_s=60)
     await console.client.post("/api/conversations/u1/takeover", headers=AUTH)

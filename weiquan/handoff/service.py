@@ -15,6 +15,7 @@ win), then carried out on Rasa; when Rasa cannot be reached the store is put bac
 """
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 from collections.abc import Callable
@@ -161,6 +162,8 @@ class HandoffService:
             released = state.release(handoff, self.now())
         except TransitionError:
             raise HandoffError(409, "not_open") from None
+        with contextlib.suppress(RasaError):  # keep what the user left since the last sweep
+            await self._sync(handoff, self.now())
         if not self.store.replace(released, expected=handoff.status):
             raise HandoffError(409, "not_open")
         try:
@@ -182,19 +185,22 @@ class HandoffService:
         self.store.touch(SERVICE, now)
         for handoff in self.store.list(Status.open()):
             try:
-                tracker = await self.rasa.tracker(handoff.sender_id)
+                await self._sync(handoff, now)
             except RasaError as error:
                 logger.warning("handoff.sweep: %s", error)
                 return
-            last = summary.last_user_line(tracker)
-            self.store.note_activity(handoff.sender_id, last.text if last else None, last.at if last else None,
-                                     summary.summarize(tracker, self.today()))
-            if handoff.status is not Status.WAITING:
-                continue
+            if handoff.status is Status.WAITING and now >= handoff.deadline_at:
+                await self._time_out(handoff, now)
+
+    async def _sync(self, handoff: Handoff, now: float) -> None:
+        """Summary and last user message from the tracker; what the user wrote while waiting, as left messages."""
+        tracker = await self.rasa.tracker(handoff.sender_id)
+        last = summary.last_user_line(tracker)
+        self.store.note_activity(handoff.sender_id, last.text if last else None, last.at if last else None,
+                                 summary.summarize(tracker, self.today()))
+        if handoff.status is Status.WAITING:
             for line in summary.user_lines_since(tracker, handoff.requested_at):
                 self.store.add_left_message(handoff.sender_id, line.text, line.at or now)
-            if now >= handoff.deadline_at:
-                await self._time_out(handoff, now)
 
     async def _time_out(self, handoff: Handoff, now: float) -> None:
         closed = state.time_out(handoff, now)
