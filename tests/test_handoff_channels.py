@@ -105,7 +105,7 @@ async def test_transfer_customer_service_setting_hands_the_user_to_wechat(make) 
 async def test_without_the_setting_the_hand_off_line_is_an_ordinary_text_reply(make) -> None:  # noqa: F811
     h: Harness = await make(bot=HandoffBot())
     assert await h.wechat.send(text_xml("openid-9", "转人工")) == "正在为你转接微信人工客服，请稍候。"
-    assert h.bot.received[-1].metadata["wechat"]["transfer_customer_service"] is False
+    assert "transfer_customer_service" not in h.bot.received[-1].metadata["wechat"]
 
 
 def test_the_setting_is_read_from_credentials(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -485,8 +485,9 @@ class WeChatInput(InputChannel):
     ) -> str | None:
         turn = self._turns.get(key)
         if turn is None:
-            metadata = {"wechat": {"msg_id": str(message.id or ""), "msg_type": message.type,
-                                   "transfer_customer_service": self.transfer_customer_service}}
+            metadata = {"wechat": {"msg_id": str(message.id or ""), "msg_type": message.type}}
+            if self.transfer_customer_service:  # tells action_request_human that WeChat's own service takes over
+                metadata["wechat"]["transfer_customer_service"] = True
             task = asyncio.create_task(self._run_turn(openid, text, metadata, on_new_message))
             self._keep(task)
             turn = _Turn(task=task)
