@@ -10,6 +10,7 @@ SPACY_DIR := build/spacy_zh
 RASA_PORT   ?= 5005
 ACTION_PORT ?= 5055
 WIDGET_PORT ?= 8080
+CONSOLE_PORT ?= 8090
 
 # Channel settings come from the environment; empty defaults keep credentials.yml loadable (WeChat stays off).
 export WECHAT_TOKEN ?=
@@ -17,11 +18,16 @@ export WECHAT_APP_ID ?=
 export WECHAT_AES_KEY ?=
 export WECHAT_APP_SECRET ?=
 export WIDGET_ALLOWED_ORIGINS ?= http://localhost:$(WIDGET_PORT) http://127.0.0.1:$(WIDGET_PORT)
+# Hand-off to a person (docs/handoff.md): tokens are generated per run when empty; see weiquan/handoff/settings.py.
+export OPERATOR_TOKEN ?=
+export RASA_API_TOKEN ?=
+export WIDGET_REDIS_URL ?=
+export WECHAT_TRANSFER_CUSTOMER_SERVICE ?=
 export PYTHONPATH := $(CURDIR)
 export SQLALCHEMY_SILENCE_UBER_WARNING := 1
 export TF_CPP_MIN_LOG_LEVEL := 2
 
-.PHONY: help setup widget-deps browser train run shell actions test test-unit validate test-stories test-e2e bench-nlu bench-time screenshots lint clean forget purge-expired audit
+.PHONY: help setup widget-deps browser train run shell actions test test-unit validate test-stories test-e2e bench-nlu bench-time screenshots console-screenshot lint clean forget purge-expired audit
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-13s %s\n", $$1, $$2}'
@@ -49,8 +55,9 @@ train: setup ## train the model (Rasa skips it when data, domain and config are 
 	@force=; [ -f models/weiquan.tar.gz ] && [ -n "$$(find data/dictionary -newer models/weiquan.tar.gz)" ] && force=--force; \
 	echo "$(RASA) train --quiet --fixed-model-name weiquan $$force"; $(RASA) train --quiet --fixed-model-name weiquan $$force
 
-run: train ## start the action server, the Rasa server and the widget page; Ctrl-C stops all
-	$(PY) scripts/run_all.py --rasa-port $(RASA_PORT) --action-port $(ACTION_PORT) --widget-port $(WIDGET_PORT)
+run: train ## start the action server, Rasa, the widget page and the operator console; Ctrl-C stops all
+	$(PY) scripts/run_all.py --rasa-port $(RASA_PORT) --action-port $(ACTION_PORT) --widget-port $(WIDGET_PORT) \
+	  --console-port $(CONSOLE_PORT)
 
 shell: train ## talk to the bot in the terminal
 	@trap 'kill 0' INT TERM EXIT; \
@@ -95,6 +102,9 @@ $(AUDIT_VENV)/.installed: requirements-audit.txt
 
 audit: setup $(AUDIT_VENV)/.installed ## known vulnerabilities in .venv and widget/ vs audit-allowlist.yml (AUDIT_STRICT=1: all checked)
 	$(PY) scripts/audit.py
+
+console-screenshot: train browser ## the operator console during a hand-off, into docs/screenshots/console.png
+	$(PY) scripts/screenshot_console.py
 
 lint: setup ## ruff on everything, mypy on weiquan/ and actions/
 	$(VENV)/bin/ruff check weiquan actions scripts tests bench

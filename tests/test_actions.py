@@ -15,7 +15,6 @@ from rasa_sdk.executor import CollectingDispatcher
 from actions.chitchat import ActionClarify
 from actions.complaint import ActionAssessComplaint, ActionResetComplaint, ValidateComplaintForm
 from actions.faq import FAQ_RESPONSES, ActionAnswerFaq
-from actions.handoff import ActionExplainHandoff
 from actions.presenter import Presenter
 from actions.safety import ActionAdviseSafety
 from actions.seller import ActionAdviseSeller
@@ -316,9 +315,6 @@ async def test_safety_leads_with_the_police_then_offers_a_person() -> None:
     assert said(dispatcher) == ["utter_safety_police_first", "utter_handoff_offer"]
     assert kwargs(dispatcher, "utter_safety_police_first")["police"] == RULES.contacts["police"]
     assert SlotSet("safety_advised", True) in events
-    dispatcher = CollectingDispatcher()
-    await ActionExplainHandoff(SERVICES).run(dispatcher, tracker(), DOMAIN)
-    assert kwargs(dispatcher, "utter_handoff_how")["hotline"] == RULES.contacts["service_hotline"]
 
 
 @pytest.mark.parametrize(

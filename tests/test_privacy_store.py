@@ -178,7 +178,7 @@ async def test_forget_deletes_one_conversation_and_nothing_else(sqlite_store, tm
     store = sqlite_store()
     await fill(store, time.time())
     before = senders(db)
-    assert retention.forget(sqlite_endpoints(db), "both") == {"conversations": before["both"]}
+    assert retention.forget(sqlite_endpoints(db), "both") == {"conversations": before["both"], "handoff": 0}
     assert senders(db) == {"old": before["old"], "new": before["new"]}
     assert await store.retrieve("both") is None
 
@@ -197,13 +197,13 @@ async def test_purge_deletes_idle_conversations_and_old_sessions_but_keeps_the_c
     after = senders(db)
     assert "old" not in after and after["new"] == before["new"]
     assert 0 < after["both"] < before["both"]
-    assert deleted == {"conversations": sum(before.values()) - sum(after.values())}
+    assert deleted == {"conversations": sum(before.values()) - sum(after.values()), "handoff": 0}
     current = await store.retrieve("both")
     assert current.latest_message.text == "今天又打电话" and current.get_slot("platform") == "taobao"
 
 
 def test_forget_and_purge_refuse_a_store_they_cannot_clean() -> None:
-    assert retention.forget({"tracker_store": None}, "x") == {}  # in memory only: nothing is kept
+    assert retention.forget({"tracker_store": None}, "x") == {"handoff": 0}  # conversations in memory only
     with pytest.raises(NotImplementedError):
         retention.forget({"tracker_store": {"type": "redis"}}, "x")
 
@@ -237,40 +237,23 @@ def test_make_forget_and_purge_expired_work_on_the_endpoints_file(tmp_path: Path
     assert usage.returncode != 0 and "SENDER" in usage.stdout + usage.stderr
 
 
-class FakeHandoffStore:
-    """Shaped like weiquan.handoff.store.SqlHandoffStore: forget(sender) and purge_before(datetime)."""
+def test_forget_and_purge_reach_the_hand_off_store_too(sqlite_store, tmp_path: Path,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    from weiquan.handoff import state
+    from weiquan.handoff.store import store_from_env
 
-    def __init__(self) -> None:
-        self.calls: list[tuple[str, object]] = []
-
-    def forget(self, sender_id: str) -> int:
-        self.calls.append(("forget", sender_id))
-        return 2
-
-    def purge_before(self, when) -> int:
-        self.calls.append(("purge_before", when))
-        return 3
-
-
-FAKE_HANDOFF = FakeHandoffStore()
-
-
-def fake_handoff_store_from_env(settings=None) -> FakeHandoffStore:
-    return FAKE_HANDOFF
-
-
-def test_another_store_joins_forget_and_purge_with_one_line(
-    sqlite_store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    from datetime import datetime, timezone
-
-    hook = "tests.test_privacy_store:fake_handoff_store_from_env"
-    monkeypatch.setattr(retention, "STORES", (*retention.STORES, hook))
     monkeypatch.delenv("RETENTION_DAYS", raising=False)
+    handoffs = store_from_env()  # HANDOFF_STORE_URL: a SQLite file in tmp_path (tests/conftest.py)
+    now = time.time()
+    for sender in ("someone", "other"):
+        handoffs.create(state.request(None, sender, "socketio", now, 600, offline=True))
+        handoffs.add_left_message(sender, "请联系我", now)
+    old = handoffs.create(state.request(None, "old", "rest", now - 90 * 86_400, 600, offline=False))
+    handoffs.replace(state.release(old, now - 90 * 86_400 + 60), expected=old.status)
     db = tmp_path / "data" / "tracker.db"
     sqlite_store()
-    assert retention.forget(sqlite_endpoints(db), "someone") == {"conversations": 0, "FakeHandoffStore": 2}
-    cutoff, deleted = retention.purge_expired(sqlite_endpoints(db, days=30), now=1_000_000_000)
-    assert deleted == {"conversations": 0, "FakeHandoffStore": 3}
-    assert FAKE_HANDOFF.calls == [("forget", "someone"),
-                                  ("purge_before", datetime.fromtimestamp(cutoff, timezone.utc))]
+    assert retention.forget(sqlite_endpoints(db), "someone") == {"conversations": 0, "handoff": 2}
+    assert handoffs.get("someone") is None and handoffs.left_messages("someone") == []
+    assert handoffs.get("other") is not None
+    _, deleted = retention.purge_expired(sqlite_endpoints(db, days=30), now=now)
+    assert deleted["handoff"] == 1 and handoffs.get("old") is None and handoffs.get("other") is not None

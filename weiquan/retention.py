@@ -31,6 +31,7 @@ SECONDS_PER_DAY = 86_400
 # Every store that keeps personal data, as "module:function". One line per store.
 STORES: tuple[str, ...] = (
     "weiquan.retention:conversation_store",
+    "weiquan.handoff.store:store_from_env",  # hand-off queue and left messages (HANDOFF_STORE_URL / DB_* / SQLite)
 )
 
 

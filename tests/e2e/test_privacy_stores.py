@@ -76,11 +76,11 @@ async def test_postgresql_forget_and_purge(database: str, monkeypatch: pytest.Mo
     now = time.time()
     await fill(store(database), now)
     before = senders(database)
-    assert retention.forget(endpoints(database), "new") == {"conversations": before["new"]}
+    assert retention.forget(endpoints(database), "new") == {"conversations": before["new"], "handoff": 0}
     cutoff, deleted = retention.purge_expired(endpoints(database), now=now)
     after = senders(database)
     assert set(after) == {"both"} and 0 < after["both"] < before["both"]
-    assert deleted == {"conversations": before["old"] + before["both"] - after["both"]}
+    assert deleted == {"conversations": before["old"] + before["both"] - after["both"], "handoff": 0}
     assert (await store(database).retrieve("both")).latest_message.text == "今天又打电话"
 
 

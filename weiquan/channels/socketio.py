@@ -9,6 +9,11 @@ Rasa 3.6.21's `SocketIOInput` has three problems for us:
 * its output channel splits text on blank lines and sends `custom` as a separate (and malformed) event, while the
   widget needs each bot message whole: one `bot_uttered` carrying `text`, `quick_replies` and `custom` together.
 
+Operator messages (docs/handoff.md) reach the user through `get_output_channel()`: Rasa's API emits to the room named
+after the conversation. With several workers or replicas that room may live in another process: give the channel a
+`redis_url` and every server shares one python-socketio `AsyncRedisManager`, so an emit anywhere reaches the socket
+wherever it is connected (in-memory when empty). python-socketio pickles what it publishes: keep that Redis private.
+
 Security choices: the page's Origin must be one of the configured exact origins (no patterns, no `*`); a request
 without an Origin header (a non-browser client, which could forge one anyway) is let through. A socket talks for the
 session it confirmed with `session_request`, not for whatever `session_id` a later message names. User text is never
@@ -35,7 +40,7 @@ from rasa.core.channels.socketio import SocketBlueprint, SocketIOInput, SocketIO
 from sanic import Blueprint, response
 from sanic.request import Request
 from sanic.response import HTTPResponse
-from socketio import AsyncServer
+from socketio import AsyncManager, AsyncRedisManager, AsyncServer
 
 from weiquan import faults
 from weiquan.channels.render import render_widget
@@ -114,6 +119,14 @@ async def _maybe_await(result: Any) -> None:
         await result
 
 
+def client_manager(redis_url: str) -> AsyncManager:
+    """Rooms shared by every server through Redis pub/sub when `redis_url` is set, else kept in this process."""
+    if not redis_url:
+        return AsyncManager()
+    logger.info("socket.io rooms are shared through Redis")
+    return AsyncRedisManager(redis_url)
+
+
 class WidgetSocketIOOutput(SocketIOOutput):
     """Emits exactly one `bot_uttered` per bot message (Rasa's splits text and mangles custom JSON)."""
 
@@ -164,6 +177,7 @@ class WidgetSocketIOInput(SocketIOInput):
             allowed_origins=credentials.get("allowed_origins"),
             max_message_chars=int(credentials.get("max_message_chars") or DEFAULT_MAX_MESSAGE_CHARS),
             limits=Limits.from_settings(credentials, DEFAULT_MAX_MESSAGE_CHARS),
+            redis_url=credentials.get("redis_url"),
         )
 
     def __init__(
@@ -179,6 +193,7 @@ class WidgetSocketIOInput(SocketIOInput):
         allowed_origins: Any = None,
         max_message_chars: int = DEFAULT_MAX_MESSAGE_CHARS,
         limits: Limits | None = None,
+        redis_url: str | None = None,
     ) -> None:
         super().__init__(
             user_message_evt,
@@ -196,6 +211,9 @@ class WidgetSocketIOInput(SocketIOInput):
         self.max_message_chars = max_message_chars
         self.limits = limits or Limits(max_message_chars=max_message_chars, max_body_bytes=MAX_FRAME_BYTES)
         self.gate = RateGate(self.limits)
+        self.redis_url = os.path.expandvars(str(redis_url or "")).strip()
+        if "${" in self.redis_url:  # a quoted "${VAR}" whose variable is unset: no Redis
+            self.redis_url = ""
 
     def origin_allowed(self, origin: str | None, environ: dict | None = None) -> bool:
         """Engine.io calls this for every request that carries an Origin header (and to set CORS headers)."""
@@ -214,6 +232,7 @@ class WidgetSocketIOInput(SocketIOInput):
             cors_allowed_origins=self.origin_allowed,
             max_http_buffer_size=min(MAX_FRAME_BYTES, self.limits.max_body_bytes),
             json=DepthCheckedJson(self.limits.max_json_depth),
+            client_manager=client_manager(self.redis_url),
         )
         socketio_webhook = SocketBlueprint(sio, self.socketio_path, "socketio_webhook", __name__)
         socketio_webhook.listener("after_server_start")(faults.on_server_start)
