@@ -98,7 +98,7 @@ def test_masking_a_long_log_line_stays_cheap() -> None:
     started = time.perf_counter()
     masked = privacy.mask(line)
     assert "13812345678" not in masked and "501室" not in masked
-    assert time.perf_counter() - started < 2.0  # generous: a shared CI core; typically ~20 ms
+    assert time.perf_counter() - started < 5.0  # no runaway backtracking (typically ~20 ms)
 
 
 # ---------------------------------------------------------------------- logmask, in a process set up like Rasa's

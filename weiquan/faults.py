@@ -26,6 +26,8 @@ from typing import Any
 import aiohttp
 from rasa.utils.endpoints import ClientResponseError, EndpointConfig
 
+from weiquan import logmask
+
 logger = logging.getLogger(__name__)
 
 APOLOGY_RESPONSE = "utter_system_unavailable"
@@ -142,5 +144,7 @@ def guard_action_endpoint(app: Any) -> None:
 
 
 async def on_server_start(app: Any, _loop: Any = None) -> None:
-    """Sanic `after_server_start` listener for the channels' blueprints (the agent is loaded by then)."""
+    """Sanic `after_server_start` listener for the channels' blueprints (the agent is loaded by then): the guard, and
+    log masking once more in case logging was configured anew since our package was imported."""
+    logmask.install()
     guard_action_endpoint(app)
