@@ -107,8 +107,8 @@ console-screenshot: train browser ## the operator console during a hand-off, int
 	$(PY) scripts/screenshot_console.py
 
 lint: setup ## ruff on everything, mypy on weiquan/ and actions/
-	$(VENV)/bin/ruff check weiquan actions scripts tests bench
-	$(VENV)/bin/mypy weiquan actions
+	$(VENV)/bin/ruff check weiquan actions rasa_sdk_plugins scripts tests bench
+	$(VENV)/bin/mypy weiquan actions rasa_sdk_plugins
 
 # Personal data: which stores to clean comes from ENDPOINTS (endpoints.production.yml for PostgreSQL). SENDER reaches
 # the script through the environment (make exports command-line variables), never through the shell line.

@@ -115,7 +115,8 @@ RASA_LIKE_PROCESS = textwrap.dedent(
     early = structlog.get_logger()
     early.debug("cached.before.install", text="warm-up")  # a logger cached before our code loads
 
-    import weiquan  # what credentials.yml / endpoints.yml make Rasa do at start-up
+    from weiquan import logmask
+    logmask.install()  # what the channels' start-up listener and the tracker store do when Rasa starts
 
     handler = logging.StreamHandler(sys.stderr)  # a handler added after start-up
     logging.getLogger("late").addHandler(handler)
@@ -131,6 +132,29 @@ RASA_LIKE_PROCESS = textwrap.dedent(
     warnings.warn(f"Failed to parse arguments in line '/inform{{\\"x\\": \\"{secret}\\"}}'")
     """
 )
+
+
+async def test_the_action_server_masks_its_logs_before_it_starts(monkeypatch) -> None:
+    """rasa-sdk's plugin hook (rasa_sdk_plugins/) puts a start-up listener on the action server's app."""
+    import logging
+
+    from rasa_sdk.plugin import plugin_manager
+
+    class App:  # records what rasa-sdk's hook registers on the action server's Sanic app
+        listeners: list = []
+
+        def register_listener(self, listener, event: str) -> None:
+            self.listeners.append((event, listener))
+
+    monkeypatch.setattr(logging, "_logRecordFactory", logging.getLogRecordFactory())  # restored after the test
+    app = App()
+    plugin_manager().hook.attach_sanic_app_extensions(app=app)
+    [(event, listener)] = app.listeners
+    assert event == "before_server_start"
+    await listener(app)
+    record = logging.getLogger("rasa_sdk.executor").makeRecord("x", logging.DEBUG, "f", 1, "电话 %s", ("13912345678",),
+                                                                  None)
+    assert record.getMessage() == "电话 139****5678"
 
 
 def test_every_log_line_of_a_rasa_like_process_is_masked(tmp_path) -> None:

@@ -10,10 +10,9 @@ before rendering) and plain `logging` records. `install()` covers both, and warn
   every handler sees the masked record, including handlers added after start-up (Sanic's, Rasa's file handlers);
 - `warnings.showwarning` masks the warning text (Rasa's regex-message warnings quote what the user typed).
 
-`install()` is idempotent. `weiquan/__init__.py` calls it, so any process that loads our code is covered: the Rasa
-server loads `weiquan` when it builds the channels from credentials.yml (after the CLI configured logging), the action
-server when it imports `actions`. The channels and the tracker store call it again when they start, in case logging was
-configured anew in between.
+`install()` is idempotent and runs at start-up, never on import: in the Rasa server when the channels start
+(weiquan/faults.py) and when the tracker store is created (weiquan/tracker_store.py); in the action server through
+rasa-sdk's plugin hook (rasa_sdk_plugins/). Each is after the CLI configured logging.
 """
 from __future__ import annotations
 
