@@ -47,6 +47,7 @@ NORMALIZER = "weiquan.nlu.normalizer.ChineseTextNormalizer"
 QUICK_EPOCHS = 5
 WARMUP = 10
 CV_SEED = 2013
+OTHER = "out_of_scope"
 LABELS = {"a": "(a) ours", "b": "(b) plain DIET", "c": "(c) keywords"}
 
 
@@ -108,6 +109,12 @@ def evaluate_set(examples: list[nlu_eval.Example], predictions: list[nlu_eval.Pr
         "predicted": predicted,
         "errors": nlu_eval.errors(examples, predictions, limit=1000),
         "long_messages": sum(1 for e in examples if len(e.text) > 60),
+        # other problems recognised as such, and how many of them also got a `problem` entity (the pointer's topic)
+        "other_problems": sum(1 for e, p in zip(examples, predictions, strict=True) if e.intent == p.intent == OTHER),
+        "with_problem": sum(
+            1 for e, p in zip(examples, predictions, strict=True)
+            if e.intent == p.intent == OTHER and any(name == "problem" for name, _ in p.entities)
+        ),
     }
 
 
@@ -383,6 +390,10 @@ def write_report(
             row(f"{title}: seller → buyer swaps", lambda r, n=name: str(r["sets"][n]["swaps"]["seller_to_buyer"])),
             row(f"{title}: buyer/seller asked (nlu_fallback)", lambda r, n=name: str(r["sets"][n]["swaps"]["asked"])),
             row(f"{title}: all messages sent to nlu_fallback", lambda r, n=name: str(r["sets"][n]["fallbacks"])),
+            row(
+                f"{title}: other problems recognised, with a `problem` entity",
+                lambda r, n=name: f"{r['sets'][n]['with_problem']} of {r['sets'][n]['other_problems']}",
+            ),
             row(
                 f"{title}: entity F1 (micro, entity+value)",
                 lambda r, n=name: "n/a" if is_keywords(r) else pct(r["sets"][n]["entities"]["f1"]),
