@@ -77,6 +77,7 @@ def test_broken_problem_file_fails_loudly(tmp_path: Path) -> None:
         ("被天貓店的客服罵了", True, False),
         ("卖家天天打电话给我", True, False),
         ("我是买家，想问问", True, False),
+        ("投诉卖家骚扰要准备什么证据", True, False),
         ("被买家投诉骚扰了怎么办", False, True),
         ("我是卖家，有人投诉我", False, True),
         ("买家说我骚扰他", False, True),
@@ -127,6 +128,33 @@ PAIRS = [["report_harassment", "seller_accused"], ["report_harassment", "out_of_
 def test_hesitation_decision(typed: str, intent: str, model_ranking: list, expected) -> None:
     decided = hesitation.decide(intent, model_ranking, normalize_text(typed), hesitation.default_cues(), PAIRS, 0.3)
     assert (None if decided is None else (decided.reason, decided.pair)) == expected
+
+
+@pytest.mark.parametrize(
+    ("typed", "best", "expected"),
+    [
+        ("被差评师投诉了恶意骚扰，求助", "seller_accused", "seller_accused"),
+        ("被卖家缠了三天了，烦", "report_harassment", "report_harassment"),
+        ("被卖家缠了三天了，烦", "seller_accused", None),  # the cue says buyer: no guess is taken
+        ("这种情况怎么办", "report_harassment", None),  # no cue: the question stays
+        ("我是卖家，买家说被卖家骚扰", "seller_accused", None),  # both cues
+    ],
+)
+def test_role_cue_settles_a_low_confidence_guess(typed: str, best: str, expected: str | None) -> None:
+    model = ranking(("nlu_fallback", 0.45), (best, 0.4), ("ask_penalty", 0.3))
+    found = hesitation.confirmed_role("nlu_fallback", model, normalize_text(typed), hesitation.default_cues())
+    assert found == expected
+
+
+def test_guard_takes_the_confirmed_role_and_drops_the_fallback() -> None:
+    guard = create(hesitation.HesitationGuard)
+    msg = message("被差评师投诉了恶意骚扰，求助各位", "nlu_fallback",
+                  ranking(("nlu_fallback", 0.45), ("seller_accused", 0.41), ("ask_appeal", 0.3)))
+    guard.process([msg])
+    out = msg.as_dict(only_output_properties=True)
+    assert out["intent"]["name"] == "seller_accused"
+    assert [item["name"] for item in out["intent_ranking"]] == ["seller_accused", "ask_appeal"]
+    assert out["role_confirmed"] is True and out.get("nlu_hesitation") is None
 
 
 def test_ranking_keeps_the_model_order_and_puts_the_partner_second() -> None:
@@ -250,6 +278,8 @@ def threat_found(rules, typed: str) -> bool:
         "卖家说找人开车撞我",
         "賣家說要派人盯著我",
         "卖家发了个磨刀的视频给我",
+        "卖家把我单位的地址发给我了，什么也没说",
+        "他说要让我在这里混不下去",
         "拆开快递里面是几片刀片",
     ],
 )
@@ -270,6 +300,8 @@ def test_veiled_threats_are_caught_by_rules(rules, typed: str) -> None:
         "卖家说我这种人出门买东西都会被坑",
         "我是卖家，被投诉了我的店还要不要开",
         "他说我的差评害他店铺被扣分，要我赔钱",
+        "卖家把我的地址发到他们的群里了",
+        "我被骂得都快在这家公司待不下去了",
         "卖家说他没有威胁我的人身安全，只是想聊聊",
     ],
 )

@@ -9,6 +9,10 @@ Runs after FallbackClassifier and before SafetyGuard. The message's intent becom
   "被卖家缠上了" (a buyer) taken for seller_accused. The other role's intent is moved up to second place in the
   ranking, so the clarifying question is the role question.
 
+- the other way round, when FallbackClassifier hesitated but the model's best guess is a role and the text carries
+  that role's cue and not the other's ("被差评师投诉了恶意骚扰" with seller_accused on top), the guess is taken:
+  the words settle what the model could not (`nlu_hesitation` is then empty and `role_confirmed` is true).
+
 `nlu_hesitation` on the parse result says why (`reason`) and between which two intents (`pair`), for the dialogue's
 action_clarify. A safety signal still wins: SafetyGuard runs after this and clears the hesitation.
 """
@@ -40,6 +44,7 @@ FALLBACK = "nlu_fallback"
 BUYER_INTENT = "report_harassment"
 SELLER_INTENT = "seller_accused"
 HESITATION = "nlu_hesitation"
+ROLE_CONFIRMED = "role_confirmed"
 
 
 @dataclass(frozen=True)
@@ -101,6 +106,19 @@ def decide(
     return None
 
 
+def confirmed_role(intent: str, ranking: Sequence[dict[str, Any]], text: str, cues: RoleCues) -> str | None:
+    """Under nlu_fallback: the model's best role guess when the text's role cues agree with it and only with it."""
+    if intent != FALLBACK:
+        return None
+    best = next((item.get(INTENT_NAME_KEY) for item in ranking if item.get(INTENT_NAME_KEY) != FALLBACK), None)
+    buyer, seller = cues.roles(text)
+    if best == BUYER_INTENT and buyer and not seller:
+        return BUYER_INTENT
+    if best == SELLER_INTENT and seller and not buyer:
+        return SELLER_INTENT
+    return None
+
+
 def ranking_for(ranking: Sequence[dict[str, Any]], hesitation: Hesitation) -> list[dict[str, Any]]:
     """nlu_fallback first, then the model's ranking with the pair's second intent right after its first."""
     top = ranking[0] if ranking else {PREDICTED_CONFIDENCE_KEY: 0.0}
@@ -151,6 +169,14 @@ class HesitationGuard(GraphComponent):
         for message in messages:
             intent = message.get(INTENT) or {}
             ranking = message.get(INTENT_RANKING_KEY) or []
+            confirmed = confirmed_role(intent.get(INTENT_NAME_KEY) or "", ranking, message.get(TEXT) or "", self._cues)
+            if confirmed:
+                model_ranking = [item for item in ranking if item.get(INTENT_NAME_KEY) != FALLBACK]
+                message.set(INTENT, dict(model_ranking[0]), add_to_output=True)
+                message.set(INTENT_RANKING_KEY, model_ranking, add_to_output=True)
+                message.set(HESITATION, None, add_to_output=True)
+                message.set(ROLE_CONFIRMED, True, add_to_output=True)
+                continue
             hesitation = decide(
                 intent.get(INTENT_NAME_KEY) or "", ranking, message.get(TEXT) or "", self._cues, self._pairs,
                 self._margin,
