@@ -397,7 +397,8 @@ def write_report(
             ),
             row(
                 f"{title}: entity F1 (micro, entity+value)",
-                lambda r, n=name: "n/a" if is_keywords(r) else pct(r["sets"][n]["entities"]["f1"]),
+                lambda r, n=name: "n/a" if is_keywords(r) or not r["sets"][n]["entity_types"]
+                else pct(r["sets"][n]["entities"]["f1"]),
             ),
         ]
     lines += [
@@ -513,7 +514,7 @@ def summary(results: dict[str, dict[str, Any]], args: argparse.Namespace) -> dic
                 "buyer_to_seller": s["swaps"]["buyer_to_seller"],
                 "seller_to_buyer": s["swaps"]["seller_to_buyer"],
                 "asked": s["swaps"]["asked"],
-                "entity_f1": None if variant == "c" else round(s["entities"]["f1"], 4),
+                "entity_f1": None if variant == "c" or not s["entity_types"] else round(s["entities"]["f1"], 4),
             }
             for name, s in r["sets"].items()
         }
