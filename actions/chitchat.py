@@ -22,8 +22,12 @@ def clarify_table() -> dict[str, Any]:
     return yaml.safe_load(LABELS_FILE.read_text(encoding="utf-8"))
 
 
-def top_choices(ranking: list[dict], labels: dict[str, str], count: int = CHOICES) -> list[str]:
-    return [item["name"] for item in ranking if item.get("name") in labels][:count]
+def top_choices(latest: dict, labels: dict[str, str], count: int = CHOICES) -> list[str]:
+    """The pair the NLU hesitated between (`nlu_hesitation`, weiquan/nlu/hesitation.py), else the top of its ranking."""
+    pair = (latest.get("nlu_hesitation") or {}).get("pair") or []
+    if len(pair) == count and all(name in labels for name in pair):
+        return list(pair)
+    return [item["name"] for item in latest.get("intent_ranking") or [] if item.get("name") in labels][:count]
 
 
 def question_for(choices: list[str]) -> str:
@@ -50,7 +54,7 @@ class ActionClarify(Action):
         self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
     ) -> list[EventType]:
         labels = clarify_table()["labels"]
-        choices = top_choices(tracker.latest_message.get("intent_ranking") or [], labels)
+        choices = top_choices(tracker.latest_message, labels)
         if len(choices) < CHOICES:
             dispatcher.utter_message(response="utter_default")
         else:

@@ -22,8 +22,12 @@ ROOT = Path(__file__).resolve().parents[1]
 MODELS_DIR = ROOT / "models"
 NLU_DIR = ROOT / "data" / "nlu"
 HELDOUT_FILE = ROOT / "tests" / "data" / "nlu_heldout.yml"
+HELDOUT_REAL_FILE = ROOT / "tests" / "data" / "nlu_heldout_real.yml"  # written apart, by someone who never saw data/
 SAFETY_FILE = ROOT / "tests" / "data" / "safety_set.yml"
 SAFETY_INTENT = "report_safety_threat"
+BUYER_INTENT = "report_harassment"
+SELLER_INTENT = "seller_accused"
+FALLBACK_INTENT = "nlu_fallback"
 NO_INTENT = "None"
 
 EntityPair = tuple[str, str]  # (entity, value)
@@ -182,6 +186,23 @@ def entity_metrics(
         e_p, e_r = _ratio(e_tp, e_tp + e_fp), _ratio(e_tp, e_tp + e_fn)
         per_entity[name] = {"precision": e_p, "recall": e_r, "f1": _f1(e_p, e_r), "support": e_tp + e_fn}
     return {"precision": precision, "recall": recall, "f1": _f1(precision, recall), "per_entity": per_entity}
+
+
+def role_swaps(gold: Sequence[str], predicted: Sequence[str]) -> dict[str, int]:
+    """Buyer and seller taken for each other, counted apart from other errors.
+
+    `buyer_to_seller`: a harassed buyer given the seller's answer (the worst answer this bot can give);
+    `seller_to_buyer`: the reverse; `asked`: either role sent to nlu_fallback, i.e. the bot asks a question
+    instead of answering, which is not a swap.
+    """
+    pairs = list(zip(gold, predicted, strict=True))
+    return {
+        "buyer_to_seller": sum(1 for g, p in pairs if g == BUYER_INTENT and p == SELLER_INTENT),
+        "seller_to_buyer": sum(1 for g, p in pairs if g == SELLER_INTENT and p == BUYER_INTENT),
+        "asked": sum(1 for g, p in pairs if g in (BUYER_INTENT, SELLER_INTENT) and p == FALLBACK_INTENT),
+        "buyers": sum(1 for g in gold if g == BUYER_INTENT),
+        "sellers": sum(1 for g in gold if g == SELLER_INTENT),
+    }
 
 
 def confusions(gold: Sequence[str], predicted: Sequence[str], top: int = 10) -> list[tuple[str, str, int]]:

@@ -1,20 +1,23 @@
 """NLU benchmark: our pipeline against plain Rasa and a keyword table, side by side (`make bench-nlu`).
 
-  (a) ours      config.yml as it is (normaliser, jieba dictionary, char n-grams, synonyms, rules, fallback, guard)
+  (a) ours      config.yml as it is (normaliser, jieba dictionary, char n-grams, synonyms, rules, fallback, guards)
   (b) plain     bench/config_plain.yml: JiebaTokenizer + CountVectorsFeaturizer + DIETClassifier at defaults,
                 epochs and random_seed copied from (a)
   (c) keywords  bench/keyword_baseline.py, a hand-written table
 
-For each: intent accuracy and macro-F1 on tests/data/nlu_heldout.yml, per-intent F1, safety recall/precision on
-tests/data/safety_set.yml (positive class report_safety_threat), entity F1 (micro over entity+value) on the held-out
-annotations, k-fold cross-validated macro-F1 on data/nlu, training time and in-process parse time per message.
-Writes reports/nlu_benchmark.md and reports/nlu_confusion.png; the LAST line printed is a JSON summary.
+Each is scored on every held-out set (by default tests/data/nlu_heldout.yml and, when present,
+tests/data/nlu_heldout_real.yml, written apart by someone who never saw data/nlu): intent accuracy, macro-F1,
+per-intent F1, buyer<->seller swaps counted apart (a role sent to nlu_fallback counts as "asked", not as a swap),
+entity F1 (micro over entity+value); and on tests/data/safety_set.yml: safety recall and precision (positive class
+report_safety_threat). Also training time and in-process parse time; k-fold CV on data/nlu only with --folds N.
+Writes reports/nlu_benchmark.md and one confusion-matrix PNG per held-out set; the LAST line printed is a JSON summary.
 
 Each model variant is trained and evaluated in its own Python process: jieba keeps user dictionaries in global state,
 so (b) must not inherit the dictionary (a) loaded, and each gets a clean TensorFlow. The training cache is off so that
 training times are real.
 
     .venv/bin/python scripts/bench_nlu.py [--quick] [--folds N] [--variants a,b,c] [--config C] [--nlu D]
+        [--heldout FILE ...] [--safety FILE]
 """
 from __future__ import annotations
 
@@ -27,6 +30,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -44,6 +48,7 @@ NORMALIZER = "weiquan.nlu.normalizer.ChineseTextNormalizer"
 QUICK_EPOCHS = 5
 WARMUP = 10
 CV_SEED = 2013
+OTHER = "out_of_scope"
 LABELS = {"a": "(a) ours", "b": "(b) plain DIET", "c": "(c) keywords"}
 
 
@@ -87,32 +92,38 @@ def pipeline_names(config_path: Path) -> list[str]:
 
 
 # ---------------------------------------------------------------- evaluation of one predictor
-def evaluate(
-    heldout: list[nlu_eval.Example],
-    held_pred: list[nlu_eval.Prediction],
-    safety: list[nlu_eval.Example],
-    safety_pred: list[nlu_eval.Prediction],
-    seconds: list[float],
-) -> dict[str, Any]:
-    gold = [e.intent for e in heldout]
-    predicted = [p.intent for p in held_pred]
-    entity_types = sorted({name for e in heldout for name, _ in e.entities})
-    safety_gold = [e.intent for e in safety]
-    result = {
+def evaluate_set(examples: list[nlu_eval.Example], predictions: list[nlu_eval.Prediction]) -> dict[str, Any]:
+    gold = [e.intent for e in examples]
+    predicted = [p.intent for p in predictions]
+    entity_types = sorted({name for e in examples for name, _ in e.entities})
+    return {
         "intent": nlu_eval.intent_metrics(gold, predicted),
-        "safety": nlu_eval.safety_metrics(safety_gold, [p.intent for p in safety_pred]),
-        "safety_before_guard": nlu_eval.safety_metrics(safety_gold, [p.intent_before_guard for p in safety_pred]),
-        "heldout_before_guard": nlu_eval.intent_metrics(gold, [p.intent_before_guard for p in held_pred]),
+        "before_guard": nlu_eval.intent_metrics(gold, [p.intent_before_guard for p in predictions]),
         "entities": nlu_eval.entity_metrics(
-            [e.entities for e in heldout], [p.entities for p in held_pred], entity_types
+            [e.entities for e in examples], [p.entities for p in predictions], entity_types
         ),
         "entity_types": entity_types,
-        "latency": nlu_eval.latency(seconds),
-        "fallbacks": sum(1 for p in predicted if p == "nlu_fallback"),
+        "swaps": nlu_eval.role_swaps(gold, predicted),
+        "fallbacks": sum(1 for p in predicted if p == nlu_eval.FALLBACK_INTENT),
         "confusions": nlu_eval.confusions(gold, predicted, top=12),
         "gold": gold,
         "predicted": predicted,
-        "errors": nlu_eval.errors(heldout, held_pred, limit=40),
+        "errors": nlu_eval.errors(examples, predictions, limit=1000),
+        "long_messages": sum(1 for e in examples if len(e.text) > 60),
+        # other problems recognised as such, and how many of them also got a `problem` entity (the pointer's topic)
+        "other_problems": sum(1 for e, p in zip(examples, predictions, strict=True) if e.intent == p.intent == OTHER),
+        "with_problem": sum(
+            1 for e, p in zip(examples, predictions, strict=True)
+            if e.intent == p.intent == OTHER and any(name == "problem" for name, _ in p.entities)
+        ),
+    }
+
+
+def evaluate_safety(safety: list[nlu_eval.Example], safety_pred: list[nlu_eval.Prediction]) -> dict[str, Any]:
+    safety_gold = [e.intent for e in safety]
+    return {
+        "safety": nlu_eval.safety_metrics(safety_gold, [p.intent for p in safety_pred]),
+        "safety_before_guard": nlu_eval.safety_metrics(safety_gold, [p.intent_before_guard for p in safety_pred]),
         "safety_missed": [
             e.text for e, p in zip(safety, safety_pred, strict=True) if e.intent == nlu_eval.SAFETY_INTENT != p.intent
         ],
@@ -120,7 +131,26 @@ def evaluate(
             e.text for e, p in zip(safety, safety_pred, strict=True) if p.intent == nlu_eval.SAFETY_INTENT != e.intent
         ],
     }
-    return result
+
+
+def evaluate_all(
+    predict: Any, heldout_files: list[Path], safety_file: Path, warmup: int = WARMUP
+) -> dict[str, Any]:
+    """`predict(texts, warmup)` -> (predictions, seconds); scores every held-out set and the safety set."""
+    sets, seconds = {}, []
+    for path in heldout_files:
+        examples = nlu_eval.load_examples(path)
+        predictions, timed = predict([e.text for e in examples], warmup)
+        seconds += timed
+        sets[set_name(path)] = {"file": rel(path), **evaluate_set(examples, predictions)}
+        warmup = 0
+    safety = nlu_eval.load_examples(safety_file)
+    safety_pred, _ = predict([e.text for e in safety], 0)
+    return {"sets": sets, **evaluate_safety(safety, safety_pred), "latency": nlu_eval.latency(seconds)}
+
+
+def set_name(path: Path) -> str:
+    return Path(path).stem
 
 
 def folds(examples: list[Any], labels: list[str], n: int) -> list[tuple[list[int], list[int]]]:
@@ -148,21 +178,19 @@ def run_worker(args: argparse.Namespace) -> None:
     with tempfile.TemporaryDirectory(prefix=f"bench_nlu_{variant}_") as tmp:
         workdir = Path(tmp)
         config_path = prepared_config(variant, args.config, args.quick, workdir)
-        heldout = nlu_eval.load_examples(args.heldout)
-        safety = nlu_eval.load_examples(args.safety)
 
         log(f"{variant}: training on {args.nlu}")
         model, train_seconds = train(config_path, args.nlu, workdir, f"bench_{variant}")
         log(f"{variant}: trained in {train_seconds:.0f} s; parsing")
         agent = nlu_eval.load_agent(model)
-        texts = [e.text for e in heldout]
-        held_pred, seconds = nlu_eval.parse_texts(agent, texts, warmup=WARMUP)
-        safety_pred, _ = nlu_eval.parse_texts(agent, [e.text for e in safety])
-        result = evaluate(heldout, held_pred, safety, safety_pred, seconds)
+
+        def predict(texts: list[str], warmup: int) -> tuple[list[nlu_eval.Prediction], list[float]]:
+            return nlu_eval.parse_texts(agent, texts, warmup=warmup)
+
+        result = evaluate_all(predict, args.heldout, args.safety)
         result["train_seconds"] = train_seconds
         result["pipeline"] = pipeline_names(config_path)
         result["diet"] = diet_settings(read_yaml(config_path))
-        del agent
 
         result["cv"] = cross_validate_model(config_path, args.nlu, args.folds, workdir) if args.folds > 1 else None
     Path(args.result).write_text(json.dumps(result, ensure_ascii=False), encoding="utf-8")
@@ -191,7 +219,6 @@ def cross_validate_model(config_path: Path, nlu_path: Path, n: int, workdir: Pat
         agent = nlu_eval.load_agent(model)
         test = [examples[k] for k in test_idx]
         predicted, _ = nlu_eval.parse_texts(agent, [e.text for e in test])
-        del agent
         score = nlu_eval.intent_metrics([e.intent for e in test], [p.intent for p in predicted])["macro_f1"]
         log(f"cv fold {i + 1}/{n}: macro-F1 {score:.3f}")
         scores.append(score)
@@ -203,9 +230,8 @@ def run_model_variant(variant: str, args: argparse.Namespace, logdir: Path) -> d
     log_path = logdir / f"worker_{variant}.log"
     command = [
         sys.executable, str(Path(__file__).resolve()), "--worker", variant, "--result", str(result_path),
-        "--nlu", str(args.nlu), "--heldout", str(args.heldout), "--safety", str(args.safety),
-        "--folds", str(args.folds), "--config", str(args.config),
-    ] + (["--quick"] if args.quick else [])
+        "--nlu", str(args.nlu), "--safety", str(args.safety), "--folds", str(args.folds), "--config", str(args.config),
+    ] + [item for path in args.heldout for item in ("--heldout", str(path))] + (["--quick"] if args.quick else [])
     env = {
         **os.environ,
         "PYTHONPATH": str(ROOT),
@@ -226,11 +252,9 @@ def run_model_variant(variant: str, args: argparse.Namespace, logdir: Path) -> d
 # ---------------------------------------------------------------- keyword baseline (in this process)
 def run_keywords(args: argparse.Namespace) -> dict[str, Any]:
     classifier = KeywordClassifier()
-    heldout = nlu_eval.load_examples(args.heldout)
-    safety = nlu_eval.load_examples(args.safety)
 
-    def predict(texts: list[str]) -> tuple[list[nlu_eval.Prediction], list[float]]:
-        for text in texts[:WARMUP]:
+    def predict(texts: list[str], warmup: int) -> tuple[list[nlu_eval.Prediction], list[float]]:
+        for text in texts[:warmup]:
             classifier.parse(text)
         predictions, seconds = [], []
         for text in texts:
@@ -240,9 +264,7 @@ def run_keywords(args: argparse.Namespace) -> dict[str, Any]:
             predictions.append(nlu_eval.to_prediction(parse))
         return predictions, seconds
 
-    held_pred, seconds = predict([e.text for e in heldout])
-    safety_pred, _ = predict([e.text for e in safety])
-    result = evaluate(heldout, held_pred, safety, safety_pred, seconds)
+    result = evaluate_all(predict, args.heldout, args.safety)
     result["train_seconds"] = 0.0
     result["pipeline"] = ["keyword table (bench/keyword_baseline.py)"]
     result["cv"] = None
@@ -260,6 +282,21 @@ def run_keywords(args: argparse.Namespace) -> dict[str, Any]:
 
 
 # ---------------------------------------------------------------- report
+SET_TITLES = {
+    "nlu_heldout": "held-out (team)",
+    "nlu_heldout_real": "held-out (real, independent)",
+}
+
+
+def set_title(name: str) -> str:
+    return SET_TITLES.get(name, name)
+
+
+def confusion_png_name(index: int, name: str) -> str:
+    # The first set keeps the historical name (the README points at it).
+    return "nlu_confusion.png" if index == 0 else f"nlu_confusion_{name.removeprefix('nlu_heldout_') or name}.png"
+
+
 def pct(value: float | None) -> str:
     return "n/a" if value is None else f"{100 * value:.1f}%"
 
@@ -284,7 +321,7 @@ def write_confusion_png(result: dict[str, Any], path: Path, title: str) -> None:
     ax.set_xticks(range(len(columns)), columns, rotation=60, ha="right", fontsize=8)
     ax.set_yticks(range(len(rows)), rows, fontsize=8)
     ax.set_xlabel("predicted intent")
-    ax.set_ylabel("gold intent (held-out)")
+    ax.set_ylabel("gold intent")
     ax.set_title(title, fontsize=10)
     top = max((max(row) for row in matrix), default=0)
     for i, row in enumerate(matrix):
@@ -303,6 +340,8 @@ def write_report(
     results: dict[str, dict[str, Any]], args: argparse.Namespace, path: Path, meta: dict[str, Any]
 ) -> None:
     variants = [v for v in ("a", "b", "c") if v in results]
+    any_result = results[variants[0]]
+    set_names = list(any_result["sets"])
 
     def row(name: str, cell) -> str:
         return f"| {name} | " + " | ".join(cell(results[v]) for v in variants) + " |"
@@ -311,8 +350,8 @@ def write_report(
         cv = r.get("cv")
         return "not run" if not cv else f"{100 * cv['mean']:.1f}% ± {100 * cv['sd']:.1f}"
 
-    def entity_cell(r: dict[str, Any]) -> str:
-        return "n/a (no entities)" if r["pipeline"][0].startswith("keyword") else pct(r["entities"]["f1"])
+    def is_keywords(r: dict[str, Any]) -> bool:
+        return r["pipeline"][0].startswith("keyword")
 
     lines = [
         "# NLU benchmark",
@@ -326,25 +365,49 @@ def write_report(
             "> For development only; these are not the project's figures.",
             "",
         ]
-    any_result = results[variants[0]]
+    lines += ["Test data (none of it is trained on):", ""]
+    for name in set_names:
+        s = any_result["sets"][name]
+        lines.append(
+            f"- {set_title(name)}: `{s['file']}`, {s['intent']['n']} messages over {len(s['intent']['per_intent'])} "
+            f"intents, {s['long_messages']} longer than 60 characters, "
+            f"{s['swaps']['buyers']} buyer reports and {s['swaps']['sellers']} seller messages;"
+        )
     lines += [
-        f"Held-out: `{rel(args.heldout)}` ({any_result['intent']['n']} messages, {meta['heldout_intents']} intents); "
-        f"safety set: `{rel(args.safety)}` ({any_result['safety']['n']} messages, "
-        f"{any_result['safety']['positives']} of them `report_safety_threat`); training data: `{rel(args.nlu)}` "
-        f"({meta['train_examples']} examples). Neither test file is trained on.",
+        f"- safety set: `{rel(args.safety)}`, {any_result['safety']['n']} messages, "
+        f"{any_result['safety']['positives']} of them `report_safety_threat` (the rest hard harassment negatives).",
+        "",
+        f"Training data: `{rel(args.nlu)}` ({meta['train_examples']} examples).",
         "",
         "| metric | " + " | ".join(LABELS[v] for v in variants) + " |",
         "|---|" + "---|" * len(variants),
-        row("held-out intent accuracy", lambda r: pct(r["intent"]["accuracy"])),
-        row("held-out intent macro-F1", lambda r: pct(r["intent"]["macro_f1"])),
+    ]
+    for name in set_names:
+        title = set_title(name)
+        lines += [
+            row(f"{title}: intent macro-F1", lambda r, n=name: pct(r["sets"][n]["intent"]["macro_f1"])),
+            row(f"{title}: intent accuracy", lambda r, n=name: pct(r["sets"][n]["intent"]["accuracy"])),
+            row(f"{title}: buyer → seller swaps", lambda r, n=name: str(r["sets"][n]["swaps"]["buyer_to_seller"])),
+            row(f"{title}: seller → buyer swaps", lambda r, n=name: str(r["sets"][n]["swaps"]["seller_to_buyer"])),
+            row(f"{title}: buyer/seller asked (nlu_fallback)", lambda r, n=name: str(r["sets"][n]["swaps"]["asked"])),
+            row(f"{title}: all messages sent to nlu_fallback", lambda r, n=name: str(r["sets"][n]["fallbacks"])),
+            row(
+                f"{title}: other problems recognised, with a `problem` entity",
+                lambda r, n=name: f"{r['sets'][n]['with_problem']} of {r['sets'][n]['other_problems']}",
+            ),
+            row(
+                f"{title}: entity F1 (micro, entity+value)",
+                lambda r, n=name: "n/a" if is_keywords(r) or not r["sets"][n]["entity_types"]
+                else pct(r["sets"][n]["entities"]["f1"]),
+            ),
+        ]
+    lines += [
         row("safety recall (report_safety_threat)", lambda r: pct(r["safety"]["recall"])),
         row("safety precision", lambda r: pct(r["safety"]["precision"])),
-        row("entity F1 (micro, entity+value)", entity_cell),
         row(f"{args.folds}-fold CV macro-F1 on {rel(args.nlu)}" if args.folds > 1 else "CV macro-F1", cv_cell),
-        row("training time", lambda r: f"{r['train_seconds']:.0f} s"),
+        row("training time (NLU only)", lambda r: f"{r['train_seconds']:.0f} s"),
         row("parse time median", lambda r: f"{r['latency']['median_ms']:.2f} ms"),
         row("parse time p95", lambda r: f"{r['latency']['p95_ms']:.2f} ms"),
-        row("held-out messages sent to nlu_fallback", lambda r: str(r["fallbacks"])),
         "",
     ]
     if "a" in results:
@@ -353,9 +416,7 @@ def write_report(
             "**Effect of the safety guard in (a).** With the guard (the pipeline as shipped): safety recall "
             f"{pct(a['safety']['recall'])}, precision {pct(a['safety']['precision'])}. Without it (the classifiers' "
             f"own intent, read from the ranking when the guard overrode it): recall "
-            f"{pct(a['safety_before_guard']['recall'])}, precision {pct(a['safety_before_guard']['precision'])}; "
-            f"held-out accuracy {pct(a['heldout_before_guard']['accuracy'])} without vs "
-            f"{pct(a['intent']['accuracy'])} with.",
+            f"{pct(a['safety_before_guard']['recall'])}, precision {pct(a['safety_before_guard']['precision'])}.",
             "",
         ]
         if NORMALIZER not in a["pipeline"]:
@@ -366,41 +427,42 @@ def write_report(
             lines += ["Harassment messages (a) took for a safety threat:", ""]
             lines += [f"- {t}" for t in a["safety_false_alarms"]] + [""]
 
-    intents = sorted(any_result["intent"]["per_intent"])
-    lines += [
-        "## Per-intent F1 on the held-out set",
-        "",
-        "| intent | support | " + " | ".join(LABELS[v] for v in variants) + " |",
-        "|---|---:|" + "---:|" * len(variants),
-    ]
-    for intent in intents:
-        support = any_result["intent"]["per_intent"][intent]["support"]
-        cells = " | ".join(f"{results[v]['intent']['per_intent'][intent]['f1']:.2f}" for v in variants)
-        lines.append(f"| {intent} | {support} | {cells} |")
-    lines.append("")
-
-    if any(v != "c" for v in variants):
-        lines += ["## Entity F1 per entity (held-out)", "", "| entity | support | "
-                  + " | ".join(LABELS[v] for v in variants if v != "c") + " |",
-                  "|---|---:|" + "---:|" * len([v for v in variants if v != "c"])]
-        for entity in any_result["entity_types"]:
-            support = any_result["entities"]["per_entity"][entity]["support"]
+    for index, name in enumerate(set_names):
+        title = set_title(name)
+        per_intent = any_result["sets"][name]["intent"]["per_intent"]
+        lines += [
+            f"## {title}: per-intent F1",
+            "",
+            "| intent | support | " + " | ".join(LABELS[v] for v in variants) + " |",
+            "|---|---:|" + "---:|" * len(variants),
+        ]
+        for intent in sorted(per_intent):
             cells = " | ".join(
-                f"{results[v]['entities']['per_entity'][entity]['f1']:.2f}" for v in variants if v != "c"
+                f"{results[v]['sets'][name]['intent']['per_intent'][intent]['f1']:.2f}" for v in variants
             )
-            lines.append(f"| {entity} | {support} | {cells} |")
+            lines.append(f"| {intent} | {per_intent[intent]['support']} | {cells} |")
         lines.append("")
-
-    lines += ["## Confusions on the held-out set (gold → predicted, most frequent first)", ""]
-    for v in variants:
-        confused = results[v]["confusions"]
-        summary = "; ".join(f"{g} → {p} ×{n}" for g, p, n in confused) if confused else "none"
-        lines += [f"- **{LABELS[v]}**: {summary}"]
-    lines += ["", "The confusion matrix of (a) is in `reports/nlu_confusion.png`.", ""]
-
-    if "a" in results and results["a"]["errors"]:
-        lines += ["Held-out messages (a) got wrong (gold → predicted):", ""]
-        lines += [f"- {line}" for line in results["a"]["errors"]] + [""]
+        models = [v for v in variants if not is_keywords(results[v])]
+        entity_types = any_result["sets"][name]["entity_types"]
+        if models and entity_types:
+            lines += [f"Entity F1 per entity ({title}):", "", "| entity | support | "
+                      + " | ".join(LABELS[v] for v in models) + " |", "|---|---:|" + "---:|" * len(models)]
+            for entity in entity_types:
+                support = any_result["sets"][name]["entities"]["per_entity"][entity]["support"]
+                cells = " | ".join(
+                    f"{results[v]['sets'][name]['entities']['per_entity'][entity]['f1']:.2f}" for v in models
+                )
+                lines.append(f"| {entity} | {support} | {cells} |")
+            lines.append("")
+        lines += [f"Confusions ({title}, gold → predicted, most frequent first):", ""]
+        for v in variants:
+            confused = results[v]["sets"][name]["confusions"]
+            text = "; ".join(f"{g} → {p} ×{n}" for g, p, n in confused) if confused else "none"
+            lines += [f"- **{LABELS[v]}**: {text}"]
+        lines += ["", f"The confusion matrix of (a) on this set is in `reports/{confusion_png_name(index, name)}`.", ""]
+        if "a" in results and results["a"]["sets"][name]["errors"]:
+            lines += [f"Messages (a) got wrong ({title}; gold → predicted):", ""]
+            lines += [f"- {line}" for line in results["a"]["sets"][name]["errors"]] + [""]
 
     lines += [
         "## How it was measured",
@@ -411,19 +473,24 @@ def write_report(
         f"{results['b']['diet'] if 'b' in results else ''} (epochs and random_seed as in (a)).",
         "- (c) is a hand-written keyword → intent table with default `out_of_scope` (bench/keyword_baseline.py): a "
         "baseline, never used by the bot.",
-        "- Intent accuracy counts `nlu_fallback` as wrong. Macro-F1 averages F1 over the intents in the gold labels.",
+        "- Intent accuracy counts `nlu_fallback` (the bot asks a clarifying question) as wrong. Macro-F1 averages F1 "
+        "over the intents in each set's gold labels.",
+        "- Buyer → seller swap: a `report_harassment` message predicted `seller_accused` (the harassed buyer would "
+        "get the seller's advice); seller → buyer is the reverse. Either role predicted `nlu_fallback` is counted as "
+        "asked: the bot asks who is speaking, which is not a swap.",
         "- Safety: positive class `report_safety_threat`; recall = threats caught / threats, precision = correct / "
         "predicted threats, on the safety set (threats plus hard harassment negatives).",
-        f"- Entity F1: micro over (entity, value) pairs per message, for the entity types the held-out file annotates "
-        f"({', '.join(any_result['entity_types']) or 'none'}); values are compared after synonym mapping, so a "
-        "pipeline without synonyms (b) scores only where the annotated value is the typed text.",
-        f"- Cross-validation: stratified {args.folds}-fold (seed {CV_SEED}) over the intent examples of data/nlu; "
-        "synonyms, lookups and regexes stay in every training fold. (c) learns nothing, so its CV is its score on "
-        "each fold's test part.",
+        "- Entity F1: micro over (entity, value) pairs per message, for the entity types each held-out file "
+        "annotates; values are compared after synonym mapping, so a pipeline without synonyms (b) scores only where "
+        "the annotated value is the typed text.",
+        "- Cross-validation: "
+        + (f"stratified {args.folds}-fold (seed {CV_SEED})" if args.folds > 1 else "not run (pass --folds N)")
+        + " over the intent examples of data/nlu.",
         "- Training time: wall clock of `rasa.model_training.train_nlu` with Rasa's training cache off, each model in "
         "its own process. Parse time: `Agent.parse_message` in-process, per held-out message, after "
         f"{WARMUP} warm-up parses; median and p95 (nearest rank).",
-        f"- Machine: {meta['machine']} (shared with other work while running, so times are indicative).",
+        f"- Machine: {meta['machine']} (shared with other work while running, so times are indicative)"
+        + (f"; (a) and (b) were trained at the same time (--jobs {args.jobs})." if args.jobs > 1 else "."),
         "",
     ]
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -441,35 +508,61 @@ def summary(results: dict[str, dict[str, Any]], args: argparse.Namespace) -> dic
     out: dict[str, Any] = {"quick": args.quick, "folds": args.folds}
     for variant, r in results.items():
         out[variant] = {
-            "accuracy": round(r["intent"]["accuracy"], 4),
-            "macro_f1": round(r["intent"]["macro_f1"], 4),
+            name: {
+                "macro_f1": round(s["intent"]["macro_f1"], 4),
+                "accuracy": round(s["intent"]["accuracy"], 4),
+                "buyer_to_seller": s["swaps"]["buyer_to_seller"],
+                "seller_to_buyer": s["swaps"]["seller_to_buyer"],
+                "asked": s["swaps"]["asked"],
+                "entity_f1": None if variant == "c" or not s["entity_types"] else round(s["entities"]["f1"], 4),
+            }
+            for name, s in r["sets"].items()
+        }
+        out[variant].update({
             "safety_recall": round(r["safety"]["recall"], 4),
             "safety_precision": round(r["safety"]["precision"], 4),
-            "entity_f1": None if variant == "c" else round(r["entities"]["f1"], 4),
             "cv_macro_f1": None if not r.get("cv") else round(r["cv"]["mean"], 4),
             "train_s": round(r["train_seconds"], 1),
             "parse_median_ms": round(r["latency"]["median_ms"], 3),
             "parse_p95_ms": round(r["latency"]["p95_ms"], 3),
-        }
+        })
     return out
+
+
+def print_figures(results: dict[str, dict[str, Any]]) -> None:
+    for variant, r in results.items():
+        for name, s in r["sets"].items():
+            swaps = s["swaps"]
+            print(
+                f"{LABELS[variant]:16} {set_title(name):30} macro-F1 {pct(s['intent']['macro_f1']):>6}  "
+                f"accuracy {pct(s['intent']['accuracy']):>6}  buyer→seller {swaps['buyer_to_seller']}  "
+                f"seller→buyer {swaps['seller_to_buyer']}  asked {swaps['asked']}"
+            )
+        print(
+            f"{LABELS[variant]:16} {'safety set':30} recall {pct(r['safety']['recall']):>6}  "
+            f"precision {pct(r['safety']['precision']):>6}  training {r['train_seconds']:.0f} s"
+        )
+
+
+def default_heldout() -> list[Path]:
+    return [path for path in (nlu_eval.HELDOUT_FILE, nlu_eval.HELDOUT_REAL_FILE) if path.exists()]
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    quick_help = f"{QUICK_EPOCHS} epochs; no cross-validation unless --folds"
-    parser.add_argument("--quick", action="store_true", help=quick_help)
-    parser.add_argument("--folds", type=int, help="cross-validation folds (default 5, or 0 with --quick; 0/1: none)")
+    parser.add_argument("--quick", action="store_true", help=f"{QUICK_EPOCHS} epochs")
+    parser.add_argument("--folds", type=int, default=0, help="cross-validation folds on data/nlu (default 0: none)")
     parser.add_argument("--variants", default="a,b,c", help="which of a,b,c to run")
     parser.add_argument("--config", type=Path, default=CONFIG_OURS, help="pipeline (a)")
     parser.add_argument("--nlu", type=Path, default=nlu_eval.NLU_DIR, help="training data (file or folder)")
-    parser.add_argument("--heldout", type=Path, default=nlu_eval.HELDOUT_FILE)
+    parser.add_argument("--heldout", type=Path, action="append", help="held-out set (repeat; default: both)")
     parser.add_argument("--safety", type=Path, default=nlu_eval.SAFETY_FILE)
     parser.add_argument("--report-dir", type=Path, default=REPORT_DIR)
+    parser.add_argument("--jobs", type=int, default=1, help="model variants trained at once (default 1)")
     parser.add_argument("--worker", choices=["a", "b"], help=argparse.SUPPRESS)
     parser.add_argument("--result", help=argparse.SUPPRESS)
     args = parser.parse_args()
-    if args.folds is None:
-        args.folds = 0 if args.quick else 5
+    args.heldout = [path.resolve() for path in (args.heldout or default_heldout())]
     os.chdir(ROOT)  # config.yml names data/dictionary and build/spacy_zh relative to the project
     if args.worker:
         run_worker(args)
@@ -480,36 +573,33 @@ def main() -> None:
     if unknown:
         parser.error(f"unknown variants {sorted(unknown)}")
     train_examples = nlu_eval.load_examples(args.nlu)
-    per_intent = nlu_eval.examples_per_intent(train_examples)
-    thin = {intent: n for intent, n in per_intent.items() if n < 60}
-    if thin:
-        log(f"note: intents with fewer than 60 training examples: {thin}")
-    heldout = nlu_eval.load_examples(args.heldout)
     meta = {
         "date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
         "machine": f"{os.cpu_count()} CPU, Python {platform.python_version()}, {platform.system()}",
         "train_examples": len(train_examples),
-        "heldout_intents": len({e.intent for e in heldout}),
     }
 
     results: dict[str, dict[str, Any]] = {}
     with tempfile.TemporaryDirectory(prefix="bench_nlu_") as tmp:
-        for variant in variants:
-            if variant == "c":
+        models = [v for v in variants if v != "c"]
+        # --jobs 2 trains (a) and (b) side by side: faster on a busy machine, but their times then share the CPU.
+        with ThreadPoolExecutor(max_workers=max(1, args.jobs)) as pool:
+            futures = {v: pool.submit(run_model_variant, v, args, Path(tmp)) for v in models}
+            if "c" in variants:
                 results["c"] = run_keywords(args)
-            else:
-                results[variant] = run_model_variant(variant, args, Path(tmp))
-            r = results[variant]
-            accuracy, recall = pct(r["intent"]["accuracy"]), pct(r["safety"]["recall"])
-            log(f"{LABELS[variant]}: held-out accuracy {accuracy}, safety recall {recall}")
+            for v in models:
+                results[v] = futures[v].result()
+                log(f"{LABELS[v]}: done")
 
     args.report_dir.mkdir(parents=True, exist_ok=True)
     report = args.report_dir / "nlu_benchmark.md"
     write_report(results, args, report, meta)
     if "a" in results:
-        title = "(a) ours on the held-out set" + (" — QUICK RUN" if args.quick else "")
-        write_confusion_png(results["a"], args.report_dir / "nlu_confusion.png", title)
+        for index, (name, s) in enumerate(results["a"]["sets"].items()):
+            title = f"(a) ours on {set_title(name)}" + (" — QUICK RUN" if args.quick else "")
+            write_confusion_png(s, args.report_dir / confusion_png_name(index, name), title)
     log(f"report written to {rel(report)}")
+    print_figures(results)
     print(json.dumps(summary(results, args), ensure_ascii=False))
 
 

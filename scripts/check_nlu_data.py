@@ -51,10 +51,11 @@ CANONICAL: dict[str, set[str]] = {
         "call_log",
         "recording",
         "none",
+        "all",
     },
 }
 # Filled by the rule extractor (weiquan/nlu); annotating them would teach DIET to compete.
-RULE_ENTITIES = {"success_time", "order_id", "phone"}
+RULE_ENTITIES = {"success_time", "order_id", "phone", "problem"}
 
 # The intent contract, with the minimum number of examples agreed with the product owner.
 MINIMUM_EXAMPLES: dict[str, int] = {
@@ -74,6 +75,7 @@ MINIMUM_EXAMPLES: dict[str, int] = {
         ],
         65,
     ),
+    **dict.fromkeys(["ask_call_recording", "ask_evidence_code", "ask_agent_alias", "ask_tmall", "ask_anonymity"], 30),
     "inform": 100,
     "stop": 30,
     **dict.fromkeys(["greet", "goodbye", "thank", "affirm", "deny", "bot_challenge"], 25),
@@ -231,6 +233,17 @@ def _synonym_table(synonyms_by_file: dict[str, dict[str, str]]) -> tuple[dict[st
     return table, problems
 
 
+def _entity_value(entity: str, surface: str) -> str | None:
+    """The entity-specific value (weiquan/nlu/entity_values.yml) the pipeline gives `surface`, if any."""
+    sys.path.insert(0, str(ROOT))
+    try:
+        from weiquan.nlu import textnorm
+        from weiquan.nlu.entity_values import canonical, default_table
+    except Exception:  # without the component the generic synonyms are all there is
+        return None
+    return canonical(default_table(), entity, textnorm.normalize_text(surface))
+
+
 def report_values(
     examples: list[Example], synonyms_by_file: dict[str, dict[str, str]], user_words: set[str], verbose: bool
 ) -> list[str]:
@@ -253,7 +266,9 @@ def report_values(
                 print(f"  {where}: entity not in docs/architecture.md")
                 continue
             surfaces_used[(name, surface)] += 1
-            mapped = table.get(surface.lower(), surface if surface in CANONICAL[name] else None)
+            mapped = _entity_value(name, surface) or table.get(
+                surface.lower(), surface if surface in CANONICAL[name] else None
+            )
             explicit = entity.get("value")
             if explicit != surface and explicit != mapped:
                 errors.append(where)

@@ -360,6 +360,17 @@ async def test_buyer_or_seller_and_harassment_or_other_problem_get_their_own_que
     assert [button["payload"] for button in dispatcher.messages[0]["buttons"]] == [f"/{name}" for name in pair]
 
 
+async def test_the_pair_the_nlu_hesitated_between_is_asked_whatever_the_ranking() -> None:
+    ranking = [{"name": "nlu_fallback", "confidence": 1.0}, {"name": "seller_accused", "confidence": 0.6},
+               {"name": "ask_penalty", "confidence": 0.3}, {"name": "report_harassment", "confidence": 0.1}]
+    answer = tracker(intent="nlu_fallback", ranking=ranking)
+    answer.latest_message["nlu_hesitation"] = {"reason": "role_cue", "pair": ["report_harassment", "seller_accused"]}
+    dispatcher = CollectingDispatcher()
+    await ActionClarify().run(dispatcher, answer, DOMAIN)
+    assert said(dispatcher) == ["utter_clarify_role"]
+    assert [b["payload"] for b in dispatcher.messages[0]["buttons"]] == ["/report_harassment", "/seller_accused"]
+
+
 async def test_two_misunderstood_turns_in_a_row_offer_a_person() -> None:
     fallback = {"event": "user", "parse_data": {"intent": {"name": "nlu_fallback"}}}
     ranking = [{"name": "ask_evidence", "confidence": 0.4}, {"name": "ask_penalty", "confidence": 0.35}]

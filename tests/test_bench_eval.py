@@ -86,3 +86,12 @@ def test_examples_keep_synonym_values(tmp_path) -> None:
 def test_keyword_baseline(text: str, intent: str) -> None:
     assert KeywordClassifier().classify(text) == intent
     assert KeywordClassifier().parse(text)["intent"]["name"] == intent
+
+
+def test_role_swaps_count_each_direction_and_questions_apart() -> None:
+    b, s, f = nlu_eval.BUYER_INTENT, nlu_eval.SELLER_INTENT, nlu_eval.FALLBACK_INTENT
+    gold = [b, b, b, b, s, s, "out_of_scope"]
+    predicted = [b, s, f, "out_of_scope", b, s, s]
+    assert nlu_eval.role_swaps(gold, predicted) == {
+        "buyer_to_seller": 1, "seller_to_buyer": 1, "asked": 1, "buyers": 4, "sellers": 2
+    }

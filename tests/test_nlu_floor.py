@@ -1,10 +1,13 @@
-"""The trained model's floor on data it never saw: held-out intent accuracy and safety recall.
+"""The trained model's floor on data it never saw: both held-out sets, buyer/seller swaps, safety recall.
 
 Needs a trained model in models/ (`make test` trains first); the newest one is used. The numbers side by side with
-the baselines come from `make bench-nlu` (reports/nlu_benchmark.md); this test only guards the floor.
+the baselines come from `make bench-nlu` (reports/nlu_benchmark.md); this test only guards the floor, set a little
+under what the last benchmark measured so that a regression fails and noise does not.
 """
 from __future__ import annotations
 
+from functools import cache
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -13,7 +16,12 @@ from bench import nlu_eval
 
 pytestmark = pytest.mark.model
 
-ACCURACY_FLOOR = 0.90
+# held-out file -> (macro-F1 floor, accuracy floor)
+# Last `make bench-nlu`: team 0.937 / 0.923, real 0.955 / 0.957 (reports/nlu_benchmark.md).
+FLOORS = {
+    nlu_eval.HELDOUT_FILE: (0.92, 0.90),
+    nlu_eval.HELDOUT_REAL_FILE: (0.93, 0.93),
+}
 SAFETY_RECALL = 1.0  # a threat to someone's safety is never missed
 SAFETY_PRECISION_FLOOR = 0.95  # ordinary harassment is not escalated as a threat
 
@@ -26,20 +34,41 @@ def agent() -> Any:
     return nlu_eval.load_agent(model)
 
 
-def test_heldout_intent_accuracy(agent: Any) -> None:
-    examples = nlu_eval.load_examples(nlu_eval.HELDOUT_FILE)
-    predictions, _ = nlu_eval.parse_texts(agent, [e.text for e in examples])
+@pytest.fixture(scope="module")
+def parsed(agent: Any):
+    @cache
+    def parse(path: Path) -> tuple[list[nlu_eval.Example], list[nlu_eval.Prediction]]:
+        examples = nlu_eval.load_examples(path)
+        predictions, _ = nlu_eval.parse_texts(agent, [e.text for e in examples])
+        return examples, predictions
+
+    return parse
+
+
+@pytest.mark.parametrize("path", list(FLOORS), ids=lambda p: p.stem)
+def test_heldout_intents(parsed, path: Path) -> None:
+    examples, predictions = parsed(path)
     metrics = nlu_eval.intent_metrics([e.intent for e in examples], [p.intent for p in predictions])
-    wrong = "\n".join(nlu_eval.errors(examples, predictions, limit=30))
-    assert metrics["accuracy"] >= ACCURACY_FLOOR, (
-        f"held-out intent accuracy {metrics['accuracy']:.3f} < {ACCURACY_FLOOR} "
-        f"on {metrics['n']} messages; wrong (gold -> predicted):\n{wrong}"
+    macro_floor, accuracy_floor = FLOORS[path]
+    wrong = "\n".join(nlu_eval.errors(examples, predictions, limit=40))
+    assert metrics["macro_f1"] >= macro_floor and metrics["accuracy"] >= accuracy_floor, (
+        f"{path.name}: macro-F1 {metrics['macro_f1']:.3f} (floor {macro_floor}), accuracy {metrics['accuracy']:.3f} "
+        f"(floor {accuracy_floor}) on {metrics['n']} messages; wrong (gold -> predicted):\n{wrong}"
     )
 
 
-def test_safety_recall(agent: Any) -> None:
-    examples = nlu_eval.load_examples(nlu_eval.SAFETY_FILE)
-    predictions, _ = nlu_eval.parse_texts(agent, [e.text for e in examples])
+@pytest.mark.parametrize("path", list(FLOORS), ids=lambda p: p.stem)
+def test_no_harassed_buyer_gets_the_seller_answer(parsed, path: Path) -> None:
+    examples, predictions = parsed(path)
+    swapped = [
+        e.text for e, p in zip(examples, predictions, strict=True)
+        if e.intent == nlu_eval.BUYER_INTENT and p.intent == nlu_eval.SELLER_INTENT
+    ]
+    assert not swapped, f"{path.name}: buyers taken for sellers:\n" + "\n".join(swapped)
+
+
+def test_safety_recall_and_precision(parsed) -> None:
+    examples, predictions = parsed(nlu_eval.SAFETY_FILE)
     metrics = nlu_eval.safety_metrics([e.intent for e in examples], [p.intent for p in predictions])
     missed = [
         f"-> {p.intent}: {e.text}"

@@ -236,9 +236,11 @@ def test_components_point_entities_at_what_the_user_typed(components, tmp_path: 
     }
     assert entities["platform"]["value"] == "taobao"  # a synonym's canonical value stays
     assert entities["harassment_type"]["value"] == "騷擾"  # otherwise what the user typed
-    assert entities["success_time"]["value"] == "１５天"
+    assert entities["success_time"]["value"] == "15天"  # normalised: the action server parses it (issue 13)
     assert entities["order_id"]["value"] == "1234567890123456"  # listed in keep_normalized_value
-    assert message.as_dict(only_output_properties=True)["text"] == typed
+    output = message.as_dict(only_output_properties=True)
+    assert output["text"] == typed
+    assert output["normalized_text"] == seen  # what the model saw, for the action server's parsers
 
 
 def test_restorer_maps_tokens_and_leaves_unchanged_text_alone(components, tmp_path: Path) -> None:

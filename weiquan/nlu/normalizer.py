@@ -38,6 +38,7 @@ from weiquan.nlu.textnorm import Normalized, ShorthandTable
 logger = logging.getLogger(__name__)
 
 ORIGINAL_TEXT = "original_text"
+NORMALIZED_TEXT = "normalized_text"  # on every parse result: what the model saw (simplified, half-width, expanded)
 NORMALIZATION = "text_normalization"  # offset map for the restorer, plain lists so the message stays serialisable
 TEXT_TOKENS = "text_tokens"
 SYNONYM_PROCESSOR = "EntitySynonymMapper"
@@ -140,6 +141,7 @@ class ChineseTextNormalizer(GraphComponent):
                 continue
             norm = self.normalize(text)
             message.set(ORIGINAL_TEXT, text)
+            message.set(NORMALIZED_TEXT, norm.text, add_to_output=True)
             if norm.changed:
                 message.set(NORMALIZATION, {"text": norm.text, "starts": list(norm.starts), "ends": list(norm.ends)})
                 message.set(TEXT, norm.text)
@@ -181,8 +183,9 @@ class OriginalTextRestorer(GraphComponent):
 
     @staticmethod
     def get_default_config() -> dict[str, Any]:
-        # Entities whose value stays normalised: an order number typed in full-width digits is still digits.
-        return {"keep_normalized_value": ["order_id", "phone"]}
+        # Entities whose value stays normalised: an order number typed in full-width digits is still digits, and a
+        # time expression is parsed on the action server from simplified, half-width text ("兩週前" -> "两周前").
+        return {"keep_normalized_value": ["order_id", "phone", "success_time", "problem"]}
 
     def __init__(self, config: dict[str, Any]) -> None:
         self._keep_normalized = frozenset(config.get("keep_normalized_value") or [])

@@ -1,7 +1,8 @@
 """Rasa component: a threat to someone's safety is never missed.
 
-Runs after the classifiers (and after FallbackClassifier). When the rule pipeline found a danger phrase, the intent
-becomes `report_safety_threat` with full confidence whatever the model said, so the dialogue leads with the police.
+Runs after the classifiers (after FallbackClassifier and the HesitationGuard, whose question it cancels). When the
+rule pipeline found a danger phrase, the intent becomes `report_safety_threat` with full confidence whatever the model
+said, so the dialogue leads with the police.
 The model's own ranking is kept, and `safety_override` records that the rule decided.
 """
 from __future__ import annotations
@@ -15,6 +16,7 @@ from rasa.engine.storage.storage import ModelStorage
 from rasa.shared.nlu.constants import INTENT, INTENT_NAME_KEY, PREDICTED_CONFIDENCE_KEY
 from rasa.shared.nlu.training_data.message import Message
 
+from weiquan.nlu.hesitation import HESITATION
 from weiquan.nlu.rule_entities import SAFETY_SIGNALS
 
 SAFETY_INTENT = "report_safety_threat"
@@ -43,5 +45,7 @@ class SafetyGuard(GraphComponent):
             overridden = bool(signals) and intent.get(INTENT_NAME_KEY) != SAFETY_INTENT
             if overridden:
                 message.set(INTENT, {INTENT_NAME_KEY: SAFETY_INTENT, PREDICTED_CONFIDENCE_KEY: 1.0}, add_to_output=True)
+                if message.get(HESITATION):
+                    message.set(HESITATION, None, add_to_output=True)  # safety never waits for a question
             message.set("safety_override", overridden, add_to_output=True)
         return messages
