@@ -7,6 +7,7 @@ PY        := $(VENV)/bin/python
 RASA      := $(VENV)/bin/rasa
 STAMP     := $(VENV)/.installed
 SPACY_DIR := build/spacy_zh
+MODEL     := models/weiquan.tar.gz
 RASA_PORT   ?= 5005
 ACTION_PORT ?= 5055
 WIDGET_PORT ?= 8080
@@ -21,7 +22,7 @@ export PYTHONPATH := $(CURDIR)
 export SQLALCHEMY_SILENCE_UBER_WARNING := 1
 export TF_CPP_MIN_LOG_LEVEL := 2
 
-.PHONY: help setup browser train run shell actions test test-unit validate test-stories test-e2e bench-nlu bench-time screenshots lint clean
+.PHONY: help setup browser train check-train-cached run shell actions test test-unit validate test-stories test-e2e bench-nlu bench-time screenshots lint clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-13s %s\n", $$1, $$2}'
@@ -44,10 +45,18 @@ browser: ## install Debian's Chromium and CJK fonts for the browser tests (needs
 	@command -v chromium >/dev/null && fc-list | grep -qi 'noto.*cjk' && fc-list | grep -qi 'color.*emoji' || \
 	  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium fonts-noto-cjk fonts-noto-color-emoji >/dev/null; }
 
-train: setup ## train the model (Rasa skips it when data, domain and config are unchanged)
-	@# Rasa does not fingerprint the jieba dictionary folder: retrain by force when it is newer than the model.
-	@force=; [ -f models/weiquan.tar.gz ] && [ -n "$$(find data/dictionary -newer models/weiquan.tar.gz)" ] && force=--force; \
-	echo "$(RASA) train --quiet --fixed-model-name weiquan $$force"; $(RASA) train --quiet --fixed-model-name weiquan $$force
+train: setup ## train the model when its inputs changed (contents, not mtimes: scripts/train_stamp.py)
+	@$(PY) scripts/train_stamp.py check $(MODEL); rc=$$?; [ $$rc = 0 ] && exit 0; \
+	force=; [ $$rc = 2 ] && force=--force; start=$$(date +%s); \
+	echo "train: training $(MODEL) $$force — about 3 min on 2 free cores (DIET, 60 epochs, shows a bar)"; \
+	PYTHONWARNINGS=ignore::DeprecationWarning $(RASA) train --fixed-model-name weiquan $$force && \
+	$(PY) scripts/train_stamp.py write $(MODEL) && \
+	echo "train: done in $$(( $$(date +%s) - start )) s"
+
+check-train-cached: train ## prove a second `make train` with nothing changed keeps the model file untouched
+	@before=$$(stat -c %Y.%s $(MODEL)); $(MAKE) --no-print-directory train >/dev/null; \
+	after=$$(stat -c %Y.%s $(MODEL)); [ "$$before" = "$$after" ] && echo "check-train-cached: model untouched" || \
+	{ echo "check-train-cached: a second make train rewrote $(MODEL)" >&2; exit 1; }
 
 run: train ## start the action server, the Rasa server and the widget page; Ctrl-C stops all
 	$(PY) scripts/run_all.py --rasa-port $(RASA_PORT) --action-port $(ACTION_PORT) --widget-port $(WIDGET_PORT)
@@ -70,7 +79,7 @@ test-stories: train ## Chinese test stories must be predicted exactly
 test-e2e: train browser ## real servers: REST, socket.io, browser, WeChat webhook; NLU accuracy floor
 	$(PY) -m pytest -q -m "model or e2e"
 
-test: lint test-unit validate test-stories test-e2e ## everything above, in order (what CI runs)
+test: lint test-unit validate test-stories check-train-cached test-e2e ## everything above, in order (what CI runs)
 
 bench-nlu: setup ## NLU side by side: ours vs plain Rasa vs keywords; writes reports/
 	$(PY) scripts/bench_nlu.py
