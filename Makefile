@@ -11,6 +11,7 @@ MODEL     := models/weiquan.tar.gz
 RASA_PORT   ?= 5005
 ACTION_PORT ?= 5055
 WIDGET_PORT ?= 8080
+REPLICAS    ?= 2
 
 # Channel settings come from the environment; empty defaults keep credentials.yml loadable (WeChat stays off).
 export WECHAT_TOKEN ?=
@@ -22,7 +23,7 @@ export PYTHONPATH := $(CURDIR)
 export SQLALCHEMY_SILENCE_UBER_WARNING := 1
 export TF_CPP_MIN_LOG_LEVEL := 2
 
-.PHONY: help setup browser train check-train-cached run shell actions test test-unit validate test-stories test-e2e bench-nlu bench-time screenshots lint clean
+.PHONY: help setup browser train check-train-cached run proxy run-production profile bench-load shell actions test test-unit validate test-stories test-e2e bench-nlu bench-time screenshots lint clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-13s %s\n", $$1, $$2}'
@@ -58,8 +59,23 @@ check-train-cached: train ## prove a second `make train` with nothing changed ke
 	after=$$(stat -c %Y.%s $(MODEL)); [ "$$before" = "$$after" ] && echo "check-train-cached: model untouched" || \
 	{ echo "check-train-cached: a second make train rewrote $(MODEL)" >&2; exit 1; }
 
-run: train ## start the action server, the Rasa server and the widget page; Ctrl-C stops all
+run: train ## start the action server, the Rasa server and the widget page; restarts what crashes; Ctrl-C stops all
 	$(PY) scripts/run_all.py --rasa-port $(RASA_PORT) --action-port $(ACTION_PORT) --widget-port $(WIDGET_PORT)
+
+proxy: ## install Debian's HAProxy for make run-production (needs root)
+	@command -v haproxy >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq haproxy >/dev/null; }
+	@# Debian may start its own (empty) haproxy service: ours runs in the foreground under the supervisor.
+	@haproxy -v | head -1
+
+run-production: train proxy ## several-machine shape: HAProxy :5005, REPLICAS Rasa servers, PostgreSQL, Redis
+	$(PY) scripts/run_all.py --production --replicas $(REPLICAS) --rasa-port $(RASA_PORT) \
+	  --action-port $(ACTION_PORT) --widget-port $(WIDGET_PORT)
+
+profile: train ## where a complaint turn's milliseconds go; writes reports/profile.md
+	$(PY) scripts/profile_turn.py
+
+bench-load: train proxy ## ours vs moodbot under load (c=1,10,20,50) and run-production at c=20; writes reports/load.md
+	$(PY) scripts/bench_load.py
 
 shell: train ## talk to the bot in the terminal
 	@trap 'kill 0' INT TERM EXIT; \
@@ -76,7 +92,7 @@ validate: setup ## rasa data validate --fail-on-warnings (responses uttered by a
 test-stories: train ## Chinese test stories must be predicted exactly
 	$(RASA) test core --stories tests/stories --fail-on-prediction-errors --out results/core
 
-test-e2e: train browser ## real servers: REST, socket.io, browser, WeChat webhook; NLU accuracy floor
+test-e2e: train browser proxy ## real servers: REST, socket.io, browser, WeChat webhook; NLU accuracy floor
 	$(PY) -m pytest -q -m "model or e2e"
 
 test: lint test-unit validate test-stories check-train-cached test-e2e ## everything above, in order (what CI runs)
