@@ -1,0 +1,365 @@
+"""`make bench-load`: our bot and Rasa's own `rasa init` moodbot under the same load, in one run → reports/load.md.
+
+- Both single servers are started the same way from this venv: `rasa run -m MODEL -i 127.0.0.1 --port P` with the
+  REST channel and a SQLite tracker store in a temporary folder (the tracker store `make run` uses), no lock store
+  (in memory). Ours also has its action server (as in `make run`); the moodbot needs none.
+- The moodbot is created with `rasa init --no-prompt` under build/moodbot the first time (which trains it); its model is
+  kept there, so later runs skip that.
+- Load: closed-loop aiohttp users (bench/load.py), each playing its bot's 4-turn conversation again and again with a
+  fresh sender: ours is the complaint conversation of reports/profile.md, the moodbot's is greet → sad → yes → bye.
+  Concurrency 1, 10, 20 and 50, DURATION seconds each, after one warm-up conversation.
+- Then `make run-production` (scripts/run_all.py --production: HAProxy, REPLICAS Rasa replicas, 2 action servers,
+  PostgreSQL, Redis) on free ports, loaded through HAProxy at c=20: the production target.
+
+Prints a JSON line last; writes reports/load.md and reports/load_latency.png.
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from bench.load import LevelResult, rss_mb, run_level  # noqa: E402
+from tests.net import free_port  # noqa: E402
+
+BIN = Path(sys.executable).parent
+RASA = str(BIN / "rasa")
+MOODBOT_DIR = ROOT / "build" / "moodbot"
+OUR_MODEL = ROOT / "models" / "weiquan.tar.gz"
+REPORT = ROOT / "reports" / "load.md"
+PLOT = ROOT / "reports" / "load_latency.png"
+OURS = ["淘宝买的，交易成功5天了，卖家天天打电话骂我", "有聊天截图",
+        "还有一单也是淘宝的，交易成功20天了，卖家一直发短信骚扰我", "有短信截图"]
+MOOD = ["hello", "I am sad", "yes", "bye"]
+
+
+def env() -> dict[str, str]:
+    return {**os.environ, "PYTHONPATH": str(ROOT), "TF_CPP_MIN_LOG_LEVEL": "2", "SQLALCHEMY_SILENCE_UBER_WARNING": "1",
+            "WECHAT_TOKEN": "", "WECHAT_APP_ID": "", "WECHAT_AES_KEY": "", "WECHAT_APP_SECRET": "",
+            "WIDGET_ALLOWED_ORIGINS": "http://127.0.0.1:1", "SANIC_HOST": "127.0.0.1"}
+
+
+def log(message: str) -> None:
+    print(f"[bench-load {time.strftime('%H:%M:%S')}] {message}", flush=True)
+
+
+def wait_http(url: str, proc: subprocess.Popen, timeout_s: float = 600) -> float:
+    start = time.monotonic()
+    while time.monotonic() - start < timeout_s:
+        if proc.poll() is not None:
+            raise RuntimeError(f"{url}: server exited with {proc.returncode}")
+        try:
+            with urllib.request.urlopen(url, timeout=2):
+                return time.monotonic() - start
+        except OSError:
+            time.sleep(1)
+    raise TimeoutError(url)
+
+
+def moodbot_model() -> Path:
+    models = sorted((MOODBOT_DIR / "models").glob("*.tar.gz")) if MOODBOT_DIR.exists() else []
+    if models:
+        return models[-1]
+    log("creating Rasa's moodbot with `rasa init --no-prompt` in build/moodbot (trains it once, ~2 min) …")
+    if MOODBOT_DIR.exists():
+        shutil.rmtree(MOODBOT_DIR)
+    MOODBOT_DIR.parent.mkdir(parents=True, exist_ok=True)
+    subprocess.run([RASA, "init", "--no-prompt", "--init-dir", str(MOODBOT_DIR)], cwd=MOODBOT_DIR.parent, env=env(),
+                   check=True, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
+    models = sorted((MOODBOT_DIR / "models").glob("*.tar.gz"))
+    if not models:
+        raise RuntimeError("rasa init did not leave a model in build/moodbot/models")
+    return models[-1]
+
+
+class Server:
+    """One bot served like `make run` serves ours: rasa run + REST + SQLite, and its action server if any."""
+
+    def __init__(self, name: str, model: Path, cwd: Path, credentials: str, workdir: Path, actions: bool) -> None:
+        self.name, self.model, self.cwd, self.workdir = name, model, cwd, workdir
+        self.port = free_port()
+        self.action_port = free_port() if actions else None
+        self.procs: list[subprocess.Popen] = []
+        endpoints = workdir / f"{name}-endpoints.yml"
+        text = f"tracker_store:\n  type: SQL\n  dialect: sqlite\n  db: {workdir / (name + '-tracker.db')}\n"
+        if actions:
+            text = f"action_endpoint:\n  url: http://127.0.0.1:{self.action_port}/webhook\n" \
+                   f"  enable_selective_domain: true\n" + text
+        endpoints.write_text(text, encoding="utf-8")
+        self.args = [RASA, "run", "-m", str(model), "-i", "127.0.0.1", "--port", str(self.port), "--credentials",
+                     credentials, "--endpoints", str(endpoints)]
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/webhooks/rest/webhook"
+
+    def _spawn(self, args: list[str], log_name: str) -> subprocess.Popen:
+        proc = subprocess.Popen(args, cwd=self.cwd, env=env(), stdout=open(self.workdir / log_name, "wb"),  # noqa: SIM115
+                                stderr=subprocess.STDOUT, start_new_session=True)
+        self.procs.append(proc)
+        return proc
+
+    def start(self) -> float:
+        if self.action_port:
+            actions = self._spawn([RASA, "run", "actions", "--port", str(self.action_port)], f"{self.name}-actions.log")
+            wait_http(f"http://127.0.0.1:{self.action_port}/health", actions)
+        self.rasa = self._spawn(self.args, f"{self.name}-rasa.log")
+        took = wait_http(f"http://127.0.0.1:{self.port}/webhooks/rest/", self.rasa)
+        log(f"{self.name}: Rasa server ready after {took:.0f} s")
+        return took
+
+    def rss(self) -> dict[str, float]:
+        figures = {"rasa_mb": rss_mb(self.rasa.pid)}
+        if self.action_port:
+            figures["actions_mb"] = rss_mb(self.procs[0].pid)
+        return figures
+
+    def stop(self) -> None:
+        for proc in self.procs:
+            if proc.poll() is None:
+                os.killpg(proc.pid, signal.SIGTERM)
+        for proc in self.procs:
+            try:
+                proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+
+
+def load_levels(name: str, url: str, conversation: list[str], levels: list[int], duration: float,
+                rss: Any = None) -> list[dict[str, Any]]:
+    rows = []
+    for concurrency in levels:
+        result: LevelResult = asyncio.run(run_level(url, conversation, concurrency, duration, prefix=f"bench-{name}"))
+        row = {"bot": name, **result.as_dict(), **(rss() if rss else {}),
+               "latencies_ms": [round(v, 1) for v in result.latencies_ms]}
+        log(f"{name} c={concurrency}: {row['turns_per_s']} turns/s, p50 {row['p50_ms']} ms, p95 {row['p95_ms']} ms, "
+            f"p99 {row['p99_ms']} ms, errors {row['errors']}")
+        rows.append(row)
+    return rows
+
+
+def production(duration: float, replicas: int, workdir: Path) -> dict[str, Any]:
+    """`make run-production` on free ports, loaded through HAProxy at c=20."""
+    ports = {"public": free_port(), "actions": free_port(), "widget": free_port()}
+    replica_base = free_block(replicas)
+    action_base = free_block(2)
+    db_name = f"weiquan_bench_{os.getpid()}"
+    args = [sys.executable, "scripts/run_all.py", "--production", "--replicas", str(replicas), "--rasa-port",
+            str(ports["public"]), "--action-port", str(ports["actions"]), "--widget-port", str(ports["widget"]),
+            "--replica-base", str(replica_base), "--action-base", str(action_base), "--public-host", "127.0.0.1",
+            "--build-dir", str(workdir / "build"), "--log-dir", str(workdir / "production-logs"), "--db-name",
+            db_name, "--redis-db", "8"]
+    out = open(workdir / "production.out", "wb")  # noqa: SIM115
+    proc = subprocess.Popen(args, cwd=ROOT, env=env(), stdout=out, stderr=subprocess.STDOUT)
+    try:
+        start = time.monotonic()
+        while "Ctrl-C stops everything" not in (workdir / "production.out").read_text(errors="replace"):
+            if proc.poll() is not None or time.monotonic() - start > 900:
+                raise RuntimeError("run-production did not come up: " + (workdir / "production.out").read_text())
+            time.sleep(1)
+        log(f"run-production ({replicas} replicas) ready after {time.monotonic() - start:.0f} s")
+        url = f"http://127.0.0.1:{ports['public']}/webhooks/rest/webhook"
+        pids = replica_pids(proc.pid)
+        rows = load_levels("production", url, OURS, [20], duration,
+                           rss=lambda: {"rasa_mb": round(sum(rss_mb(p) for p in pids), 1)})
+        rows[0]["replicas"] = replicas
+        return rows[0]
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=90)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        drop_database(db_name)
+
+
+def replica_pids(supervisor: int) -> list[int]:
+    children = Path(f"/proc/{supervisor}/task/{supervisor}/children").read_text().split()
+    found = []
+    for pid in children:
+        try:
+            if "weiquan.ops.fastload" in Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace"):
+                found.append(int(pid))
+        except OSError:
+            continue
+    return found
+
+
+def free_block(count: int) -> int:
+    """A first port such that `count` consecutive ports are free."""
+    from weiquan.ops.supervisor import port_is_free
+
+    for _ in range(200):
+        base = free_port()
+        if all(port_is_free(base + i) for i in range(count)):
+            return base
+    raise RuntimeError("no free block of ports")
+
+
+def drop_database(name: str) -> None:
+    import psycopg2
+
+    try:
+        admin = psycopg2.connect(host="127.0.0.1", user="postgres", dbname="postgres")
+        admin.autocommit = True
+        admin.cursor().execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        admin.close()
+    except psycopg2.Error:
+        pass
+
+
+def ratio(ours: float, theirs: float) -> str:
+    return f"{ours / theirs:.2f}×" if theirs else "n/a"
+
+
+def plot(rows: list[dict[str, Any]], target: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4.2))
+    for bot, colour in (("moodbot", "#888888"), ("ours", "#d9480f")):
+        mine = [r for r in rows if r["bot"] == bot]
+        levels = [r["c"] for r in mine]
+        for key, style in (("p50_ms", "-o"), ("p95_ms", "--s"), ("p99_ms", ":^")):
+            left.plot(levels, [r[key] for r in mine], style, color=colour, label=f"{bot} {key[:3]}")
+        right.plot(levels, [r["turns_per_s"] for r in mine], "-o", color=colour, label=bot)
+    prod = [r for r in rows if r["bot"] == "production"]
+    if prod:
+        right.plot([r["c"] for r in prod], [r["turns_per_s"] for r in prod], "*", markersize=14, color="#1971c2",
+                   label=f"ours, run-production ({prod[0].get('replicas', 2)} replicas)")
+    left.set_xscale("log")
+    left.set_yscale("log")
+    left.set_xlabel("concurrent users (closed loop)")
+    left.set_ylabel("turn latency, ms")
+    left.set_title("Turn latency")
+    left.legend(fontsize=7, ncol=2)
+    right.set_xscale("log")
+    right.set_xlabel("concurrent users (closed loop)")
+    right.set_ylabel("turns per second")
+    right.set_title("Throughput")
+    right.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(target, dpi=110)
+
+
+def report(rows: list[dict[str, Any]], starts: dict[str, float], load_before: str, load_after: str,
+           duration: float) -> tuple[str, dict[str, Any]]:
+    def find(bot: str, c: int) -> dict[str, Any] | None:
+        return next((r for r in rows if r["bot"] == bot and r["c"] == c), None)
+
+    ours1, mood1 = find("ours", 1), find("moodbot", 1)
+    mood20, prod = find("moodbot", 20), find("production", 20)
+    targets = {
+        "c1_p50_ratio": round(ours1["p50_ms"] / mood1["p50_ms"], 2),
+        "c1_p95_ratio": round(ours1["p95_ms"] / mood1["p95_ms"], 2),
+        "production_c20_throughput_ratio": round(prod["turns_per_s"] / mood20["turns_per_s"], 2) if prod else None,
+        "production_c20_errors": prod["errors"] if prod else None,
+    }
+    verdict = {
+        "c1_p50": targets["c1_p50_ratio"] <= 1.0,
+        "c1_p95": targets["c1_p95_ratio"] <= 1.5,
+        "production_c20": bool(prod) and targets["production_c20_throughput_ratio"] >= 1.7 and prod["errors"] == 0,
+    }
+    lines = [
+        "# Load: our bot vs Rasa's moodbot, and run-production",
+        "",
+        "Written by `scripts/bench_load.py` (`make bench-load`); every figure below comes from one run "
+        f"({time.strftime('%Y-%m-%d %H:%M')}). Machine: {os.cpu_count()} CPUs shared with other work; load average "
+        f"{load_before} before the run and {load_after} after it.",
+        "",
+        "How: both bots served the same way from the same venv (`rasa run -m MODEL -i 127.0.0.1`, REST channel, SQLite "
+        "tracker store in a temporary folder, in-memory lock store; ours with its action server, "
+        "`enable_selective_domain: true` as in endpoints.yml). Closed-loop aiohttp users (`bench/load.py`): each "
+        "plays its bot's 4-turn conversation again and again with a fresh sender — ours: "
+        + " → ".join(f"「{t}」" for t in OURS) + "; moodbot: " + " → ".join(f"“{t}”" for t in MOOD) + ". "
+        f"{duration:.0f} s per level after one warm-up conversation; a turn is one POST answered with a non-empty "
+        "list.",
+        "",
+        "## Targets",
+        "",
+        "| target | ours | moodbot | ratio | met |",
+        "|---|---|---|---|---|",
+        f"| c=1 p50 turn latency ≤ 1.0× | {ours1['p50_ms']} ms | {mood1['p50_ms']} ms | {targets['c1_p50_ratio']}× | "
+        f"{'yes' if verdict['c1_p50'] else 'no'} |",
+        f"| c=1 p95 turn latency ≤ 1.5× | {ours1['p95_ms']} ms | {mood1['p95_ms']} ms | {targets['c1_p95_ratio']}× | "
+        f"{'yes' if verdict['c1_p95'] else 'no'} |",
+    ]
+    if prod:
+        lines.append(
+            f"| run-production c=20 throughput ≥ 1.7×, 0 errors | {prod['turns_per_s']} turns/s, {prod['errors']} "
+            f"errors ({prod.get('replicas')} replicas) | {mood20['turns_per_s']} turns/s (one server) | "
+            f"{targets['production_c20_throughput_ratio']}× | {'yes' if verdict['production_c20'] else 'no'} |")
+    lines += ["", "## Every level", "",
+              "| bot | c | turns/s | p50 ms | p95 ms | p99 ms | errors | turns | Rasa RSS MB | action server RSS MB "
+              "| turns/s vs moodbot | p50 vs moodbot |", "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    for row in rows:
+        mood = find("moodbot", row["c"])
+        vs_tps = ratio(row["turns_per_s"], mood["turns_per_s"]) if mood and row["bot"] != "moodbot" else ""
+        vs_p50 = ratio(row["p50_ms"], mood["p50_ms"]) if mood and row["bot"] != "moodbot" else ""
+        lines.append(f"| {row['bot']} | {row['c']} | {row['turns_per_s']} | {row['p50_ms']} | {row['p95_ms']} | "
+                     f"{row['p99_ms']} | {row['errors']} | {row['turns']} | {row.get('rasa_mb', '')} | "
+                     f"{row.get('actions_mb', '')} | {vs_tps} | {vs_p50} |")
+    lines += ["", "Rasa server start-up (ready on /webhooks/rest/): "
+              + ", ".join(f"{name} {took:.0f} s" for name, took in starts.items()) + ".", "",
+              "RSS is read from /proc after each level (the Rasa server; for run-production the sum of the replicas).",
+              "", "![latency and throughput](load_latency.png)", ""]
+    summary = {"targets": targets, "met": verdict,
+               "levels": [{k: v for k, v in r.items() if k != "latencies_ms"} for r in rows]}
+    return "\n".join(lines), summary
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--duration", type=float, default=20.0, help="seconds per concurrency level")
+    parser.add_argument("--levels", default="1,10,20,50")
+    parser.add_argument("--replicas", type=int, default=int(os.environ.get("REPLICAS", "2")))
+    parser.add_argument("--no-production", action="store_true")
+    parser.add_argument("--report", default=str(REPORT))
+    options = parser.parse_args()
+    levels = [int(x) for x in options.levels.split(",")]
+    if not OUR_MODEL.is_file():
+        print("no model: run `make train` first", file=sys.stderr)
+        return 1
+    load_before = "{:.1f} / {:.1f} / {:.1f}".format(*os.getloadavg())
+    workdir = Path(tempfile.mkdtemp(prefix="bench-load-"))
+    rows: list[dict[str, Any]] = []
+    starts: dict[str, float] = {}
+    mood_model = moodbot_model()
+    for name, model, cwd, credentials, actions, conversation in (
+        ("moodbot", mood_model, MOODBOT_DIR, str(MOODBOT_DIR / "credentials.yml"), False, MOOD),
+        ("ours", OUR_MODEL, ROOT, "credentials.yml", True, OURS),
+    ):
+        server = Server(name, model, cwd, credentials, workdir, actions)
+        try:
+            starts[name] = server.start()
+            rows += load_levels(name, server.url, conversation, levels, options.duration, rss=server.rss)
+        finally:
+            server.stop()
+    if not options.no_production:
+        rows.append(production(options.duration, options.replicas, workdir))
+    load_after = "{:.1f} / {:.1f} / {:.1f}".format(*os.getloadavg())
+    text, summary = report(rows, starts, load_before, load_after, options.duration)
+    Path(options.report).write_text(text, encoding="utf-8")
+    plot(rows, Path(options.report).with_name(PLOT.name))
+    print(text)
+    print(json.dumps(summary, ensure_ascii=False))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
