@@ -1,8 +1,10 @@
 """`make bench-load`: our bot and Rasa's own `rasa init` moodbot under the same load, in one run → reports/load.md.
 
-- Both single servers are started the same way from this venv: `rasa run -m MODEL -i 127.0.0.1 --port P` with the
-  REST channel and a SQLite tracker store in a temporary folder (the tracker store `make run` uses), no lock store
-  (in memory). Ours also has its action server (as in `make run`); the moodbot needs none.
+- Both single servers are started the same way from this venv, the way `make run` starts ours:
+  `python -m weiquan.ops.serve run -m MODEL -i 127.0.0.1 --port P` (`rasa run` plus two start-up patches that change
+  no behaviour, weiquan/ops/serve.py) with the REST channel and a SQLite tracker store in a temporary folder (the
+  tracker store `make run` uses), no lock store (in memory).
+  Ours also has its action server (as in `make run`); the moodbot needs none.
 - The moodbot is created with `rasa init --no-prompt` under build/moodbot the first time (which trains it); its model is
   kept there, so later runs skip that.
 - Load: closed-loop aiohttp users (bench/load.py), each playing its bot's 4-turn conversation again and again with a
@@ -42,7 +44,7 @@ OUR_MODEL = ROOT / "models" / "weiquan.tar.gz"
 REPORT = ROOT / "reports" / "load.md"
 PLOT = ROOT / "reports" / "load_latency.png"
 OURS = ["淘宝买的，交易成功5天了，卖家天天打电话骂我", "有聊天截图",
-        "还有一单也是淘宝的，交易成功20天了，卖家一直发短信骚扰我", "有短信截图"]
+        "淘宝买的另一单，交易成功20天了，卖家天天发短信骂我", "有短信截图"]
 MOOD = ["hello", "I am sad", "yes", "bye"]
 
 
@@ -99,8 +101,8 @@ class Server:
             text = f"action_endpoint:\n  url: http://127.0.0.1:{self.action_port}/webhook\n" \
                    f"  enable_selective_domain: true\n" + text
         endpoints.write_text(text, encoding="utf-8")
-        self.args = [RASA, "run", "-m", str(model), "-i", "127.0.0.1", "--port", str(self.port), "--credentials",
-                     credentials, "--endpoints", str(endpoints)]
+        self.args = [sys.executable, "-m", "weiquan.ops.serve", "run", "-m", str(model), "-i", "127.0.0.1",
+                     "--port", str(self.port), "--credentials", credentials, "--endpoints", str(endpoints)]
 
     @property
     def url(self) -> str:
@@ -191,7 +193,7 @@ def replica_pids(supervisor: int) -> list[int]:
     found = []
     for pid in children:
         try:
-            if "weiquan.ops.fastload" in Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace"):
+            if "weiquan.ops.serve" in Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace"):
                 found.append(int(pid))
         except OSError:
             continue
@@ -282,7 +284,8 @@ def report(rows: list[dict[str, Any]], starts: dict[str, float], load_before: st
         f"({time.strftime('%Y-%m-%d %H:%M')}). Machine: {os.cpu_count()} CPUs shared with other work; load average "
         f"{load_before} before the run and {load_after} after it.",
         "",
-        "How: both bots served the same way from the same venv (`rasa run -m MODEL -i 127.0.0.1`, REST channel, SQLite "
+        "How: both bots served the same way from the same venv (`python -m weiquan.ops.serve run -m MODEL -i "
+        "127.0.0.1` as `make run` does, REST channel, SQLite "
         "tracker store in a temporary folder, in-memory lock store; ours with its action server, "
         "`enable_selective_domain: true` as in endpoints.yml). Closed-loop aiohttp users (`bench/load.py`): each "
         "plays its bot's 4-turn conversation again and again with a fresh sender — ours: "

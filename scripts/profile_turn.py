@@ -39,11 +39,12 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 MODEL = ROOT / "models" / "weiquan.tar.gz"
 REPORT = ROOT / "reports" / "profile.md"
+STOCK_VALIDATION = False
 
 CONVERSATION = [
     "淘宝买的，交易成功5天了，卖家天天打电话骂我",
     "有聊天截图",
-    "还有一单也是淘宝的，交易成功20天了，卖家一直发短信骚扰我",
+    "淘宝买的另一单，交易成功20天了，卖家天天发短信骂我",
     "有短信截图",
 ]
 
@@ -173,6 +174,13 @@ def short(node: str) -> str:
 async def profile(action_url: str, repeat: int, warmup: int, selective: bool, recorder: Recorder,
                   workdir: Path) -> tuple[list[list[dict[str, Any]]], list[list[str]]]:
     from rasa.core.agent import load_agent
+
+    from weiquan.ops import serve
+
+    if STOCK_VALIDATION:
+        serve._patch_model_load()  # faster load only: Rasa's own action-response validation stays
+    else:
+        serve.install()  # what `make run` serves with (weiquan/ops/serve.py)
     from rasa.core.channels.channel import CollectingOutputChannel, UserMessage
     from rasa.core.utils import AvailableEndpoints
 
@@ -252,7 +260,7 @@ def summarise(rows: list[dict[str, Any]], totals: list[list[dict[str, Any]]], sd
 
 
 def write_report(summary: dict[str, Any], replies: list[list[str]], repeat: int, warmup: int,
-                 other: dict[str, Any] | None, load: str) -> str:
+                 other: dict[str, Any] | None, load: str, stock: dict[str, Any] | None = None) -> str:
     turns = [f"t{i + 1}" for i in range(len(CONVERSATION))]
     lines = [
         "# Where a complaint turn's time goes",
@@ -322,6 +330,15 @@ def write_report(summary: dict[str, Any], replies: list[list[str]], repeat: int,
               "|---|---|---|---|"]
     for name, values in summary["sdk_by_action"].items():
         lines.append(f"| `{name}` | {values['sdk_ms']:.2f} | {values['tracker_ms']:.2f} | {values['action_ms']:.2f} |")
+    if stock:
+        lines += ["", "## Before and after weiquan/ops/serve.py's compiled validator (Rasa's stock "
+                  "`jsonschema.validate` re-checks the response schema against the meta-schema on every action call)",
+                  "", "| turn | whole turn ms, stock Rasa | whole turn ms, `weiquan.ops.serve` | action calls |",
+                  "|---|---|---|---|"]
+        for turn in turns:
+            calls = sum(c for k, c in summary[turn]["calls"].items() if k.startswith("action:"))
+            lines.append(f"| {turn} | {stock['turn_ms_median'][turn]:.1f} | {summary[turn]['total']:.1f} | {calls:g} |")
+        lines += ["", f"(stock run: {stock.get('load', '')})"]
     if other:
         lines += ["", "## Same conversation without `enable_selective_domain` (the domain sent on every call)", "",
                   "| turn | whole turn ms (without) | whole turn ms (with) | action round trips ms (without → with) |",
@@ -359,7 +376,12 @@ def main() -> int:
     parser.add_argument("--selective-domain", choices=["on", "off", "both"], default="both")
     parser.add_argument("--serve-actions", nargs=2, metavar=("PORT", "TIMINGS"))
     parser.add_argument("--report", default=str(REPORT))
+    parser.add_argument("--stock-validation", action="store_true", help="keep Rasa's own action-response validation")
+    parser.add_argument("--json-out", help="write the per-turn medians here")
+    parser.add_argument("--no-compare", action="store_true", help="skip the stock-Rasa comparison run")
     options = parser.parse_args()
+    global STOCK_VALIDATION
+    STOCK_VALIDATION = options.stock_validation
     if options.serve_actions:
         serve_actions(int(options.serve_actions[0]), options.serve_actions[1])
         return 0
@@ -392,9 +414,19 @@ def main() -> int:
             results[selective] = (summarise(list(recorder.rows), totals, sdk, options.repeat), replies)
         main_summary, replies = results[modes[-1]]
         other = results[False][0] if len(modes) == 2 else None
-        report = write_report(main_summary, replies, options.repeat, options.warmup, other, machine_load())
-        Path(options.report).write_text(report, encoding="utf-8")
         figures = {turn: round(main_summary[turn]["total"], 1) for turn in ("t1", "t2", "t3", "t4")}
+        if options.json_out:
+            Path(options.json_out).write_text(json.dumps({"turn_ms_median": figures, "load": machine_load()}))
+        stock = None
+        if not options.stock_validation and not options.no_compare:
+            out = workdir / "stock.json"
+            subprocess.run([sys.executable, __file__, "--stock-validation", "--selective-domain", "on", "--repeat",
+                            str(options.repeat), "--warmup", str(options.warmup), "--report",
+                            str(workdir / "stock.md"), "--json-out", str(out)], cwd=ROOT, env=env, check=True,
+                           stdout=subprocess.DEVNULL)
+            stock = json.loads(out.read_text())
+        report = write_report(main_summary, replies, options.repeat, options.warmup, other, machine_load(), stock)
+        Path(options.report).write_text(report, encoding="utf-8")
         print(report)
         print(json.dumps({"turn_ms_median": figures, "selective_domain": modes[-1]}))
     finally:

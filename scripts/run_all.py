@@ -22,6 +22,7 @@ from weiquan.ops.supervisor import Service, Supervisor  # noqa: E402
 BIN = Path(sys.executable).parent
 RASA = str(BIN / "rasa")
 MODEL = "models/weiquan.tar.gz"
+PRIVATE = {"SANIC_HOST": "127.0.0.1"}  # the action server listens on loopback only (rasa_sdk reads SANIC_HOST)
 
 
 def run_endpoints(source: Path, action_url: str, target: Path) -> Path:
@@ -44,10 +45,11 @@ def local_table(o: argparse.Namespace) -> list[Service]:
         # only on loopback. Without RASA_API_TOKEN the API stays off.
         rasa_args += ["-i", "127.0.0.1", "--enable-api", "--auth-token", api_token]
     rows = [
-        Service("actions", [RASA, "run", "actions", "--port", str(o.action_port)], port=o.action_port,
+        Service("actions", [RASA, "run", "actions", "--port", str(o.action_port)], port=o.action_port, env=PRIVATE,
                 ready_url=f"http://127.0.0.1:{o.action_port}/health", note="action server: rule data, calendar"),
-        Service("rasa", [RASA, "run", "-m", MODEL, *rasa_args], port=o.rasa_port,
-                ready_url=f"{rasa_url}/webhooks/rest/", note="Rasa: imports TensorFlow, loads the model"),
+        Service("rasa", [sys.executable, "-m", "weiquan.ops.serve", "run", "-m", MODEL, *rasa_args],
+                port=o.rasa_port, ready_url=f"{rasa_url}/webhooks/rest/",
+                note="Rasa: imports TensorFlow, loads the model"),
         Service("widget", [sys.executable, "scripts/serve_widget.py", "--port", str(o.widget_port),
                            "--server", f"http://localhost:{o.rasa_port}"], port=o.widget_port,
                 ready_url=f"http://127.0.0.1:{o.widget_port}/", note="widget page"),
@@ -137,13 +139,13 @@ def production_table(o: argparse.Namespace) -> list[Service]:
                     ready_url=f"http://127.0.0.1:{o.rasa_port}/healthz", note="HAProxy: public routes only")]
     for i in range(o.action_servers):
         port = o.action_base + i
-        rows.append(Service(f"actions{i + 1}", [RASA, "run", "actions", "--port", str(port)], port=port,
+        rows.append(Service(f"actions{i + 1}", [RASA, "run", "actions", "--port", str(port)], port=port, env=PRIVATE,
                             ready_url=f"http://127.0.0.1:{port}/health", note="action server"))
     for i in range(o.replicas):
         port = o.replica_base + i
         rows.append(Service(
             f"rasa{i + 1}",
-            [sys.executable, "-m", "weiquan.ops.fastload", "run", "-m", MODEL, "-i", "127.0.0.1", "--port",
+            [sys.executable, "-m", "weiquan.ops.serve", "run", "-m", MODEL, "-i", "127.0.0.1", "--port",
              str(port), "--credentials", "credentials.yml", "--endpoints", o.endpoints],
             port=port, env=stores, ready_url=f"http://127.0.0.1:{port}/webhooks/rest/",
             note="Rasa replica: imports TensorFlow, loads the model"))
