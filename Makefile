@@ -23,7 +23,7 @@ export PYTHONPATH := $(CURDIR)
 export SQLALCHEMY_SILENCE_UBER_WARNING := 1
 export TF_CPP_MIN_LOG_LEVEL := 2
 
-.PHONY: help setup browser train check-train-cached run proxy run-production profile bench-load shell actions test test-unit validate test-stories test-e2e bench-nlu bench-time screenshots lint clean
+.PHONY: help setup browser train check-train-cached run proxy run-production profile bench-load deploy-tools shell actions test test-unit validate test-stories test-e2e bench-nlu bench-time screenshots lint clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-13s %s\n", $$1, $$2}'
@@ -83,7 +83,10 @@ shell: train ## talk to the bot in the terminal
 	$(PY) scripts/wait_ready.py http://localhost:$(ACTION_PORT)/health && \
 	$(RASA) shell --endpoints endpoints.yml
 
-test-unit: setup ## engine, actions, channels and consistency tests (no model needed)
+deploy-tools: ## npm's dclint for the offline check of deploy/compose.yml (pinned in deploy/package-lock.json)
+	@[ -x deploy/node_modules/.bin/dclint ] || npm ci --prefix deploy --no-audit --no-fund --loglevel=error
+
+test-unit: setup deploy-tools proxy ## engine, actions, channels and consistency tests (no model needed)
 	$(PY) -m pytest -q -m "not model and not e2e"
 
 validate: setup ## rasa data validate --fail-on-warnings (responses uttered by actions count as used)
