@@ -90,7 +90,8 @@ def moodbot_model() -> Path:
 class Server:
     """One bot served like `make run` serves ours: rasa run + REST + SQLite, and its action server if any."""
 
-    def __init__(self, name: str, model: Path, cwd: Path, credentials: str, workdir: Path, actions: bool) -> None:
+    def __init__(self, name: str, model: Path, cwd: Path, credentials: str, workdir: Path, actions: bool,
+                 launcher: tuple[str, ...] = (sys.executable, "-m", "weiquan.ops.serve")) -> None:
         self.name, self.model, self.cwd, self.workdir = name, model, cwd, workdir
         self.port = free_port()
         self.action_port = free_port() if actions else None
@@ -101,7 +102,7 @@ class Server:
             text = f"action_endpoint:\n  url: http://127.0.0.1:{self.action_port}/webhook\n" \
                    f"  enable_selective_domain: true\n" + text
         endpoints.write_text(text, encoding="utf-8")
-        self.args = [sys.executable, "-m", "weiquan.ops.serve", "run", "-m", str(model), "-i", "127.0.0.1",
+        self.args = [*launcher, "run", "-m", str(model), "-i", "127.0.0.1",
                      "--port", str(self.port), "--credentials", credentials, "--endpoints", str(endpoints)]
 
     @property
@@ -332,6 +333,7 @@ def main() -> int:
     parser.add_argument("--levels", default="1,10,20,50")
     parser.add_argument("--replicas", type=int, default=int(os.environ.get("REPLICAS", "2")))
     parser.add_argument("--no-production", action="store_true")
+    parser.add_argument("--no-startup", action="store_true", help="skip timing a start with stock `rasa run`")
     parser.add_argument("--report", default=str(REPORT))
     options = parser.parse_args()
     levels = [int(x) for x in options.levels.split(",")]
@@ -353,6 +355,13 @@ def main() -> int:
             rows += load_levels(name, server.url, conversation, levels, options.duration, rss=server.rss)
         finally:
             server.stop()
+    if not options.no_startup:
+        # Item 8 of issue 10: the same server started by stock `rasa run` (before) — only the time to answer.
+        stock = Server("stock", OUR_MODEL, ROOT, "credentials.yml", workdir, True, launcher=(RASA,))
+        try:
+            starts["ours with stock `rasa run`"] = stock.start()
+        finally:
+            stock.stop()
     if not options.no_production:
         rows.append(production(options.duration, options.replicas, workdir))
     load_after = "{:.1f} / {:.1f} / {:.1f}".format(*os.getloadavg())

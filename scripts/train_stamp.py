@@ -1,11 +1,12 @@
 """Decide whether `make train` has anything to do, from file CONTENTS, without importing Rasa.
 
 Why not let `rasa train` decide: Rasa 3.6 never skips. It always runs its training graph and re-packs the model
-archive (the file is rewritten every time), and its training cache misses at random on this project: the fingerprint
-run hashes the cached output fingerprint of each NLU node while the real run hashes the live TrainingData object,
-which our normaliser and the tokenizer change in place, so the keys of LexicalSyntacticFeaturizer, the two
-CountVectorsFeaturizers and DIET differ between runs and DIET retrains (3-4 minutes) although nothing changed.
-Rasa also never fingerprints the jieba dictionary folder (the config only names the folder).
+archive (the file is rewritten every time), and its training cache is not reliable on this project. Observed here
+with nothing changed: a second `rasa train` took 21 s (cache hits), a third retrained DIET for minutes. Its
+`--dry-run` keys for LexicalSyntacticFeaturizer, the CountVectorsFeaturizers and DIET did not match the keys the
+previous training had stored, and the real run computed other keys again (e.g. for the normaliser's train node):
+the keys are hashed from live TrainingData objects that the NLU components, ours and Rasa's, change in place, so they
+depend on when each is computed. Rasa also never fingerprints the jieba dictionary folder (the config only names it).
 
 So the Makefile asks this script first. It hashes everything a trained model depends on and compares it with
 `models/<name>.inputs.json`, written after a successful training:
