@@ -65,3 +65,24 @@ def test_fast_load_predicts_exactly_what_rasa_load_predicts(tmp_path: Path) -> N
         assert [name for name, _ in mine["ranking"]] == [name for name, _ in theirs["ranking"]], text
         for (_, a), (_, b) in zip(mine["ranking"], theirs["ranking"], strict=True):
             assert a == pytest.approx(b, abs=1e-6), text
+
+
+def test_action_answers_are_validated_as_before() -> None:
+    """The compiled validator accepts and rejects what Rasa's `jsonschema.validate` does, with the same message."""
+    from jsonschema import ValidationError
+    from rasa.core.actions.action import RemoteAction
+
+    from weiquan.ops import serve
+
+    stock = serve._installed.get("validate", RemoteAction._validate_action_result)
+    serve.install()
+    action = RemoteAction("action_answer_faq", None)
+    good = {"events": [{"event": "slot", "name": "outcome", "value": "eligible"}],
+            "responses": [{"response": "utter_greet"}]}
+    assert action._validate_action_result(good) is True
+    for bad in ({"events": "not a list"}, {"responses": [1]}, {"events": [{"event": 3}]}):
+        with pytest.raises(ValidationError) as ours:
+            action._validate_action_result(json.loads(json.dumps(bad)))
+        with pytest.raises(ValidationError) as theirs:
+            stock(action, json.loads(json.dumps(bad)))
+        assert ours.value.message == theirs.value.message
