@@ -156,13 +156,14 @@ def load_levels(name: str, url: str, conversation: list[str], levels: list[int],
 
 def production(duration: float, replicas: int, workdir: Path) -> dict[str, Any]:
     """`make run-production` on free ports, loaded through HAProxy at c=20."""
-    ports = {"public": free_port(), "actions": free_port(), "widget": free_port()}
+    ports = {"public": free_port(), "actions": free_port(), "widget": free_port(), "ready": free_port()}
     replica_base = free_block(replicas)
     action_base = free_block(2)
     db_name = f"weiquan_bench_{os.getpid()}"
     args = [sys.executable, "scripts/run_all.py", "--production", "--replicas", str(replicas), "--rasa-port",
             str(ports["public"]), "--action-port", str(ports["actions"]), "--widget-port", str(ports["widget"]),
-            "--replica-base", str(replica_base), "--action-base", str(action_base), "--public-host", "127.0.0.1",
+            "--replica-base", str(replica_base), "--action-base", str(action_base), "--ready-port",
+            str(ports["ready"]), "--public-host", "127.0.0.1",
             "--build-dir", str(workdir / "build"), "--log-dir", str(workdir / "production-logs"), "--db-name",
             db_name, "--redis-db", "8"]
     out = open(workdir / "production.out", "wb")  # noqa: SIM115

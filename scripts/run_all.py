@@ -109,6 +109,9 @@ def haproxy_config(o: argparse.Namespace, target: Path) -> Path:
     for key, value in {
         "${PUBLIC_BIND}": f"{o.public_host}:{o.rasa_port}",
         "${ACTIONS_BIND}": f"127.0.0.1:{o.action_port}",
+        "${READY_BIND}": f"127.0.0.1:{o.ready_port}",
+        "${REPLICAS}": str(o.replicas),
+        "${ACTION_COUNT}": str(o.action_servers),
         "${REST_SERVERS}": servers(replicas, "rasa"),
         "${WECHAT_SERVERS}": servers(replicas, "rasa"),
         "${WIDGET_SERVERS}": servers(replicas, "rasa", cookie=True),
@@ -136,7 +139,8 @@ def production_table(o: argparse.Namespace) -> list[Service]:
         "ACTION_ENDPOINT_URL": f"http://127.0.0.1:{o.action_port}/webhook",
     }
     rows = [Service("proxy", [haproxy, "-W", "-db", "-f", str(config)], port=o.rasa_port,
-                    ready_url=f"http://127.0.0.1:{o.rasa_port}/healthz", note="HAProxy: public routes only")]
+                    ready_url=f"http://127.0.0.1:{o.ready_port}/ready",
+                    note="HAProxy: public routes only; ready when every replica passes its health check")]
     for i in range(o.action_servers):
         port = o.action_base + i
         rows.append(Service(f"actions{i + 1}", [RASA, "run", "actions", "--port", str(port)], port=port, env=PRIVATE,
@@ -162,6 +166,7 @@ def production_banner(o: argparse.Namespace) -> None:
     print(f"  WeChat webhook  : {public}/webhooks/wechat/webhook  (routed by openid)")
     print(f"  Rasa replicas   : {o.replicas} on 127.0.0.1:{o.replica_base}… (private), "
           f"{o.action_servers} action servers behind 127.0.0.1:{o.action_port}")
+    print(f"  Routing table   : http://127.0.0.1:{o.ready_port}/stats (loopback only)")
     print(f"  Stores          : PostgreSQL {o.db_host}:{o.db_port}/{o.db_name}, Redis {o.redis_host}:{o.redis_port}"
           f" db {o.redis_db}")
     print("  Logs            : var/*.log — a crashed server is restarted; Ctrl-C stops everything\n", flush=True)
@@ -179,6 +184,7 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--replicas", type=int, default=int(os.environ.get("REPLICAS", "2")))
     parser.add_argument("--action-servers", type=int, default=int(os.environ.get("ACTION_SERVERS", "2")))
     parser.add_argument("--replica-base", type=int, default=5105, help="first Rasa replica port (loopback)")
+    parser.add_argument("--ready-port", type=int, default=5006, help="HAProxy's private /ready and /stats (loopback)")
     parser.add_argument("--action-base", type=int, default=5155, help="first action server port (loopback)")
     parser.add_argument("--public-host", default="0.0.0.0", help="where HAProxy listens for the public routes")
     parser.add_argument("--build-dir", default="build")

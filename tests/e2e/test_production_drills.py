@@ -55,6 +55,7 @@ class Production:
     public: int = field(default_factory=free_port)
     actions: int = field(default_factory=free_port)
     widget: int = field(default_factory=free_port)
+    ready: int = field(default_factory=free_port)
     replica_base: int = field(default_factory=lambda: free_block(2))
     action_base: int = field(default_factory=lambda: free_block(2))
     proc: subprocess.Popen | None = None
@@ -73,7 +74,8 @@ class Production:
                "WECHAT_APP_SECRET": "", "WIDGET_ALLOWED_ORIGINS": f"http://127.0.0.1:{self.widget}"}
         args = [sys.executable, "scripts/run_all.py", "--production", "--replicas", "2", "--rasa-port",
                 str(self.public), "--action-port", str(self.actions), "--widget-port", str(self.widget),
-                "--replica-base", str(self.replica_base), "--action-base", str(self.action_base), "--public-host",
+                "--replica-base", str(self.replica_base), "--action-base", str(self.action_base), "--ready-port",
+                str(self.ready), "--public-host",
                 "127.0.0.1", "--build-dir", str(self.workdir / "build"), "--log-dir", str(self.workdir / "logs"),
                 "--db-name", self.database, "--redis-db", str(REDIS_DB)]
         with open(self.workdir / f"run{self.starts}.out", "wb") as out:
