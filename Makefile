@@ -31,6 +31,7 @@ help: ## list the targets
 $(STAMP): requirements.txt requirements.lock
 	@test -x $(PY) || python -m venv $(VENV)
 	@$(PY) -c 'import sys; assert sys.version_info[:2] == (3, 10), "Rasa 3.6 needs Python 3.10 (see .python-version)"'
+	@echo "setup: installing the pinned packages into $(VENV) (about 3 min on a fresh machine, quiet while it works)"
 	$(PY) -m pip install --quiet --upgrade pip==24.3.1
 	$(PY) -m pip install --quiet -r requirements.txt -c requirements.lock
 	@touch $@
