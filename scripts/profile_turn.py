@@ -15,12 +15,17 @@ How it measures (in process, wall clock, `time.perf_counter`):
 The conversation: two complaints by one buyer, 4 turns (eligible, then past the window). Each repetition uses a fresh
 sender. The first repetitions warm up (TensorFlow traces its functions on first use) and are dropped.
 
-    python scripts/profile_turn.py [--repeat 15] [--warmup 3] [--selective-domain on|off|both]
+Three configurations run interleaved, repetition by repetition, in one process with one loaded model (so the shared
+machine's load falls on all alike): what `make run` serves (`enable_selective_domain: true` + weiquan.ops.serve's
+compiled validator), the same with the domain sent on every action call, and the same with Rasa's stock validation.
+
+    python scripts/profile_turn.py [--repeat 15] [--warmup 3] [--quick]
 """
 from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import json
 import os
 import statistics
@@ -39,7 +44,6 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 MODEL = ROOT / "models" / "weiquan.tar.gz"
 REPORT = ROOT / "reports" / "profile.md"
-STOCK_VALIDATION = False
 
 CONVERSATION = [
     "淘宝买的，交易成功5天了，卖家天天打电话骂我",
@@ -111,7 +115,10 @@ class Recorder:
             self.rows.append({"turn": self.turn, "run": self.run, "kind": kind, "name": name, "ms": ms, **extra})
 
 
-def instrument(recorder: Recorder) -> None:
+ACTIVE: list[Recorder] = [Recorder()]  # the recorder of the configuration being measured
+
+
+def instrument() -> None:
     from rasa.core import tracker_store
     from rasa.engine import graph
     from rasa.utils import endpoints
@@ -121,7 +128,7 @@ def instrument(recorder: Recorder) -> None:
     def node_call(self: Any, *inputs: Any) -> Any:
         start = time.perf_counter()
         result = original_call(self, *inputs)
-        recorder.add("node", self._node_name, (time.perf_counter() - start) * 1000)
+        ACTIVE[0].add("node", self._node_name, (time.perf_counter() - start) * 1000)
         return result
 
     graph.GraphNode.__call__ = node_call
@@ -136,7 +143,7 @@ def instrument(recorder: Recorder) -> None:
         start = time.perf_counter()
         response = await original_request(self, method, subpath, content_type, compress, **kwargs)
         received = len(json.dumps(response).encode()) if response is not None else 0
-        recorder.add("action", (body or {}).get("next_action", "?"), (time.perf_counter() - start) * 1000,
+        ACTIVE[0].add("action", (body or {}).get("next_action", "?"), (time.perf_counter() - start) * 1000,
                      sent=sent, received=received, domain_bytes=domain_bytes, events=tracker_events)
         return response
 
@@ -148,7 +155,7 @@ def instrument(recorder: Recorder) -> None:
             async def timed(self: Any, *args: Any, **kwargs: Any) -> Any:
                 start = time.perf_counter()
                 result = await original(self, *args, **kwargs)
-                recorder.add("store", method, (time.perf_counter() - start) * 1000)
+                ACTIVE[0].add("store", method, (time.perf_counter() - start) * 1000)
                 return result
 
             return timed
@@ -171,45 +178,62 @@ def short(node: str) -> str:
     return name.rstrip("0123456789") if name[-1:].isdigit() else name
 
 
-async def profile(action_url: str, repeat: int, warmup: int, selective: bool, recorder: Recorder,
-                  workdir: Path) -> tuple[list[list[dict[str, Any]]], list[list[str]]]:
+# The configurations compared, interleaved repetition by repetition in one process so that the machine's load
+# (shared CPUs) falls on all of them alike: what `make run` serves, and each cut undone.
+CONFIGS = {
+    "ops": {"selective": True, "stock_validation": False},  # endpoints.yml + weiquan.ops.serve
+    "no_selective": {"selective": False, "stock_validation": False},  # the domain sent on every action call
+    "stock": {"selective": True, "stock_validation": True},  # Rasa's own action-response validation
+}
+
+
+async def profile(action_url: str, repeat: int, warmup: int, configs: list[str], recorders: dict[str, Recorder],
+                  workdir: Path) -> dict[str, tuple[list[list[dict[str, Any]]], list[list[str]]]]:
+    from rasa.core.actions import action as actions
     from rasa.core.agent import load_agent
-
-    from weiquan.ops import serve
-
-    if STOCK_VALIDATION:
-        serve._patch_model_load()  # faster load only: Rasa's own action-response validation stays
-    else:
-        serve.install()  # what `make run` serves with (weiquan/ops/serve.py)
     from rasa.core.channels.channel import CollectingOutputChannel, UserMessage
     from rasa.core.utils import AvailableEndpoints
 
-    endpoints_file = workdir / f"endpoints-{selective}.yml"
+    from weiquan.ops import serve
+
+    stock_validation = actions.RemoteAction._validate_action_result
+    serve.install()  # what `make run` serves with (weiquan/ops/serve.py)
+    compiled_validation = actions.RemoteAction._validate_action_result
+    endpoints_file = workdir / "endpoints.yml"
     endpoints_file.write_text(
-        f"action_endpoint:\n  url: {action_url}\n  enable_selective_domain: {str(selective).lower()}\n"
-        f"tracker_store:\n  type: SQL\n  dialect: sqlite\n  db: {workdir / f'tracker-{selective}.db'}\n",
-        encoding="utf-8")
+        f"action_endpoint:\n  url: {action_url}\n  enable_selective_domain: true\n"
+        f"tracker_store:\n  type: SQL\n  dialect: sqlite\n  db: {workdir / 'tracker.db'}\n", encoding="utf-8")
     agent = await load_agent(model_path=str(MODEL), endpoints=AvailableEndpoints.read_endpoints(str(endpoints_file)))
-    totals: list[list[dict[str, Any]]] = []
-    replies: list[list[str]] = []
+    endpoint = agent.processor.action_endpoint
+    results: dict[str, tuple[list[list[dict[str, Any]]], list[list[str]]]] = {name: ([], []) for name in configs}
     for run in range(warmup + repeat):
-        sender = f"profile-{uuid.uuid4().hex[:10]}"
-        per_turn = []
-        texts = []
-        for index, text in enumerate(CONVERSATION):
-            recorder.turn = f"t{index + 1}" if run >= warmup else None
-            recorder.run = run
-            output = CollectingOutputChannel()
-            start = time.perf_counter()
-            await agent.handle_message(UserMessage(text, output, sender))
-            total = (time.perf_counter() - start) * 1000
-            recorder.turn = None
-            per_turn.append({"turn": f"t{index + 1}", "ms": total, "sender": sender})
-            texts.append(" / ".join((m.get("text") or "")[:18] for m in output.messages))
-        if run >= warmup:
-            totals.append(per_turn)
-            replies.append(texts)
-    return totals, replies
+        # Rotate the order and collect garbage between conversations: one configuration's garbage (the stock
+        # validation makes a lot) must not be collected during the next one's turns.
+        for name in configs[run % len(configs):] + configs[:run % len(configs)]:
+            gc.collect()
+            config = CONFIGS[name]
+            endpoint.kwargs["enable_selective_domain"] = config["selective"]
+            actions.RemoteAction._validate_action_result = (stock_validation if config["stock_validation"]
+                                                            else compiled_validation)
+            recorder = recorders[name]
+            ACTIVE[0] = recorder
+            sender = f"profile-{name}-{uuid.uuid4().hex[:10]}"
+            per_turn, texts = [], []
+            for index, text in enumerate(CONVERSATION):
+                recorder.turn = f"t{index + 1}" if run >= warmup else None
+                recorder.run = run
+                output = CollectingOutputChannel()
+                start = time.perf_counter()
+                await agent.handle_message(UserMessage(text, output, sender))
+                total = (time.perf_counter() - start) * 1000
+                recorder.turn = None
+                per_turn.append({"turn": f"t{index + 1}", "ms": total, "sender": sender})
+                texts.append(" / ".join((m.get("text") or "")[:18] for m in output.messages))
+            if run >= warmup:
+                results[name][0].append(per_turn)
+                results[name][1].append(texts)
+    actions.RemoteAction._validate_action_result = compiled_validation
+    return results
 
 
 # ---------------------------------------------------------------------------------------------- report
@@ -269,6 +293,8 @@ def write_report(summary: dict[str, Any], replies: list[list[str]], repeat: int,
         f"{repeat} runs of the 4-turn conversation (after {warmup} warm-up runs), a fresh sender each run. "
         f"Machine load while measuring: {load}.",
         "",
+        "Three configurations were run interleaved, repetition by repetition, in one process (one loaded model): "
+        "what `make run` serves, and the same with each of two cuts undone (last sections). "
         "How: in-process timers around Rasa's own functions (graph nodes, `EndpointConfig.request`, "
         "`SQLTrackerStore.retrieve/save`, `Agent.handle_message`) and, in the real action server (a child process on "
         "loopback), around `ActionExecutor.run`, `Tracker.from_dict` and each action's `run`. HTTP into Rasa and the "
@@ -338,7 +364,6 @@ def write_report(summary: dict[str, Any], replies: list[list[str]], repeat: int,
         for turn in turns:
             calls = sum(c for k, c in summary[turn]["calls"].items() if k.startswith("action:"))
             lines.append(f"| {turn} | {stock['turn_ms_median'][turn]:.1f} | {summary[turn]['total']:.1f} | {calls:g} |")
-        lines += ["", f"(stock run: {stock.get('load', '')})"]
     if other:
         lines += ["", "## Same conversation without `enable_selective_domain` (the domain sent on every call)", "",
                   "| turn | whole turn ms (without) | whole turn ms (with) | action round trips ms (without → with) |",
@@ -348,7 +373,67 @@ def write_report(summary: dict[str, Any], replies: list[list[str]], repeat: int,
             actions = sum(v for k, v in summary[turn]["items"].items() if k.startswith("action:"))
             lines.append(f"| {turn} | {other[turn]['total']:.1f} | {summary[turn]['total']:.1f} | "
                          f"{o_actions:.1f} → {actions:.1f} |")
+    lines += cuts(summary, other, stock)
     return "\n".join(lines) + "\n"
+
+
+def cuts(summary: dict[str, Any], other: dict[str, Any] | None, stock: dict[str, Any] | None) -> list[str]:
+    """The cuts, ranked by the gain measured above (figures taken from this run)."""
+    turns = [f"t{i + 1}" for i in range(len(CONVERSATION))]
+
+    def item(turn: str, label: str) -> float:
+        return summary[turn]["items"].get(label, 0.0)
+
+    policy_per_prediction = []
+    for turn in turns:
+        items, calls = summary[turn]["items"], summary[turn]["calls"]
+        predictions = calls.get("node:select_prediction", 0)
+        if predictions:
+            policy_per_prediction.append(sum(v for k, v in items.items() if k.startswith("node:")
+                                             and not is_nlu(k[5:])) / predictions)
+    per_prediction = statistics.median(policy_per_prediction) if policy_per_prediction else 0.0
+    reset_ms = statistics.median([item(t, "action:action_reset_complaint") for t in ("t2", "t4")
+                                  if item(t, "action:action_reset_complaint")] or [0.0])
+    sizes = summary["t1"]["sizes"]
+    domain_bytes = sizes.get("action:validate_complaint_form:domain", 0)
+    sent_bytes = sizes.get("action:validate_complaint_form", 0)
+    saves = [item(t, "store:save") for t in turns]
+    lines = ["", "## Cuts, ranked by the gain measured in this run", "",
+             "Made (in ops files; behaviour identical, the tests are the same):", ""]
+    made = []
+    if stock:
+        gains = [stock["turn_ms_median"][t] - summary[t]["total"] for t in turns]
+        made.append((statistics.mean(gains), "`weiquan.ops.serve` validates the action server's answer with a compiled "
+                     "validator (Rasa re-checked its response schema against the 2020-12 meta-schema on every call): "
+                     + ", ".join(f"{t} {stock['turn_ms_median'][t]:.0f} → {summary[t]['total']:.0f} ms"
+                                 for t in turns)))
+    if other:
+        gains = [other[t]["total"] - summary[t]["total"] for t in turns]
+        made.append((statistics.mean(gains), "`enable_selective_domain: true` on the action endpoint "
+                     "(endpoints.yml, endpoints.production.yml): the domain goes only to `validate_complaint_form`; "
+                     + ", ".join(f"{t} {other[t]['total']:.0f} → {summary[t]['total']:.0f} ms" for t in turns)))
+    for rank, (gain, text) in enumerate(sorted(made, reverse=True), 1):
+        lines.append(f"{rank}. **−{gain:.0f} ms per turn on average.** {text}.")
+    lines.append(f"{len(made) + 1}. Start-up, not per turn: `weiquan.ops.serve` loads DIET without tracing its "
+                 "training step (see reports/load.md for the start-up times before and after).")
+    lines += ["", "Proposed to the lead (files outside ops), expected gains from the figures above:", "",
+              f"1. **Merge `action_reset_complaint` into `action_assess_complaint`** (return the reset `SlotSet`s with "
+              f"the ruling; drop the step from the rule \"the form is complete, rule on it\" in "
+              f"data/rules/complaint.yml; the stop rule keeps `action_reset_complaint`): one action-server round trip "
+              f"(median {reset_ms:.1f} ms here) and one policy prediction (median {per_prediction:.1f} ms) less on "
+              f"every ruling turn (t2, t4).",
+              f"2. **`validate_complaint_form` without the domain**: declare it in domain.yml as "
+              f"`- validate_complaint_form: {{send_domain: false}}` (Rasa sends the domain to every `validate_*` "
+              f"action unless told so) and read the allowed `platform` / `trade_status` values from domain.yml once "
+              f"at import. Saves {domain_bytes:,} of the {sent_bytes:,} bytes of each form call and the domain's "
+              f"serialisation on every form turn (t1, t2, t4) — the per-call cost of sending the domain is the "
+              f"`enable_selective_domain` row above divided by the calls that stopped receiving it.",
+              f"3. **Tracker store writes**: saving the turn costs {', '.join(f'{v:.1f}' for v in saves)} ms (SQLite "
+              f"commit). Both bots pay it in `make run`; in run-production PostgreSQL takes it. Not a dialogue cut.",
+              "4. The payload grows with the conversation (Rasa sends the whole tracker, `EventVerbosity.ALL`): the "
+              "last form call of a second complaint in one session sends several times the first. Nothing to set in "
+              "3.6; fewer action calls per turn (1, 2) is what helps.", ""]
+    return lines
 
 
 def machine_load() -> str:
@@ -373,15 +458,10 @@ def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--repeat", type=int, default=15)
     parser.add_argument("--warmup", type=int, default=3)
-    parser.add_argument("--selective-domain", choices=["on", "off", "both"], default="both")
     parser.add_argument("--serve-actions", nargs=2, metavar=("PORT", "TIMINGS"))
     parser.add_argument("--report", default=str(REPORT))
-    parser.add_argument("--stock-validation", action="store_true", help="keep Rasa's own action-response validation")
-    parser.add_argument("--json-out", help="write the per-turn medians here")
-    parser.add_argument("--no-compare", action="store_true", help="skip the stock-Rasa comparison run")
+    parser.add_argument("--quick", action="store_true", help="only the configuration `make run` serves")
     options = parser.parse_args()
-    global STOCK_VALIDATION
-    STOCK_VALIDATION = options.stock_validation
     if options.serve_actions:
         serve_actions(int(options.serve_actions[0]), options.serve_actions[1])
         return 0
@@ -399,36 +479,27 @@ def main() -> int:
                               stderr=subprocess.STDOUT)
     try:
         wait_http(f"http://127.0.0.1:{port}/health", server)
-        recorder = Recorder()
-        instrument(recorder)
+        configs = ["ops"] if options.quick else list(CONFIGS)
+        recorders = {name: Recorder() for name in configs}
+        instrument()
         url = f"http://127.0.0.1:{port}/webhook"
-        modes = {"on": [True], "off": [False], "both": [False, True]}[options.selective_domain]
-        results = {}
-        for selective in modes:
-            recorder.rows.clear()
-            timings.write_text("", encoding="utf-8")
-            totals, replies = asyncio.run(profile(url, options.repeat, options.warmup, selective, recorder, workdir))
+        results = asyncio.run(profile(url, options.repeat, options.warmup, configs, recorders, workdir))
+        sdk_all = [json.loads(line) for line in timings.read_text(encoding="utf-8").splitlines() if line]
+        summaries = {}
+        for name, (totals, _replies) in results.items():
             senders = {t["sender"] for run in totals for t in run}
-            sdk = [json.loads(line) for line in timings.read_text(encoding="utf-8").splitlines() if line]
-            sdk = [r for r in sdk if r.get("sender") in senders]
-            results[selective] = (summarise(list(recorder.rows), totals, sdk, options.repeat), replies)
-        main_summary, replies = results[modes[-1]]
-        other = results[False][0] if len(modes) == 2 else None
-        figures = {turn: round(main_summary[turn]["total"], 1) for turn in ("t1", "t2", "t3", "t4")}
-        if options.json_out:
-            Path(options.json_out).write_text(json.dumps({"turn_ms_median": figures, "load": machine_load()}))
-        stock = None
-        if not options.stock_validation and not options.no_compare:
-            out = workdir / "stock.json"
-            subprocess.run([sys.executable, __file__, "--stock-validation", "--selective-domain", "on", "--repeat",
-                            str(options.repeat), "--warmup", str(options.warmup), "--report",
-                            str(workdir / "stock.md"), "--json-out", str(out)], cwd=ROOT, env=env, check=True,
-                           stdout=subprocess.DEVNULL)
-            stock = json.loads(out.read_text())
-        report = write_report(main_summary, replies, options.repeat, options.warmup, other, machine_load(), stock)
+            sdk = [r for r in sdk_all if r.get("sender") in senders]
+            summaries[name] = summarise(recorders[name].rows, totals, sdk, options.repeat)
+        main_summary, replies = summaries["ops"], results["ops"][1]
+        stock = summaries.get("stock")
+        stock_figures = {"turn_ms_median": {t: stock[t]["total"] for t in stock if t.startswith("t")}} if stock \
+            else None
+        report = write_report(main_summary, replies, options.repeat, options.warmup, summaries.get("no_selective"),
+                              machine_load(), stock_figures)
         Path(options.report).write_text(report, encoding="utf-8")
         print(report)
-        print(json.dumps({"turn_ms_median": figures, "selective_domain": modes[-1]}))
+        print(json.dumps({name: {t: round(summary[t]["total"], 1) for t in ("t1", "t2", "t3", "t4")}
+                          for name, summary in summaries.items()}))
     finally:
         server.terminate()
         try:
