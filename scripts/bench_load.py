@@ -335,6 +335,7 @@ def main() -> int:
     parser.add_argument("--replicas", type=int, default=int(os.environ.get("REPLICAS", "2")))
     parser.add_argument("--no-production", action="store_true")
     parser.add_argument("--no-startup", action="store_true", help="skip timing a start with stock `rasa run`")
+    parser.add_argument("--only-production", action="store_true", help="experiments: run-production alone")
     parser.add_argument("--report", default=str(REPORT))
     options = parser.parse_args()
     levels = [int(x) for x in options.levels.split(",")]
@@ -345,6 +346,10 @@ def main() -> int:
     workdir = Path(tempfile.mkdtemp(prefix="bench-load-"))
     rows: list[dict[str, Any]] = []
     starts: dict[str, float] = {}
+    if options.only_production:
+        row = production(options.duration, options.replicas, workdir)
+        print(json.dumps({k: v for k, v in row.items() if k != "latencies_ms"}))
+        return 0
     mood_model = moodbot_model()
     for name, model, cwd, credentials, actions, conversation in (
         ("moodbot", mood_model, MOODBOT_DIR, str(MOODBOT_DIR / "credentials.yml"), False, MOOD),
