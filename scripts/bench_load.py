@@ -141,13 +141,29 @@ class Server:
                 os.killpg(proc.pid, signal.SIGKILL)
 
 
+def cpu_seconds(pids: list[int]) -> float:
+    ticks = os.sysconf("SC_CLK_TCK")
+    total = 0.0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            total += (int(fields[11]) + int(fields[12])) / ticks
+        except OSError:
+            continue
+    return total
+
+
 def load_levels(name: str, url: str, conversation: list[str], levels: list[int], duration: float,
-                rss: Any = None) -> list[dict[str, Any]]:
+                rss: Any = None, pids: list[int] | None = None) -> list[dict[str, Any]]:
     rows = []
     for concurrency in levels:
+        before = cpu_seconds(pids or [])
         result: LevelResult = asyncio.run(run_level(url, conversation, concurrency, duration, prefix=f"bench-{name}"))
+        used = cpu_seconds(pids or []) - before  # includes the warm-up conversation: a small overestimate
         row = {"bot": name, **result.as_dict(), **(rss() if rss else {}),
                "latencies_ms": [round(v, 1) for v in result.latencies_ms]}
+        if pids:
+            row["cpu_ms_per_turn"] = round(used * 1000 / max(1, result.turns), 1)
         log(f"{name} c={concurrency}: {row['turns_per_s']} turns/s, p50 {row['p50_ms']} ms, p95 {row['p95_ms']} ms, "
             f"p99 {row['p99_ms']} ms, errors {row['errors']}")
         rows.append(row)
@@ -177,9 +193,14 @@ def production(duration: float, replicas: int, workdir: Path) -> dict[str, Any]:
         log(f"run-production ({replicas} replicas) ready after {time.monotonic() - start:.0f} s")
         url = f"http://127.0.0.1:{ports['public']}/webhooks/rest/webhook"
         pids = replica_pids(proc.pid)
+        before = cpu_by_kind(proc.pid)
         rows = load_levels("production", url, OURS, [20], duration,
                            rss=lambda: {"rasa_mb": round(sum(rss_mb(p) for p in pids), 1)})
+        after = cpu_by_kind(proc.pid)
         rows[0]["replicas"] = replicas
+        turns = max(1, rows[0]["turns"])
+        rows[0]["cpu_ms_per_turn"] = {kind: round((after.get(kind, 0) - before.get(kind, 0)) * 1000 / turns, 1)
+                                      for kind in after}
         return rows[0]
     finally:
         proc.send_signal(signal.SIGTERM)
@@ -188,6 +209,41 @@ def production(duration: float, replicas: int, workdir: Path) -> dict[str, Any]:
         except subprocess.TimeoutExpired:
             proc.kill()
         drop_database(db_name)
+
+
+def cpu_by_kind(supervisor: int) -> dict[str, float]:
+    """CPU seconds used so far by the supervised processes (by kind) and by PostgreSQL and Redis (whole servers)."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    totals: dict[str, float] = {}
+
+    def add(kind: str, pid: str) -> None:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            return
+        totals[kind] = totals.get(kind, 0.0) + (int(fields[11]) + int(fields[12])) / ticks
+
+    children = Path(f"/proc/{supervisor}/task/{supervisor}/children").read_text().split()
+    for pid in children:
+        try:
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace")
+        except OSError:
+            continue
+        kind = ("rasa replicas" if "weiquan.ops.serve" in cmdline else "action servers" if "actions" in cmdline
+                else "haproxy" if "haproxy" in cmdline else "widget")
+        add(kind, pid)
+        for grandchild in Path(f"/proc/{pid}/task/{pid}/children").read_text().split() \
+                if Path(f"/proc/{pid}/task/{pid}/children").exists() else []:
+            add(kind, grandchild)
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                name = (entry / "comm").read_text().strip()
+            except OSError:
+                continue
+            if name.startswith(("postgres", "redis-server")):
+                add("postgresql" if name.startswith("postgres") else "redis", entry.name)
+    return totals
 
 
 def replica_pids(supervisor: int) -> list[int]:
@@ -310,18 +366,31 @@ def report(rows: list[dict[str, Any]], starts: dict[str, float], load_before: st
             f"errors ({prod.get('replicas')} replicas) | {mood20['turns_per_s']} turns/s (one server) | "
             f"{targets['production_c20_throughput_ratio']}× | {'yes' if verdict['production_c20'] else 'no'} |")
     lines += ["", "## Every level", "",
-              "| bot | c | turns/s | p50 ms | p95 ms | p99 ms | errors | turns | Rasa RSS MB | action server RSS MB "
-              "| turns/s vs moodbot | p50 vs moodbot |", "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+              "| bot | c | turns/s | p50 ms | p95 ms | p99 ms | errors | turns | CPU ms per turn | Rasa RSS MB | "
+              "action server RSS MB | turns/s vs moodbot | p50 vs moodbot |",
+              "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for row in rows:
         mood = find("moodbot", row["c"])
         vs_tps = ratio(row["turns_per_s"], mood["turns_per_s"]) if mood and row["bot"] != "moodbot" else ""
         vs_p50 = ratio(row["p50_ms"], mood["p50_ms"]) if mood and row["bot"] != "moodbot" else ""
+        cpu = row.get("cpu_ms_per_turn", "")
+        cpu = round(sum(cpu.values()), 1) if isinstance(cpu, dict) else cpu
         lines.append(f"| {row['bot']} | {row['c']} | {row['turns_per_s']} | {row['p50_ms']} | {row['p95_ms']} | "
-                     f"{row['p99_ms']} | {row['errors']} | {row['turns']} | {row.get('rasa_mb', '')} | "
+                     f"{row['p99_ms']} | {row['errors']} | {row['turns']} | {cpu} | {row.get('rasa_mb', '')} | "
                      f"{row.get('actions_mb', '')} | {vs_tps} | {vs_p50} |")
+    if prod and prod.get("cpu_ms_per_turn"):
+        split = prod["cpu_ms_per_turn"]
+        lines += ["", "run-production at c=20, CPU time per answered turn (from /proc; PostgreSQL and Redis are the "
+                  "machine's whole servers, shared with other work): "
+                  + ", ".join(f"{kind} {ms} ms" for kind, ms in sorted(split.items(), key=lambda kv: -kv[1]))
+                  + f" — {sum(split.values()):.0f} ms in all."]
     lines += ["", "Rasa server start-up (ready on /webhooks/rest/): "
               + ", ".join(f"{name} {took:.0f} s" for name, took in starts.items()) + ".", "",
-              "RSS is read from /proc after each level (the Rasa server; for run-production the sum of the replicas).",
+              "RSS is read from /proc after each level (the Rasa server; for run-production the sum of the replicas). "
+              "CPU ms per turn: CPU time the bot's own processes used during the level (Rasa server and, for ours, "
+              "the action server; for run-production every process of the shape plus the machine's PostgreSQL and "
+              "Redis) divided by the turns answered — unlike turns/s it does not depend on how much CPU other work "
+              "left us.",
               "", "![latency and throughput](load_latency.png)", ""]
     summary = {"targets": targets, "met": verdict,
                "levels": [{k: v for k, v in r.items() if k != "latencies_ms"} for r in rows]}
@@ -358,7 +427,8 @@ def main() -> int:
         server = Server(name, model, cwd, credentials, workdir, actions)
         try:
             starts[name] = server.start()
-            rows += load_levels(name, server.url, conversation, levels, options.duration, rss=server.rss)
+            rows += load_levels(name, server.url, conversation, levels, options.duration, rss=server.rss,
+                                pids=[proc.pid for proc in server.procs])
         finally:
             server.stop()
     if not options.no_startup:
