@@ -365,6 +365,13 @@ def report(rows: list[dict[str, Any]], starts: dict[str, float], load_before: st
             f"| run-production c=20 throughput ≥ 1.7×, 0 errors | {prod['turns_per_s']} turns/s, {prod['errors']} "
             f"errors ({prod.get('replicas')} replicas) | {mood20['turns_per_s']} turns/s (one server) | "
             f"{targets['production_c20_throughput_ratio']}× | {'yes' if verdict['production_c20'] else 'no'} |")
+    if prod and prod.get("cpu_ms_per_turn") and mood20.get("cpu_ms_per_turn"):
+        ours_cpu = sum(prod["cpu_ms_per_turn"].values())
+        mood_cpu = mood20["cpu_ms_per_turn"]
+        lines += ["", "Derived, not measured: with the CPU time per turn above, 2 free cores would give "
+                  f"run-production about {2000 / ours_cpu:.1f} turns/s (all its processes, {ours_cpu:.0f} ms per turn)"
+                  f" and the single moodbot server about {1000 / mood_cpu:.1f} turns/s (its Python event loop keeps it "
+                  f"to about one core; {mood_cpu:.0f} ms per turn): {(2000 / ours_cpu) / (1000 / mood_cpu):.2f}×."]
     lines += ["", "## Every level", "",
               "| bot | c | turns/s | p50 ms | p95 ms | p99 ms | errors | turns | CPU ms per turn | Rasa RSS MB | "
               "action server RSS MB | turns/s vs moodbot | p50 vs moodbot |",
