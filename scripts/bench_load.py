@@ -9,7 +9,9 @@
   kept there, so later runs skip that.
 - Load: closed-loop aiohttp users (bench/load.py), each playing its bot's 4-turn conversation again and again with a
   fresh sender: ours is the complaint conversation of reports/profile.md, the moodbot's is greet → sad → yes → bye.
-  Concurrency 1, 10, 20 and 50, DURATION seconds each, after one warm-up conversation.
+  Concurrency 1, 10, 20 and 50, DURATION seconds per bot and level, after one warm-up conversation. Both servers
+  run at once and each level alternates between the bots in SLICES slices (moodbot, ours, ours, moodbot, …): the
+  machine is shared with other work, and alternating puts its changing load on both bots alike.
 - Then `make run-production` (scripts/run_all.py --production: HAProxy, REPLICAS Rasa replicas, 2 action servers,
   PostgreSQL, Redis) on free ports, loaded through HAProxy at c=20: the production target.
 
@@ -167,6 +169,42 @@ def load_levels(name: str, url: str, conversation: list[str], levels: list[int],
         log(f"{name} c={concurrency}: {row['turns_per_s']} turns/s, p50 {row['p50_ms']} ms, p95 {row['p95_ms']} ms, "
             f"p99 {row['p99_ms']} ms, errors {row['errors']}")
         rows.append(row)
+    return rows
+
+
+def interleaved_levels(servers: dict[str, tuple[Server, list[str]]], levels: list[int], duration: float,
+                       slices: int) -> list[dict[str, Any]]:
+    """Both servers up at once; each level is run in `slices` alternating slices per bot (moodbot, ours, moodbot, …),
+    so that the load other work puts on this shared machine falls on both bots alike."""
+    rows = []
+    for concurrency in levels:
+        merged: dict[str, LevelResult] = {}
+        cpu: dict[str, float] = {}
+        for index in range(slices):
+            order = list(servers) if index % 2 == 0 else list(reversed(servers))
+            for name in order:
+                server, conversation = servers[name]
+                pids = [proc.pid for proc in server.procs]
+                before = cpu_seconds(pids)
+                part = asyncio.run(run_level(server.url, conversation, concurrency, duration / slices,
+                                             prefix=f"bench-{name}", warmup_conversations=1 if index == 0 else 0))
+                cpu[name] = cpu.get(name, 0.0) + cpu_seconds(pids) - before
+                whole = merged.setdefault(name, LevelResult(concurrency, 0.0))
+                whole.latencies_ms += part.latencies_ms
+                whole.duration_s += part.duration_s
+                whole.errors += part.errors
+                whole.conversations += part.conversations
+                for kind, count in part.error_kinds.items():
+                    whole.error_kinds[kind] = whole.error_kinds.get(kind, 0) + count
+        for name in servers:
+            result = merged[name]
+            server = servers[name][0]
+            row = {"bot": name, **result.as_dict(), **server.rss(),
+                   "cpu_ms_per_turn": round(cpu[name] * 1000 / max(1, result.turns), 1),
+                   "latencies_ms": [round(v, 1) for v in result.latencies_ms]}
+            log(f"{name} c={concurrency}: {row['turns_per_s']} turns/s, p50 {row['p50_ms']} ms, p95 {row['p95_ms']} ms"
+                f", p99 {row['p99_ms']} ms, errors {row['errors']}, CPU {row['cpu_ms_per_turn']} ms/turn")
+            rows.append(row)
     return rows
 
 
@@ -348,8 +386,9 @@ def report(rows: list[dict[str, Any]], starts: dict[str, float], load_before: st
         "`enable_selective_domain: true` as in endpoints.yml). Closed-loop aiohttp users (`bench/load.py`): each "
         "plays its bot's 4-turn conversation again and again with a fresh sender — ours: "
         + " → ".join(f"「{t}」" for t in OURS) + "; moodbot: " + " → ".join(f"“{t}”" for t in MOOD) + ". "
-        f"{duration:.0f} s per level after one warm-up conversation; a turn is one POST answered with a non-empty "
-        "list.",
+        f"{duration:.0f} s per bot and level after one warm-up conversation, run as alternating slices (moodbot, ours, "
+        "ours, moodbot, …) with both servers up, so that the shared machine's changing load falls on both alike; a "
+        "turn is one POST answered with a non-empty list.",
         "",
         "## Targets",
         "",
@@ -408,6 +447,7 @@ def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--duration", type=float, default=20.0, help="seconds per concurrency level")
     parser.add_argument("--levels", default="1,10,20,50")
+    parser.add_argument("--slices", type=int, default=4, help="alternating slices per bot and level")
     parser.add_argument("--replicas", type=int, default=int(os.environ.get("REPLICAS", "2")))
     parser.add_argument("--no-production", action="store_true")
     parser.add_argument("--no-startup", action="store_true", help="skip timing a start with stock `rasa run`")
@@ -427,16 +467,17 @@ def main() -> int:
         print(json.dumps({k: v for k, v in row.items() if k != "latencies_ms"}))
         return 0
     mood_model = moodbot_model()
-    for name, model, cwd, credentials, actions, conversation in (
-        ("moodbot", mood_model, MOODBOT_DIR, str(MOODBOT_DIR / "credentials.yml"), False, MOOD),
-        ("ours", OUR_MODEL, ROOT, "credentials.yml", True, OURS),
-    ):
-        server = Server(name, model, cwd, credentials, workdir, actions)
-        try:
+    servers = {
+        "moodbot": (Server("moodbot", mood_model, MOODBOT_DIR, str(MOODBOT_DIR / "credentials.yml"), workdir, False),
+                    MOOD),
+        "ours": (Server("ours", OUR_MODEL, ROOT, "credentials.yml", workdir, True), OURS),
+    }
+    try:
+        for name, (server, _) in servers.items():
             starts[name] = server.start()
-            rows += load_levels(name, server.url, conversation, levels, options.duration, rss=server.rss,
-                                pids=[proc.pid for proc in server.procs])
-        finally:
+        rows += interleaved_levels(servers, levels, options.duration, options.slices)
+    finally:
+        for server, _ in servers.values():
             server.stop()
     if not options.no_startup:
         # Item 8 of issue 10: the same server started by stock `rasa run` (before) — only the time to answer.
