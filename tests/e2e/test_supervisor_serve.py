@@ -77,10 +77,18 @@ def test_action_answers_are_validated_as_before() -> None:
     stock = serve._installed.get("validate", RemoteAction._validate_action_result)
     serve.install()
     action = RemoteAction("action_answer_faq", None)
-    good = {"events": [{"event": "slot", "name": "outcome", "value": "eligible"}],
-            "responses": [{"response": "utter_greet"}]}
-    assert action._validate_action_result(good) is True
-    for bad in ({"events": "not a list"}, {"responses": [1]}, {"events": [{"event": 3}]}):
+    good = [{"events": [{"event": "slot", "name": "outcome", "value": "eligible"}],
+             "responses": [{"response": "utter_greet"}]},
+            {"events": [{"event": "slot", "timestamp": None, "name": name, "value": None} for name in "abc"]},
+            {"events": [{"event": "active_loop", "name": "complaint_form"}, {"event": "followup", "name": "x"}]},
+            {"responses": []}, {}]
+    for answer in good * 2:  # the second time from the remembered events
+        assert action._validate_action_result(json.loads(json.dumps(answer))) is True
+        assert stock(action, json.loads(json.dumps(answer))) is True
+    valid_event = good[0]["events"][0]
+    for bad in ({"events": "not a list"}, {"responses": [1]}, {"events": [{"event": 3}]}, {"events": None},
+                {"events": [valid_event, {"event": "slot"}]}, {"events": [valid_event, "slot"]}, ["events"],
+                {"events": [{"event": "no_such_event"}]}, {"responses": [{"text": "hi"}, None]}):
         with pytest.raises(ValidationError) as ours:
             action._validate_action_result(json.loads(json.dumps(bad)))
         with pytest.raises(ValidationError) as theirs:

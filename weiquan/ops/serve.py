@@ -11,11 +11,12 @@
 2. **Validate action-server answers with a compiled validator.** `RemoteAction._validate_action_result` calls
    `jsonschema.validate`, which first checks Rasa's response schema against the JSON-Schema 2020-12 meta-schema —
    on every call to the action server. That check was most of a custom action's cost inside Rasa (reports/profile.md).
-   Here the schema is checked once and the validator is reused; answers are validated exactly as before, with
-   the same error and message when one is invalid.
+   Here the schema is checked once and the validator is reused, and an event already found valid (same JSON) is
+   not validated again; answers are accepted and rejected exactly as before, with the same error and message.
 """
 from __future__ import annotations
 
+import json
 import logging
 import sys
 from typing import Any
@@ -52,6 +53,8 @@ def _patch_model_load() -> None:
 
 
 def _patch_action_validation() -> None:
+    from functools import lru_cache
+
     from jsonschema import exceptions, validators
     from rasa.core.actions import action as actions
 
@@ -60,12 +63,38 @@ def _patch_action_validation() -> None:
     validator_class = validators.validator_for(schema)
     validator_class.check_schema(schema)  # once, instead of on every call
     validator = validator_class(schema)
+    # The schema is {"type": "object", "properties": {"events": {"type": "array", "items": EVENT},
+    # "responses": {"type": "array", "items": {"type": "object"}}}} (no "required", no "additionalProperties"), so
+    # an answer is valid exactly when it is an object whose events (if any) are a list of valid EVENTs and whose
+    # responses (if any) are a list of objects. An event found valid once is remembered by its JSON text.
+    event_schema = schema["properties"]["events"]["items"]
+    assert schema["type"] == "object" and set(schema["properties"]) == {"events", "responses"}, "Rasa changed"
+    assert set(schema) == {"type", "properties"}, "Rasa changed the action response schema"
+    event_validator = validator_class(event_schema)
+
+    @lru_cache(maxsize=4096)
+    def event_is_valid(text: str) -> bool:
+        return event_validator.is_valid(json.loads(text))
+
+    def known_valid(result: Any) -> bool:
+        if not isinstance(result, dict):
+            return False
+        events = result.get("events", [])
+        responses = result.get("responses", [])
+        if not isinstance(events, list) or not isinstance(responses, list):
+            return False
+        if not all(isinstance(response, dict) for response in responses):
+            return False
+        return all(isinstance(event, dict) and event_is_valid(json.dumps(event, sort_keys=True)) for event in events)
+
     original = actions.RemoteAction._validate_action_result
     _installed["validate"] = original
 
     def _validate_action_result(self: Any, result: dict[str, Any]) -> bool:
         if type(self).action_response_format_spec is not spec:  # a subclass with its own schema: Rasa's path
             return original(self, result)
+        if known_valid(result):
+            return True
         error = exceptions.best_match(validator.iter_errors(result))  # what jsonschema.validate does after the check
         if error is None:
             return True
