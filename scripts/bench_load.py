@@ -208,8 +208,22 @@ def interleaved_levels(servers: dict[str, tuple[Server, list[str]]], levels: lis
     return rows
 
 
-def production(duration: float, replicas: int, workdir: Path) -> dict[str, Any]:
-    """`make run-production` on free ports, loaded through HAProxy at c=20."""
+class ProductionTarget:
+    """run-production seen by interleaved_levels: its public REST URL, the replicas' pids and RSS."""
+
+    def __init__(self, url: str, pids: list[int]) -> None:
+        self.url = url
+        self.procs = [type("P", (), {"pid": pid})() for pid in pids]
+        self.pids = pids
+
+    def rss(self) -> dict[str, float]:
+        return {"rasa_mb": round(sum(rss_mb(p) for p in self.pids), 1)}
+
+
+def production(duration: float, replicas: int, workdir: Path, partner: Server | None = None,
+               slices: int = 4) -> list[dict[str, Any]]:
+    """`make run-production` on free ports, loaded through HAProxy at c=20 — in alternating slices with the moodbot
+    at c=20 when `partner` (the moodbot's server, still up) is given."""
     ports = {"public": free_port(), "actions": free_port(), "widget": free_port(), "ready": free_port()}
     replica_base = free_block(replicas)
     action_base = free_block(2)
@@ -230,16 +244,19 @@ def production(duration: float, replicas: int, workdir: Path) -> dict[str, Any]:
             time.sleep(1)
         log(f"run-production ({replicas} replicas) ready after {time.monotonic() - start:.0f} s")
         url = f"http://127.0.0.1:{ports['public']}/webhooks/rest/webhook"
-        pids = replica_pids(proc.pid)
+        target = ProductionTarget(url, replica_pids(proc.pid))
+        servers: dict[str, tuple[Any, list[str]]] = {"production": (target, OURS)}
+        if partner is not None:
+            servers = {"moodbot alongside": (partner, MOOD), **servers}
         before = cpu_by_kind(proc.pid)
-        rows = load_levels("production", url, OURS, [20], duration,
-                           rss=lambda: {"rasa_mb": round(sum(rss_mb(p) for p in pids), 1)})
+        rows = interleaved_levels(servers, [20], duration, slices if partner is not None else 1)
         after = cpu_by_kind(proc.pid)
-        rows[0]["replicas"] = replicas
-        turns = max(1, rows[0]["turns"])
-        rows[0]["cpu_ms_per_turn"] = {kind: round((after.get(kind, 0) - before.get(kind, 0)) * 1000 / turns, 1)
-                                      for kind in after}
-        return rows[0]
+        row = next(r for r in rows if r["bot"] == "production")
+        row["replicas"] = replicas
+        turns = max(1, row["turns"])
+        row["cpu_ms_per_turn"] = {kind: round((after.get(kind, 0) - before.get(kind, 0)) * 1000 / turns, 1)
+                                  for kind in after}
+        return rows
     finally:
         proc.send_signal(signal.SIGTERM)
         try:
@@ -361,7 +378,8 @@ def report(rows: list[dict[str, Any]], starts: dict[str, float], load_before: st
         return next((r for r in rows if r["bot"] == bot and r["c"] == c), None)
 
     ours1, mood1 = find("ours", 1), find("moodbot", 1)
-    mood20, prod = find("moodbot", 20), find("production", 20)
+    prod = find("production", 20)
+    mood20 = find("moodbot alongside", 20) or find("moodbot", 20)
     targets = {
         "c1_p50_ratio": round(ours1["p50_ms"] / mood1["p50_ms"], 2),
         "c1_p95_ratio": round(ours1["p95_ms"] / mood1["p95_ms"], 2),
@@ -402,7 +420,8 @@ def report(rows: list[dict[str, Any]], starts: dict[str, float], load_before: st
     if prod:
         lines.append(
             f"| run-production c=20 throughput ≥ 1.7×, 0 errors | {prod['turns_per_s']} turns/s, {prod['errors']} "
-            f"errors ({prod.get('replicas')} replicas) | {mood20['turns_per_s']} turns/s (one server) | "
+            f"errors ({prod.get('replicas')} replicas) | {mood20['turns_per_s']} turns/s (one server, measured in "
+            f"slices alternating with run-production) | "
             f"{targets['production_c20_throughput_ratio']}× | {'yes' if verdict['production_c20'] else 'no'} |")
     if prod and prod.get("cpu_ms_per_turn") and mood20.get("cpu_ms_per_turn"):
         ours_cpu = sum(prod["cpu_ms_per_turn"].values())
@@ -416,9 +435,11 @@ def report(rows: list[dict[str, Any]], starts: dict[str, float], load_before: st
               "action server RSS MB | turns/s vs moodbot | p50 vs moodbot |",
               "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for row in rows:
-        mood = find("moodbot", row["c"])
-        vs_tps = ratio(row["turns_per_s"], mood["turns_per_s"]) if mood and row["bot"] != "moodbot" else ""
-        vs_p50 = ratio(row["p50_ms"], mood["p50_ms"]) if mood and row["bot"] != "moodbot" else ""
+        mood = (find("moodbot alongside", row["c"]) or find("moodbot", row["c"])) if row["bot"] == "production" \
+            else find("moodbot", row["c"])
+        compare = row["bot"] in ("ours", "production")
+        vs_tps = ratio(row["turns_per_s"], mood["turns_per_s"]) if mood and compare else ""
+        vs_p50 = ratio(row["p50_ms"], mood["p50_ms"]) if mood and compare else ""
         cpu = row.get("cpu_ms_per_turn", "")
         cpu = round(sum(cpu.values()), 1) if isinstance(cpu, dict) else cpu
         lines.append(f"| {row['bot']} | {row['c']} | {row['turns_per_s']} | {row['p50_ms']} | {row['p95_ms']} | "
@@ -463,8 +484,8 @@ def main() -> int:
     rows: list[dict[str, Any]] = []
     starts: dict[str, float] = {}
     if options.only_production:
-        row = production(options.duration, options.replicas, workdir)
-        print(json.dumps({k: v for k, v in row.items() if k != "latencies_ms"}))
+        for row in production(options.duration, options.replicas, workdir):
+            print(json.dumps({k: v for k, v in row.items() if k != "latencies_ms"}))
         return 0
     mood_model = moodbot_model()
     servers = {
@@ -476,18 +497,20 @@ def main() -> int:
         for name, (server, _) in servers.items():
             starts[name] = server.start()
         rows += interleaved_levels(servers, levels, options.duration, options.slices)
+        servers["ours"][0].stop()
+        if not options.no_startup:
+            # Item 8 of issue 10: the same server started by stock `rasa run` (before) — only the time to answer.
+            stock = Server("stock", OUR_MODEL, ROOT, "credentials.yml", workdir, True, launcher=(RASA,))
+            try:
+                starts["ours with stock `rasa run`"] = stock.start()
+            finally:
+                stock.stop()
+        if not options.no_production:
+            rows += production(options.duration, options.replicas, workdir, partner=servers["moodbot"][0],
+                               slices=options.slices)
     finally:
         for server, _ in servers.values():
             server.stop()
-    if not options.no_startup:
-        # Item 8 of issue 10: the same server started by stock `rasa run` (before) — only the time to answer.
-        stock = Server("stock", OUR_MODEL, ROOT, "credentials.yml", workdir, True, launcher=(RASA,))
-        try:
-            starts["ours with stock `rasa run`"] = stock.start()
-        finally:
-            stock.stop()
-    if not options.no_production:
-        rows.append(production(options.duration, options.replicas, workdir))
     load_after = "{:.1f} / {:.1f} / {:.1f}".format(*os.getloadavg())
     text, summary = report(rows, starts, load_before, load_after, options.duration)
     Path(options.report).write_text(text, encoding="utf-8")
