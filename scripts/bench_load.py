@@ -426,7 +426,7 @@ def report(rows: list[dict[str, Any]], starts: dict[str, float], load_before: st
     if prod and prod.get("cpu_ms_per_turn") and mood20.get("cpu_ms_per_turn"):
         ours_cpu = sum(prod["cpu_ms_per_turn"].values())
         mood_cpu = mood20["cpu_ms_per_turn"]
-        lines += ["", "Derived, not measured: with the CPU time per turn above, 2 free cores would give "
+        lines += ["", "Derived, not measured: with the CPU time per turn in the table below, 2 free cores would give "
                   f"run-production about {2000 / ours_cpu:.1f} turns/s (all its processes, {ours_cpu:.0f} ms per turn)"
                   f" and the single moodbot server about {1000 / mood_cpu:.1f} turns/s (its Python event loop keeps it "
                   f"to about one core; {mood_cpu:.0f} ms per turn): {(2000 / ours_cpu) / (1000 / mood_cpu):.2f}×."]
