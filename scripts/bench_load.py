@@ -353,6 +353,10 @@ def plot(rows: list[dict[str, Any]], target: Path) -> None:
         for key, style in (("p50_ms", "-o"), ("p95_ms", "--s"), ("p99_ms", ":^")):
             left.plot(levels, [r[key] for r in mine], style, color=colour, label=f"{bot} {key[:3]}")
         right.plot(levels, [r["turns_per_s"] for r in mine], "-o", color=colour, label=bot)
+    alongside = [r for r in rows if r["bot"] == "moodbot alongside"]
+    if alongside:
+        right.plot([r["c"] for r in alongside], [r["turns_per_s"] for r in alongside], "*", markersize=12,
+                   color="#888888", label="moodbot, in slices alternating with run-production")
     prod = [r for r in rows if r["bot"] == "production"]
     if prod:
         right.plot([r["c"] for r in prod], [r["turns_per_s"] for r in prod], "*", markersize=14, color="#1971c2",
