@@ -11,6 +11,7 @@ MODEL     := models/weiquan.tar.gz
 RASA_PORT   ?= 5005
 ACTION_PORT ?= 5055
 WIDGET_PORT ?= 8080
+CONSOLE_PORT ?= 8090
 REPLICAS    ?= 2
 
 # Channel settings come from the environment; empty defaults keep credentials.yml loadable (WeChat stays off).
@@ -19,11 +20,16 @@ export WECHAT_APP_ID ?=
 export WECHAT_AES_KEY ?=
 export WECHAT_APP_SECRET ?=
 export WIDGET_ALLOWED_ORIGINS ?= http://localhost:$(WIDGET_PORT) http://127.0.0.1:$(WIDGET_PORT)
+# Hand-off to a person (docs/handoff.md): tokens are generated per run when empty; see weiquan/handoff/settings.py.
+export OPERATOR_TOKEN ?=
+export RASA_API_TOKEN ?=
+export WIDGET_REDIS_URL ?=
+export WECHAT_TRANSFER_CUSTOMER_SERVICE ?=
 export PYTHONPATH := $(CURDIR)
 export SQLALCHEMY_SILENCE_UBER_WARNING := 1
 export TF_CPP_MIN_LOG_LEVEL := 2
 
-.PHONY: help setup browser train check-train-cached run proxy run-production profile bench-load deploy-tools shell actions test test-unit validate test-stories test-e2e bench-nlu bench-time screenshots lint clean
+.PHONY: help setup widget-deps browser train check-train-cached run proxy run-production profile bench-load deploy-tools shell actions test test-unit validate test-stories test-e2e bench-nlu bench-time screenshots console-screenshot lint clean forget purge-expired audit
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-13s %s\n", $$1, $$2}'
@@ -60,8 +66,9 @@ check-train-cached: train ## prove a second `make train` with nothing changed ke
 	after=$$(stat -c %Y.%s $(MODEL)); [ "$$before" = "$$after" ] && echo "check-train-cached: model untouched" || \
 	{ echo "check-train-cached: a second make train rewrote $(MODEL)" >&2; exit 1; }
 
-run: train ## start the action server, the Rasa server and the widget page; restarts what crashes; Ctrl-C stops all
-	$(PY) scripts/run_all.py --rasa-port $(RASA_PORT) --action-port $(ACTION_PORT) --widget-port $(WIDGET_PORT)
+run: train ## start the action server, Rasa, the widget page and the operator console; restarts what crashes; Ctrl-C stops all
+	$(PY) scripts/run_all.py --rasa-port $(RASA_PORT) --action-port $(ACTION_PORT) --widget-port $(WIDGET_PORT) \
+	  --console-port $(CONSOLE_PORT)
 
 proxy: ## install Debian's HAProxy for make run-production (needs root)
 	@command -v haproxy >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq haproxy >/dev/null; }
@@ -84,10 +91,16 @@ shell: train ## talk to the bot in the terminal
 	$(PY) scripts/wait_ready.py http://localhost:$(ACTION_PORT)/health && \
 	$(RASA) shell --endpoints endpoints.yml
 
+WIDGET_DEPS := widget/node_modules/.package-lock.json
+$(WIDGET_DEPS): widget/package-lock.json
+	cd widget && npm ci --no-audit --no-fund
+
+widget-deps: $(WIDGET_DEPS) ## install the widget's build tools from widget/package-lock.json (npm ci)
+
 deploy-tools: ## npm's dclint for the offline check of deploy/compose.yml (pinned in deploy/package-lock.json)
 	@[ -x deploy/node_modules/.bin/dclint ] || npm ci --prefix deploy --no-audit --no-fund --loglevel=error
 
-test-unit: setup deploy-tools proxy ## engine, actions, channels and consistency tests (no model needed)
+test-unit: setup $(WIDGET_DEPS) deploy-tools proxy ## engine, actions, channels, consistency, widget bundle, deploy recipe (no model)
 	$(PY) -m pytest -q -m "not model and not e2e"
 
 validate: setup ## rasa data validate --fail-on-warnings (responses uttered by actions count as used)
@@ -99,7 +112,7 @@ test-stories: train ## Chinese test stories must be predicted exactly
 test-e2e: train browser proxy ## real servers: REST, socket.io, browser, WeChat webhook; NLU accuracy floor
 	$(PY) -m pytest -q -m "model or e2e"
 
-test: lint test-unit validate test-stories check-train-cached test-e2e ## everything above, in order (what CI runs)
+test: lint audit test-unit validate test-stories check-train-cached test-e2e ## everything above, in order (what CI runs)
 
 bench-nlu: setup ## NLU side by side: ours vs plain Rasa vs keywords; writes reports/
 	$(PY) scripts/bench_nlu.py
@@ -110,8 +123,32 @@ bench-time: setup ## time-expression parser accuracy and cost; writes reports/ti
 screenshots: train browser ## desktop and mobile PNGs of the widget into docs/screenshots/
 	$(PY) scripts/screenshots.py
 
-lint: setup ## ruff
-	$(VENV)/bin/ruff check weiquan actions scripts tests bench
+AUDIT_VENV := build/audit-venv
+$(AUDIT_VENV)/.installed: requirements-audit.txt
+	@test -x $(AUDIT_VENV)/bin/python || $(PY) -m venv $(AUDIT_VENV)
+	$(AUDIT_VENV)/bin/python -m pip install --quiet -r requirements-audit.txt
+	@touch $@
+
+audit: setup $(AUDIT_VENV)/.installed ## known vulnerabilities in .venv and widget/ vs audit-allowlist.yml (AUDIT_STRICT=1: all checked)
+	$(PY) scripts/audit.py
+
+console-screenshot: train browser ## the operator console during a hand-off, into docs/screenshots/console.png
+	$(PY) scripts/screenshot_console.py
+
+lint: setup ## ruff on everything, mypy on weiquan/ and actions/
+	$(VENV)/bin/ruff check weiquan actions rasa_sdk_plugins scripts tests bench
+	$(VENV)/bin/mypy weiquan actions rasa_sdk_plugins
+
+# Personal data: which stores to clean comes from ENDPOINTS (endpoints.production.yml for PostgreSQL). SENDER reaches
+# the script through the environment (make exports command-line variables), never through the shell line.
+ENDPOINTS ?= endpoints.yml
+
+forget: setup ## delete one conversation from every store: make forget SENDER=<id> [ENDPOINTS=endpoints.yml]
+	@test -n "$$SENDER" || { echo "usage: make forget SENDER=<conversation id> [ENDPOINTS=endpoints.yml]" >&2; exit 2; }
+	@$(PY) scripts/forget.py --endpoints "$(ENDPOINTS)"
+
+purge-expired: setup ## delete what is older than the retention period (RETENTION_DAYS or the endpoints file; 30 days)
+	@$(PY) scripts/purge_expired.py --endpoints "$(ENDPOINTS)"
 
 clean: ## remove models, build output and local conversation data (keeps .venv)
 	rm -rf models/*.tar.gz build var results .pytest_cache

@@ -1,9 +1,10 @@
-"""chitchat: when the classifier hesitates between two intents, let the user pick."""
+"""chitchat: when the NLU hesitates between two intents, ask one short question with a button for each."""
 from __future__ import annotations
 
 import json
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
+from typing import Any
 
 import yaml
 from rasa_sdk import Action, Tracker
@@ -13,15 +14,32 @@ from rasa_sdk.types import DomainDict
 
 LABELS_FILE = Path(__file__).with_name("intent_labels.yml")
 CHOICES = 2
+FALLBACK_INTENT = "nlu_fallback"
 
 
-@lru_cache(maxsize=1)
-def intent_labels() -> dict[str, str]:
-    return yaml.safe_load(LABELS_FILE.read_text(encoding="utf-8"))["labels"]
+@cache
+def clarify_table() -> dict[str, Any]:
+    return yaml.safe_load(LABELS_FILE.read_text(encoding="utf-8"))
 
 
 def top_choices(ranking: list[dict], labels: dict[str, str], count: int = CHOICES) -> list[str]:
     return [item["name"] for item in ranking if item.get("name") in labels][:count]
+
+
+def question_for(choices: list[str]) -> str:
+    """The pair's own question ("是卖家在骚扰你，还是你作为卖家被投诉了？"), or the generic one."""
+    pair = set(choices)
+    for entry in clarify_table().get("pairs") or []:
+        if set(entry["intents"]) == pair:
+            return str(entry["response"])
+    return "utter_clarify"
+
+
+def misunderstood_twice(tracker: Tracker) -> bool:
+    """The user's previous message was not understood either."""
+    intents = [(event.get("parse_data") or {}).get("intent", {}).get("name")
+               for event in tracker.events if event.get("event") == "user"]
+    return len(intents) >= 2 and intents[-2] == FALLBACK_INTENT
 
 
 class ActionClarify(Action):
@@ -31,14 +49,17 @@ class ActionClarify(Action):
     async def run(
         self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
     ) -> list[EventType]:
-        labels = intent_labels()
+        labels = clarify_table()["labels"]
         choices = top_choices(tracker.latest_message.get("intent_ranking") or [], labels)
         if len(choices) < CHOICES:
             dispatcher.utter_message(response="utter_default")
-            return []
-        # Payloads carry the entities already understood, so clicking loses nothing the user typed.
-        entities = {e["entity"]: e["value"] for e in tracker.latest_message.get("entities") or [] if "value" in e}
-        suffix = json.dumps(entities, ensure_ascii=False) if entities else ""
-        buttons = [{"title": labels[name], "payload": f"/{name}{suffix}"} for name in choices]
-        dispatcher.utter_message(response="utter_clarify", buttons=buttons)
+        else:
+            # Payloads carry the entities already understood, so clicking loses nothing the user typed.
+            entities = {e["entity"]: e["value"] for e in tracker.latest_message.get("entities") or []
+                        if isinstance(e.get("value"), str)}
+            suffix = json.dumps(entities, ensure_ascii=False) if entities else ""
+            buttons = [{"title": labels[name], "payload": f"/{name}{suffix}"} for name in choices]
+            dispatcher.utter_message(response=question_for(choices), buttons=buttons)
+        if misunderstood_twice(tracker):
+            dispatcher.utter_message(response="utter_handoff_offer")
         return []

@@ -2,26 +2,46 @@
 from __future__ import annotations
 
 from datetime import date
+from functools import cache
+from pathlib import Path
 from typing import Any
 
+import yaml
 from rasa_sdk import Action, FormValidationAction, Tracker
 from rasa_sdk.events import EventType, SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 from rasa_sdk.types import DomainDict
 
-from actions.common import calendar, rules, utter_all
+from actions.presenter import Presenter
 from weiquan import engine
-from weiquan.clock import Clock, SystemClock
-from weiquan.ruleset import EVIDENCE_CODES, HARASSMENT_TYPES
+from weiquan.services import Services, default_services
 from weiquan.timeparse import parse_success_time
+from weiquan.vocabulary import read_answer
 
-RESET_SLOTS = ("platform", "trade_status", "success_time", "success_earliest", "success_latest",
-               "harassment_type", "evidence", "order_id", "safety_threat")
+FORM = "complaint_form"
+DOMAIN_FILE = Path(__file__).resolve().parent.parent / "domain.yml"
+MISSES = "form_misses"  # {slot: how often its question went unanswered}
+# Recorded for a question the form moved past after asking it `max_asks` times.
+GIVE_UP_VALUES: dict[str, Any] = {
+    "platform": engine.UNKNOWN,
+    "trade_status": engine.UNKNOWN,
+    "success_time": {"said": None, "earliest": None, "latest": None},
+    "harassment_type": [engine.UNKNOWN],
+    "evidence": [engine.UNKNOWN],
+}
+# Slots of one complaint that are not asked by the form but go with it when it is over.
+COMPLAINT_EXTRAS = (MISSES, "order_id", "safety_threat")
 
 
-def slot_values(domain: DomainDict, slot: str) -> list[str]:
-    """The values a categorical slot allows, as domain.yml declares them (one list, not a copy here)."""
-    return domain["slots"][slot].get("values", [])
+@cache
+def form_slots() -> list[str]:
+    """The complaint form's questions, as domain.yml lists them (the one list), read once.
+
+    Read from the file because Rasa is told not to send the domain to the form's validation (domain.yml,
+    `send_domain: false`): it was two thirds of every form call's payload.
+    """
+    domain = yaml.safe_load(DOMAIN_FILE.read_text(encoding="utf-8"))
+    return list(domain["forms"][FORM]["required_slots"])
 
 
 def as_list(value: Any) -> list[str]:
@@ -30,66 +50,129 @@ def as_list(value: Any) -> list[str]:
     return [str(item) for item in (value if isinstance(value, list) else [value])]
 
 
+def normalized_text(tracker: Tracker) -> str:
+    """The latest message as the NLU normalised it (simplified script, half-width); the raw text for a payload."""
+    latest = tracker.latest_message or {}
+    return str(latest.get("normalized_text") or latest.get("text") or "")
+
+
+def answer_text(value: Any, tracker: Tracker) -> str:
+    """A free answer's text: the whole message (from_text mapping) is read in its normalised form."""
+    text = str(value or "")
+    return normalized_text(tracker) if text == (tracker.latest_message or {}).get("text") else text
+
+
 class ValidateComplaintForm(FormValidationAction):
-    def __init__(self, clock: Clock | None = None) -> None:
-        self.clock = clock or SystemClock()
+    """Reads each answer, entity or free words, and never asks one question more than `max_asks` times."""
+
+    def __init__(self, services: Services | None = None) -> None:
+        self.services = services or default_services()
 
     def name(self) -> str:
         return "validate_complaint_form"
 
+    def domain_slots(self, domain: DomainDict) -> list[str]:
+        return form_slots()
+
     async def required_slots(
         self, domain_slots: list[str], dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
     ) -> list[str]:
-        return engine.form_plan(tracker.get_slot("platform"), tracker.get_slot("trade_status"), rules())
+        return engine.form_plan(
+            domain_slots, tracker.get_slot("platform"), tracker.get_slot("trade_status"), self.services.rules
+        )
 
-    async def extract_success_time(
-        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
-    ) -> dict[str, Any]:
-        """While the date is asked for, any answer counts, even 不知道 (which no entity catches)."""
-        if tracker.get_slot("requested_slot") != "success_time" or tracker.get_slot("success_time"):
-            return {}
-        text = tracker.latest_message.get("text") or ""
-        reading = parse_success_time(text, self.clock.today())
-        return {"success_time": reading.text if reading else text} if text.strip() else {}
+    async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict) -> list[EventType]:
+        events = await super().run(dispatcher, tracker, domain)
+        return await self._move_past_repeats(events, dispatcher, tracker, domain)
+
+    async def _move_past_repeats(
+        self, events: list[EventType], dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
+    ) -> list[EventType]:
+        """Counts a question asked again; after `max_asks` the form records that it could not learn the answer
+        and moves on, so no buyer is asked the same thing forever."""
+        asked_before = tracker.get_slot("requested_slot")
+        plan = await self.required_slots(form_slots(), dispatcher, tracker, domain)  # tracker holds this turn
+        missing = next((slot for slot in plan if tracker.slots.get(slot) is None), None)
+        next_slot = next((e["value"] for e in events if e.get("name") == "requested_slot"), missing)
+        if next_slot is None or next_slot != asked_before:
+            return events
+        misses = dict(tracker.get_slot(MISSES) or {})
+        misses[next_slot] = misses.get(next_slot, 0) + 1
+        events = [*events, SlotSet(MISSES, misses)]
+        if misses[next_slot] < self.services.rules.max_asks:
+            return events
+        dispatcher.utter_message(response="utter_complaint_skip_question")
+        tracker.slots[next_slot] = GIVE_UP_VALUES[next_slot]
+        plan = await self.required_slots(form_slots(), dispatcher, tracker, domain)
+        following = next((slot for slot in plan if tracker.slots.get(slot) is None), None)
+        return [*events, SlotSet(next_slot, GIVE_UP_VALUES[next_slot]), SlotSet("requested_slot", following)]
+
+    def _code(self, slot: str, value: Any, tracker: Tracker) -> str | None:
+        """A code from a button or an entity, else the first one the free answer names."""
+        codes = self.services.vocabulary.codes(slot)
+        if value in codes:
+            return str(value)
+        found = read_answer(self.services.vocabulary.answers.get(slot, {}), answer_text(value, tracker))
+        return found[0] if found else None
+
+    def _codes(self, slot: str, value: Any, tracker: Tracker, allowed: tuple[str, ...]) -> list[str]:
+        """Codes named by entities or buttons; the free words of the answer when none of them is a code."""
+        codes = [code for code in dict.fromkeys(as_list(value)) if code in allowed]
+        if codes:
+            return codes
+        words = self.services.vocabulary.answers.get(slot, {})
+        found: list[str] = []
+        for item in as_list(value):
+            found += read_answer(words, answer_text(item, tracker))
+        return [code for code in dict.fromkeys(found) if code in allowed]
 
     def validate_platform(
         self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
     ) -> dict[str, Any]:
-        if value in slot_values(domain, "platform"):
-            return {"platform": value}
-        dispatcher.utter_message(response="utter_invalid_platform")
-        return {"platform": None}
+        code = self._code("platform", value, tracker)
+        if code is None or code == engine.UNKNOWN:
+            dispatcher.utter_message(response="utter_invalid_platform")
+            return {"platform": None}
+        return {"platform": code}
 
     def validate_trade_status(
         self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
     ) -> dict[str, Any]:
-        if value in slot_values(domain, "trade_status"):
-            return {"trade_status": value}
-        dispatcher.utter_message(response="utter_invalid_trade_status")
-        return {"trade_status": None}
+        code = self._code("trade_status", value, tracker)
+        if code is None or code == engine.UNKNOWN:
+            dispatcher.utter_message(response="utter_invalid_trade_status")
+            return {"trade_status": None}
+        return {"trade_status": code}
 
     def validate_success_time(
         self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
     ) -> dict[str, Any]:
-        today = self.clock.today()
-        reading = parse_success_time(str(value or ""), today)
+        """The one place a 交易成功 time is read: the words become a date range in the same slot."""
+        if isinstance(value, dict):  # already a range (a re-validation of a value set earlier)
+            return {"success_time": value}
+        rules, today = self.services.rules, self.services.clock.today()
+        said = answer_text(value, tracker)
+        reading = parse_success_time(said, today)
         if reading is None:
             dispatcher.utter_message(response="utter_invalid_success_time")
             return {"success_time": None}
-        judgement = engine.judge_success_date(reading.status, reading.earliest, reading.latest, today, rules())
+        judgement = engine.judge_success_date(reading.status, reading.earliest, reading.latest, today, rules)
         if not judgement.accepted:
-            dispatcher.utter_message(response=judgement.response, success_time=reading.text, **judgement.variables)
-            return {"success_time": None, "success_earliest": None, "success_latest": None}
-        return {
-            "success_time": reading.text,
-            "success_earliest": reading.earliest.isoformat() if reading.earliest else None,
-            "success_latest": reading.latest.isoformat() if reading.latest else None,
-        }
+            presenter = Presenter(rules, today)
+            variables: dict[str, Any] = {"success_time": reading.text}
+            if judgement.earliest and judgement.latest:
+                variables |= {"earliest_date": presenter.date(judgement.earliest),
+                              "latest_date": presenter.date(judgement.latest)}
+            dispatcher.utter_message(response=judgement.response, **variables)
+            return {"success_time": None}
+        assert judgement.earliest is not None and judgement.latest is not None
+        return {"success_time": {"said": reading.text, "earliest": judgement.earliest.isoformat(),
+                                 "latest": judgement.latest.isoformat()}}
 
     def validate_harassment_type(
         self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
     ) -> dict[str, Any]:
-        kinds = [kind for kind in dict.fromkeys(as_list(value)) if kind in HARASSMENT_TYPES]
+        kinds = self._codes("harassment_type", value, tracker, self.services.vocabulary.codes("harassment_type"))
         if not kinds:
             dispatcher.utter_message(response="utter_invalid_harassment_type")
         return {"harassment_type": kinds or None}
@@ -97,34 +180,49 @@ class ValidateComplaintForm(FormValidationAction):
     def validate_evidence(
         self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
     ) -> dict[str, Any]:
-        codes = [code for code in dict.fromkeys(as_list(value)) if code in EVIDENCE_CODES]
+        vocabulary = self.services.vocabulary
+        codes = self._codes("evidence", value, tracker, vocabulary.codes("evidence") + vocabulary.codes(
+            "evidence_answers"))
         if len(codes) > 1 and "none" in codes:
-            codes.remove("none")
-        return {"evidence": codes or ["none"]}
+            codes.remove("none")  # "没有截图，有短信": the items named win over the "no"
+        if not codes:
+            dispatcher.utter_message(response="utter_invalid_evidence")
+            return {"evidence": None}
+        return {"evidence": codes}
 
 
-def case_from(tracker: Tracker) -> engine.Case:
-    def day(slot: str) -> date | None:
-        value = tracker.get_slot(slot)
+def case_from(tracker: Tracker, max_asks: int) -> engine.Case:
+    when = tracker.get_slot("success_time")
+    when = when if isinstance(when, dict) else {}
+
+    def day(key: str) -> date | None:
+        value = when.get(key)
         return date.fromisoformat(value) if value else None
 
+    misses = tracker.get_slot(MISSES) or {}
     return engine.Case(
         platform=tracker.get_slot("platform"),
         trade_status=tracker.get_slot("trade_status"),
-        success_earliest=day("success_earliest"),
-        success_latest=day("success_latest"),
+        success_earliest=day("earliest"),
+        success_latest=day("latest"),
         harassment=tuple(as_list(tracker.get_slot("harassment_type"))),
         evidence=tuple(as_list(tracker.get_slot("evidence"))),
         safety_threat=bool(tracker.get_slot("safety_threat")),
         safety_advised=bool(tracker.get_slot("safety_advised")),
+        gave_up=tuple(slot for slot, count in misses.items() if count >= max_asks),
     )
 
 
-class ActionAssessComplaint(Action):
-    """Rule on the collected facts and hand the buyer the next step."""
+def reset_events() -> list[EventType]:
+    """Forget one complaint's facts so the next one starts clean."""
+    return [SlotSet(slot, None) for slot in (*form_slots(), *COMPLAINT_EXTRAS)]
 
-    def __init__(self, clock: Clock | None = None) -> None:
-        self.clock = clock or SystemClock()
+
+class ActionAssessComplaint(Action):
+    """Rule on the collected facts, hand the buyer the next step, and clear the facts for the next complaint."""
+
+    def __init__(self, services: Services | None = None) -> None:
+        self.services = services or default_services()
 
     def name(self) -> str:
         return "action_assess_complaint"
@@ -132,14 +230,15 @@ class ActionAssessComplaint(Action):
     async def run(
         self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
     ) -> list[EventType]:
-        decision = engine.assess(case_from(tracker), rules(), self.clock.today(), calendar())
-        utter_all(dispatcher, decision.responses, decision.variables)
-        advised = tracker.get_slot("safety_advised") or decision.severity is engine.Severity.SAFETY
-        return [SlotSet("outcome", decision.outcome.value), SlotSet("safety_advised", advised)]
+        rules, today = self.services.rules, self.services.clock.today()
+        decision = engine.assess(case_from(tracker, rules.max_asks), rules, today, self.services.calendar)
+        Presenter(rules, today).utter_decision(dispatcher, decision)
+        advised = bool(tracker.get_slot("safety_advised")) or decision.severity is engine.Severity.SAFETY
+        return [*reset_events(), SlotSet("outcome", decision.outcome.value), SlotSet("safety_advised", advised)]
 
 
 class ActionResetComplaint(Action):
-    """Forget the facts of a finished or abandoned complaint so the next one starts clean."""
+    """Forget the facts of an abandoned complaint so the next one starts clean."""
 
     def name(self) -> str:
         return "action_reset_complaint"
@@ -147,4 +246,4 @@ class ActionResetComplaint(Action):
     async def run(
         self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
     ) -> list[EventType]:
-        return [SlotSet(slot, None) for slot in RESET_SLOTS]
+        return reset_events()

@@ -1,21 +1,157 @@
-"""handoff: how to reach a person."""
+"""handoff: a person from our team takes the conversation over; the bot pauses until it is handed back.
+
+- `action_request_human`: the user asked for a person (any time, also in the middle of the form). When the console
+  runs, the conversation joins the queue and Rasa pauses it (`ConversationPaused`): from then on the bot runs no form,
+  ruling or fallback, and every message is kept in the transcript. When nobody is online the user is invited to
+  leave a message. When no console runs at all nobody could answer, so the bot does not pause: it says so, points to
+  Taobao's own service, and the form (if any) goes on.
+- `action_handoff_resume`: the console runs it (after `resume`) when the conversation goes back to the bot: say so,
+  undo what was filled in while paused, ask the pending form question again.
+- `action_session_start`: Rasa's own, plus the hand-off: a new session clears the pause, so after an expired session
+  the pause is asserted again while a person still has the conversation; after `/restart` the hand-off ends.
+"""
 from __future__ import annotations
 
+import logging
+import time
+from collections.abc import Callable
+
 from rasa_sdk import Action, Tracker
-from rasa_sdk.events import EventType
+from rasa_sdk.events import ActionExecuted, ActiveLoop, ConversationPaused, EventType, SessionStarted, SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 from rasa_sdk.types import DomainDict
 
-from actions.common import rules
-from weiquan.engine import rule_variables
+from actions.complaint import FORM
+from actions.presenter import Presenter
+from weiquan.handoff import pause, state, summary
+from weiquan.handoff.settings import Availability, HandoffSettings, availability
+from weiquan.handoff.state import Ending, Handoff
+from weiquan.handoff.store import OPERATOR, SERVICE, HandoffStore, store_from_env
+from weiquan.services import Services, default_services
+
+logger = logging.getLogger(__name__)
+
+# The form's questions, asked again when the bot takes a conversation back in the middle of the form (the keys are
+# the form's slots in domain.yml; tests/test_actions.py checks they match).
+PENDING_QUESTIONS = {
+    "platform": "utter_ask_platform",
+    "trade_status": "utter_ask_trade_status",
+    "success_time": "utter_ask_success_time",
+    "harassment_type": "utter_ask_harassment_type",
+    "evidence": "utter_ask_evidence",
+}
 
 
-class ActionExplainHandoff(Action):
+class HandoffWiring:
+    """Shared by the hand-off actions: the store, the settings, the time and the services (clock, rules), injectable
+    for tests (real ones by default). A mixin, not an Action: the SDK registers only the concrete actions."""
+
+    def __init__(
+        self,
+        store: HandoffStore | None = None,
+        settings: HandoffSettings | None = None,
+        now: Callable[[], float] = time.time,
+        services: Services | None = None,
+    ) -> None:
+        self._store = store
+        self._settings = settings
+        self.now = now
+        self.services = services or default_services()
+
+    @property
+    def settings(self) -> HandoffSettings:
+        return self._settings or HandoffSettings.from_env()
+
+    @property
+    def store(self) -> HandoffStore:
+        return self._store or store_from_env(self.settings)
+
+    def current(self, sender_id: str) -> Handoff | None:
+        """The conversation's hand-off; None when the store cannot be read (the bot then carries on alone)."""
+        try:
+            return self.store.get(sender_id)
+        except Exception:  # noqa: BLE001 - a broken store must never break a conversation
+            logger.exception("handoff.store_unreadable")
+            return None
+
+
+class ActionRequestHuman(HandoffWiring, Action):
     def name(self) -> str:
-        return "action_explain_handoff"
+        return "action_request_human"
+
+    def available(self) -> Availability:
+        try:
+            return availability(self.settings, self.now(), self.store.seen(SERVICE), self.store.seen(OPERATOR))
+        except Exception:  # noqa: BLE001
+            logger.exception("handoff.store_unreadable")
+            return Availability(service_up=False, operators_online=False)
 
     async def run(
         self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
     ) -> list[EventType]:
-        dispatcher.utter_message(response="utter_handoff_how", **rule_variables(rules()))
-        return []
+        if (pause.latest_user_metadata(tracker.events).get("wechat") or {}).get("transfer_customer_service"):
+            # WeChat's own customer service takes the user (the channel replies with transfer_customer_service).
+            dispatcher.utter_message(response="utter_handoff_wechat_transfer")
+            return []
+        now, available = self.now(), self.available()
+        if not available.service_up:
+            presenter = Presenter(self.services.rules, self.services.clock.today())
+            presenter.utter(dispatcher, ("utter_handoff_unavailable", "utter_handoff_how"), presenter.rule_variables())
+            return []
+        conversation = {"slots": tracker.slots, "events": tracker.events}
+        handoff = self.store.create(state.request(
+            self.current(tracker.sender_id), tracker.sender_id, tracker.get_latest_input_channel() or "",
+            now, self.settings.wait_s, offline=not available.operators_online))
+        last = summary.last_user_line(conversation)
+        self.store.note_activity(handoff.sender_id, last.text if last else None, last.at if last else None,
+                                 summary.summarize(conversation, self.services.clock.today()))
+        dispatcher.utter_message(response="utter_handoff_nobody" if handoff.offline else "utter_handoff_waiting")
+        # Paused, the bot predicts nothing more; it is listening, so a later `/restart` finds the state it expects.
+        return [ConversationPaused(), ActionExecuted("action_listen")]
+
+
+class ActionHandoffResume(HandoffWiring, Action):
+    def name(self) -> str:
+        return "action_handoff_resume"
+
+    async def run(
+        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
+    ) -> list[EventType]:
+        handoff = self.current(tracker.sender_id)
+        if handoff is None or handoff.ending is not Ending.TIMEOUT:
+            dispatcher.utter_message(response="utter_handoff_released")
+        elif handoff.offline:
+            dispatcher.utter_message(response="utter_handoff_timeout_offline")
+        else:
+            dispatcher.utter_message(response="utter_handoff_timeout_busy")
+            dispatcher.utter_message(response="utter_handoff_offer")
+        events: list[EventType] = [SlotSet(name, value) for name, value in
+                                   pause.restored_slots(tracker.events, tracker.slots).items()]
+        question = PENDING_QUESTIONS.get(tracker.get_slot("requested_slot") or "")
+        if tracker.active_loop.get("name") == FORM and question:
+            dispatcher.utter_message(response=question)
+            # The request for a person was an unhappy path the form never came back from (it rejected the message,
+            # then the bot paused): mark the form active afresh so the next answer is validated as usual.
+            events.append(ActiveLoop(FORM))
+        # The bot listens again: the user's next message is handled as if it answered the question just asked.
+        return [*events, ActionExecuted("action_listen")]
+
+
+class ActionSessionStart(HandoffWiring, Action):
+    def name(self) -> str:
+        return "action_session_start"
+
+    async def run(
+        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
+    ) -> list[EventType]:
+        events: list[EventType] = [SessionStarted()]
+        if (domain.get("session_config") or {}).get("carry_over_slots_to_new_session"):
+            events += [SlotSet(name, value) for name, value in tracker.slots.items() if value is not None]
+        handoff = self.current(tracker.sender_id)
+        if handoff is not None and handoff.is_open:
+            if pause.follows_restart(tracker.events):
+                self.store.replace(state.end(handoff, self.now()), expected=handoff.status)
+                dispatcher.utter_message(response="utter_handoff_ended")
+            else:  # the session expired while a person has the conversation: keep the bot out of it
+                events.append(ConversationPaused())
+        return [*events, ActionExecuted("action_listen")]

@@ -6,16 +6,21 @@ from rasa_sdk.events import EventType, SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 from rasa_sdk.types import DomainDict
 
-from actions.common import rules
-from weiquan.engine import rule_variables
+from actions.presenter import Presenter
+from weiquan.services import Services, default_services
 
 
 class ActionAdviseSafety(Action):
+    def __init__(self, services: Services | None = None) -> None:
+        self.services = services or default_services()
+
     def name(self) -> str:
         return "action_advise_safety"
 
     async def run(
         self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
     ) -> list[EventType]:
-        dispatcher.utter_message(response="utter_safety_police_first", **rule_variables(rules()))
+        presenter = Presenter(self.services.rules, self.services.clock.today())
+        # 110 first; then a person is offered, before the complaint goes on.
+        presenter.utter(dispatcher, ("utter_safety_police_first", "utter_handoff_offer"), presenter.rule_variables())
         return [SlotSet("safety_threat", True), SlotSet("safety_advised", True)]

@@ -6,15 +6,16 @@ from rasa_sdk.events import EventType
 from rasa_sdk.executor import CollectingDispatcher
 from rasa_sdk.types import DomainDict
 
-from actions.common import rules, utter_all
-from weiquan.clock import Clock, SystemClock
-from weiquan.engine import seller_deadline
-from weiquan.timeparse import parse_success_time
+from actions.complaint import normalized_text
+from actions.presenter import Presenter
+from weiquan.engine import evidence_checks, seller_advice
+from weiquan.services import Services, default_services
+from weiquan.timeparse import OK, parse_success_time
 
 
 class ActionAdviseSeller(Action):
-    def __init__(self, clock: Clock | None = None) -> None:
-        self.clock = clock or SystemClock()
+    def __init__(self, services: Services | None = None) -> None:
+        self.services = services or default_services()
 
     def name(self) -> str:
         return "action_advise_seller"
@@ -22,10 +23,13 @@ class ActionAdviseSeller(Action):
     async def run(
         self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
     ) -> list[EventType]:
-        today = self.clock.today()
+        rules, today = self.services.rules, self.services.clock.today()
         # "昨天收到的投诉" — the same time words a buyer uses, here for the day the complaint arrived.
-        reading = parse_success_time(tracker.latest_message.get("text") or "", today)
-        received = reading.earliest if reading and reading.status == "ok" else None
-        decision = seller_deadline(rules(), received, today)
-        utter_all(dispatcher, decision.responses, decision.variables)
+        reading = parse_success_time(normalized_text(tracker), today)
+        advice = seller_advice(rules, reading.earliest if reading and reading.status == OK else None, today)
+        presenter = Presenter(rules, today)
+        variables = presenter.rule_variables()
+        if advice.deadline is not None:
+            variables |= {"seller_deadline": presenter.date(advice.deadline), "seller_days_left": advice.days_left}
+        presenter.utter(dispatcher, advice.responses, variables, evidence_checks(rules.seller_evidence))
         return []

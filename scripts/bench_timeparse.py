@@ -32,6 +32,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from tests.timeparse_cases import CASES, HELD_OUT, Case  # noqa: E402
+from weiquan.nlu.textnorm import normalize_text  # noqa: E402
 from weiquan.timeparse import (  # noqa: E402
     FUTURE,
     MAX_YEARS_BACK,
@@ -113,7 +114,8 @@ def scores(outcomes: list[Outcome]) -> dict:
 
 
 def ours(case: Case) -> Outcome:
-    reading = parse_success_time(case.text, case.today)
+    # As in the bot: the NLU normalises the text (script, width) before the parser reads it.
+    reading = parse_success_time(normalize_text(case.text), case.today)
     if reading is None:
         return Outcome(None)
     return Outcome(reading.status, reading.earliest, reading.latest)

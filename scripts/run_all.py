@@ -1,13 +1,14 @@
 """`make run` and `make run-production`: start every server from one table, print the URLs, restart what crashes,
-stop everything on Ctrl-C / SIGTERM (weiquan/ops/supervisor.py explains how).
+stop everything on Ctrl-C / SIGTERM (weiquan/ops/supervisor.py explains how). `make run` includes the operator
+console (docs/handoff.md).
 
 The tables below are the one place that says which processes run. To add a process, add a row.
 """
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import os
+import secrets
 import shutil
 import sys
 from pathlib import Path
@@ -38,13 +39,12 @@ def local_table(o: argparse.Namespace) -> list[Service]:
     rasa_url = f"http://127.0.0.1:{o.rasa_port}"
     endpoints = run_endpoints(ROOT / o.endpoints, f"http://127.0.0.1:{o.action_port}/webhook",
                               ROOT / "var" / "endpoints.run.yml")
-    rasa_args = ["--port", str(o.rasa_port), "--credentials", "credentials.yml", "--endpoints", str(endpoints)]
-    api_token = os.environ.get("RASA_API_TOKEN")
-    if api_token:
-        # Rasa's HTTP API (the hand-off helper appends pause/resume/bot events through it): only with a token and
-        # only on loopback. Without RASA_API_TOKEN the API stays off.
-        rasa_args += ["-i", "127.0.0.1", "--enable-api", "--auth-token", api_token]
-    rows = [
+    # Hand-off (docs/handoff.md): Rasa's HTTP API is on, with a token, for the operator console only, so Rasa listens
+    # on loopback; a public host puts a proxy in front (make run-production). Both tokens are generated unless set.
+    rasa_args = ["--port", str(o.rasa_port), "-i", "127.0.0.1", "--credentials", "credentials.yml", "--endpoints",
+                 str(endpoints), "--enable-api", "--auth-token", o.rasa_token]
+    tokens = {"OPERATOR_TOKEN": o.operator_token, "RASA_API_TOKEN": o.rasa_token}
+    return [
         Service("actions", [RASA, "run", "actions", "--port", str(o.action_port)], port=o.action_port, env=PRIVATE,
                 ready_url=f"http://127.0.0.1:{o.action_port}/health", note="action server: rule data, calendar"),
         Service("rasa", [sys.executable, "-m", "weiquan.ops.serve", "run", "-m", MODEL, *rasa_args],
@@ -53,13 +53,10 @@ def local_table(o: argparse.Namespace) -> list[Service]:
         Service("widget", [sys.executable, "scripts/serve_widget.py", "--port", str(o.widget_port),
                            "--server", f"http://localhost:{o.rasa_port}"], port=o.widget_port,
                 ready_url=f"http://127.0.0.1:{o.widget_port}/", note="widget page"),
+        Service("console", [sys.executable, "-m", "weiquan.handoff.console", "--port", str(o.console_port),
+                            "--rasa-url", rasa_url], port=o.console_port, env=tokens,
+                ready_url=f"http://127.0.0.1:{o.console_port}/healthz", note="operator console"),
     ]
-    # The hand-off helper's operator console (issue 11) joins the table when it exists and has its token.
-    if os.environ.get("OPERATOR_TOKEN") and importlib.util.find_spec("weiquan.handoff.console") is not None:
-        rows.append(Service("console", [sys.executable, "-m", "weiquan.handoff.console", "--port",
-                                        str(o.console_port), "--rasa-url", rasa_url], port=o.console_port,
-                            ready_url=f"http://127.0.0.1:{o.console_port}/", note="operator console"))
-    return rows
 
 
 def local_banner(o: argparse.Namespace) -> None:
@@ -68,6 +65,9 @@ def local_banner(o: argparse.Namespace) -> None:
     print(f"  REST channel    : POST {rasa_url}/webhooks/rest/webhook")
     print(f"  WeChat webhook  : {rasa_url}/webhooks/wechat/webhook (live when WECHAT_TOKEN is set)")
     print(f"  Action server   : http://localhost:{o.action_port}/webhook")
+    print(f"  Operator console: http://localhost:{o.console_port}/#token={o.operator_token}")
+    print(f"                    token {o.operator_token}"
+          + ("" if os.environ.get("OPERATOR_TOKEN") else " (generated for this run; set OPERATOR_TOKEN to fix it)"))
     print("  Logs            : var/*.log — a crashed server is restarted; Ctrl-C stops everything\n", flush=True)
 
 
@@ -196,6 +196,8 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--redis-port", type=int, default=int(os.environ.get("REDIS_PORT", "6379")))
     parser.add_argument("--redis-db", type=int, default=int(os.environ.get("REDIS_DB", "1")))
     options = parser.parse_args(argv)
+    options.operator_token = os.environ.get("OPERATOR_TOKEN") or secrets.token_urlsafe(24)
+    options.rasa_token = os.environ.get("RASA_API_TOKEN") or secrets.token_urlsafe(24)
     if options.production and options.endpoints == "endpoints.yml":
         options.endpoints = "endpoints.production.yml"
     return options

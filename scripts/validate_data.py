@@ -3,9 +3,9 @@
 Rasa 3.6's validator counts a response as used only when a story or rule names it; it cannot see responses that
 custom actions utter (rasa#11843 and friends), so every response chosen by the rules engine would be reported as
 unused and fail the gate; nor does it see the `utter_ask_<slot>` questions that forms ask. This wrapper runs the real
-CLI unchanged except that those two kinds count as used: responses named as string literals in actions/ or weiquan/,
-and `utter_ask_<slot>` for the slots a form requires. tests/test_consistency.py checks the other direction: every
-such name exists in domain.yml.
+CLI unchanged except that those two kinds count as used: responses named as string literals in actions/ or weiquan/
+(or in the tables the actions read, actions/*.yml), and `utter_ask_<slot>` for the slots a form requires.
+tests/test_consistency.py checks the other direction: every such name exists in domain.yml.
 """
 from __future__ import annotations
 
@@ -15,13 +15,17 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 RESPONSE_LITERAL = re.compile(r"""["'](utter_[a-z0-9_]+)["']""")
+RESPONSE_IN_TABLE = re.compile(r"response: (utter_[a-z0-9_]+)")
+CODE_DIRS = ("actions", "weiquan")
 
 
 def responses_named_in_code() -> set[str]:
     names: set[str] = set()
-    for folder in ("actions", "weiquan"):
+    for folder in CODE_DIRS:
         for path in (ROOT / folder).rglob("*.py"):
             names.update(RESPONSE_LITERAL.findall(path.read_text(encoding="utf-8")))
+    for path in (ROOT / "actions").glob("*.yml"):  # tables the actions read (e.g. the clarify pairs)
+        names.update(RESPONSE_IN_TABLE.findall(path.read_text(encoding="utf-8")))
     return names
 
 

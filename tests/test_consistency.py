@@ -1,38 +1,33 @@
 """The project's pieces name each other correctly: domain ↔ actions ↔ engine ↔ rule data ↔ README."""
 from __future__ import annotations
 
+import ast
 import importlib
 import pkgutil
 import re
+from datetime import date
 from pathlib import Path
 
+import pytest
 import yaml
 from rasa_sdk.executor import ActionExecutor
 
 import actions
-from weiquan.engine import rule_variables
+from actions.presenter import Presenter
+from scripts.validate_data import CODE_DIRS
+from scripts.validate_data import responses_named_in_code as code_response_names
 from weiquan.ruleset import load_ruleset
+from weiquan.vocabulary import load_vocabulary
 
 ROOT = Path(__file__).resolve().parent.parent
 DOMAIN = yaml.safe_load((ROOT / "domain.yml").read_text(encoding="utf-8"))
-RESPONSE_LITERAL = re.compile(r"""["'](utter_[a-z0-9_]+)["']""")
 VARIABLE = re.compile(r"\{([a-z_]+)\}")
-CODE_DIRS = ("actions", "weiquan")
 
-# Variables responses may use besides the rule-set ones: set per case by the engine or the form.
+# Variables responses may use besides the rule-set ones: set per case by the presenter or the form.
 CASE_VARIABLES = {
-    "evidence_checklist", "day_count", "last_filing_date", "days_left", "handle_by", "finish_by",
-    "earliest_deadline", "latest_deadline", "earliest_date", "latest_date", "success_time",
-    "seller_deadline", "seller_days_left",
+    "day_count", "last_filing_date", "days_left", "handle_by", "finish_by", "earliest_deadline", "latest_deadline",
+    "cutoff_date", "earliest_date", "latest_date", "success_time", "seller_deadline", "seller_days_left",
 }
-
-
-def code_response_names() -> set[str]:
-    names: set[str] = set()
-    for folder in CODE_DIRS:
-        for path in (ROOT / folder).rglob("*.py"):
-            names.update(RESPONSE_LITERAL.findall(path.read_text(encoding="utf-8")))
-    return names
 
 
 def story_response_names() -> set[str]:
@@ -48,8 +43,8 @@ def test_every_response_named_in_code_exists_in_the_domain() -> None:
 
 
 def test_every_domain_response_is_used_somewhere() -> None:
-    asked = {f"utter_ask_{slot}" for slot in DOMAIN["slots"]} | {f"utter_invalid_{slot}" for slot in DOMAIN["slots"]}
-    used = code_response_names() | story_response_names() | asked | {"utter_default"}
+    asked = {f"utter_ask_{slot}" for form in DOMAIN["forms"].values() for slot in form["required_slots"]}
+    used = code_response_names() | story_response_names() | asked | {"utter_default"}  # Rasa's own fallback
     unused = set(DOMAIN["responses"]) - used
     assert not unused, f"responses nobody utters: {sorted(unused)}"
 
@@ -58,7 +53,8 @@ def test_sdk_registers_exactly_the_domain_actions() -> None:
     executor = ActionExecutor()
     for module in pkgutil.iter_modules(actions.__path__):
         executor.register_package(f"actions.{module.name}")
-    assert set(executor.actions) == set(DOMAIN["actions"])
+    names = {next(iter(action)) if isinstance(action, dict) else action for action in DOMAIN["actions"]}
+    assert set(executor.actions) == names
 
 
 def test_action_class_names_follow_action_names() -> None:
@@ -75,21 +71,132 @@ def test_action_class_names_follow_action_names() -> None:
 
 
 def test_response_variables_are_filled_by_rule_data_or_the_engine() -> None:
-    known = set(rule_variables(load_ruleset())) | CASE_VARIABLES
+    known = set(Presenter(load_ruleset(), date(2026, 1, 1)).rule_variables()) | CASE_VARIABLES
     for name, variations in DOMAIN["responses"].items():
         for variation in variations:
             unknown = set(VARIABLE.findall(variation.get("text", ""))) - known
             assert not unknown, f"{name} uses unknown variables {sorted(unknown)}"
 
 
-def test_no_rule_number_or_link_is_written_into_python() -> None:
+def rule_facts() -> tuple[set[str], set[str]]:
+    """The rule data's numbers (every integer field) and its links and phone numbers."""
     rules = load_ruleset()
-    links = set(rules.links.values())
+    numbers: set[str] = set()
+
+    def walk(value: object) -> None:
+        if isinstance(value, bool):
+            return
+        if isinstance(value, int):
+            numbers.add(str(value))
+        elif isinstance(value, dict):
+            for item in value.values():
+                walk(item)
+        elif isinstance(value, list):
+            for item in value:
+                walk(item)
+
+    walk(yaml.safe_load((ROOT / "rulesets" / f"{rules.id}.yml").read_text(encoding="utf-8")))
+    facts = set(rules.links.values()) | {value for value in rules.contacts.values() if value.isdigit()}
+    return numbers, facts
+
+
+def string_literals(path: Path, docstrings: bool = True) -> list[str]:
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    skip: set[int] = set()
+    if not docstrings:
+        for node in ast.walk(tree):
+            body = getattr(node, "body", None)
+            if isinstance(body, list) and body and isinstance(body[0], ast.Expr) and isinstance(
+                    body[0].value, ast.Constant):
+                skip.add(id(body[0].value))
+    return [node.value for node in ast.walk(tree)
+            if isinstance(node, ast.Constant) and isinstance(node.value, str) and id(node) not in skip]
+
+
+# A rule number as user text would carry it: "15天", "12 分", "3个工作日".
+NUMBER_WITH_UNIT = re.compile(r"(?<!\d)(\d+)\s*(?:天|日|分|个?工作日|小时)")
+
+
+def copied_facts(literals: list[str], numbers: set[str], facts: set[str]) -> list[str]:
+    return [literal for literal in literals
+            if any(fact in literal for fact in facts) or set(NUMBER_WITH_UNIT.findall(literal)) & numbers]
+
+
+def test_no_rule_number_link_or_phone_number_is_written_into_python() -> None:
+    """Every string literal in weiquan/ and actions/ (docstrings aside): a link or phone number of the rule data, or
+    one of its numbers with a unit ("15天", "12分"), means a rule fact was copied into code instead of read."""
+    numbers, facts = rule_facts()
+    offenders = []
     for folder in CODE_DIRS:
         for path in (ROOT / folder).rglob("*.py"):
-            text = path.read_text(encoding="utf-8")
-            assert not any(link in text for link in links), f"{path} hard-codes a rule link"
-            assert "9510211" not in text and "12分" not in text and "48分" not in text, f"{path} hard-codes a rule fact"
+            offenders += [(path.name, literal)
+                          for literal in copied_facts(string_literals(path, docstrings=False), numbers, facts)]
+    assert not offenders, f"rule facts written into Python: {offenders}"
+
+
+def test_the_rule_fact_scan_catches_a_copied_fact(tmp_path: Path) -> None:
+    numbers, facts = rule_facts()
+    assert {"15", "12", "48", "3", "5"} <= numbers and {"110", "9510211"} <= facts
+    planted = tmp_path / "planted.py"
+    link = load_ruleset().link("appeal_form")
+    planted.write_text(f'"""Docstring."""\nA = "交易成功后15天内可以投诉"\nB = "{link}"\nC = "热线 9510211"\n'
+                       'D = r"\\d{{1,3}}天"\n', encoding="utf-8")
+    assert len(copied_facts(string_literals(planted, docstrings=False), numbers, facts)) == 3
+
+
+VOCABULARY = load_vocabulary()
+
+
+def button_codes(response: str, entity: str) -> dict[str, str]:
+    """code → title of the buttons of a response whose payload sets `entity`."""
+    found = {}
+    for button in DOMAIN["responses"][response][0].get("buttons", []):
+        match = re.search(r'\{"' + entity + r'": "([a-z_]+)"\}', button["payload"])
+        if match:
+            found[match.group(1)] = button["title"]
+    return found
+
+
+@pytest.mark.parametrize(
+    ("response", "entity", "lists"),
+    [
+        ("utter_ask_platform", "platform", ("platform",)),
+        ("utter_ask_trade_status", "trade_status", ("trade_status",)),
+        ("utter_ask_harassment_type", "harassment_type", ("harassment_type",)),
+        ("utter_ask_evidence", "evidence", ("evidence", "evidence_answers")),
+    ],
+)
+def test_form_buttons_carry_the_vocabulary_codes_and_titles(response: str, entity: str, lists: tuple[str, ...]) -> None:
+    expected = {code: title for name in lists for code, title in VOCABULARY.buttons(name).items()}
+    assert button_codes(response, entity) == expected
+
+
+@pytest.mark.parametrize("slot", ["platform", "trade_status", "problem"])
+def test_categorical_slots_allow_exactly_the_vocabulary_codes(slot: str) -> None:
+    assert DOMAIN["slots"][slot]["values"] == list(VOCABULARY.codes(slot))
+
+
+def test_every_problem_code_has_its_own_pointer() -> None:
+    variations = DOMAIN["responses"]["utter_out_of_scope"]
+    conditioned = {v["condition"][0]["value"] for v in variations if v.get("condition")}
+    assert conditioned | {"other"} == set(VOCABULARY.codes("problem"))
+    assert any(not v.get("condition") for v in variations), "a pointer for any other problem"
+
+
+def test_nlu_synonyms_map_only_to_vocabulary_codes() -> None:
+    data = yaml.safe_load((ROOT / "data" / "nlu" / "synonyms.yml").read_text(encoding="utf-8"))
+    known = {code for terms in VOCABULARY.lists.values() for code in (t.code for t in terms)}
+    values = {block["synonym"] for block in data["nlu"] if "synonym" in block}
+    assert values <= known, f"synonyms map to codes the bot does not know: {sorted(values - known)}"
+
+
+def test_the_form_questions_are_listed_once_in_the_domain() -> None:
+    form_slots = DOMAIN["forms"]["complaint_form"]["required_slots"]
+    for slot in form_slots:
+        assert f"utter_ask_{slot}" in DOMAIN["responses"]
+    for path in (ROOT / "actions").rglob("*.py"):
+        for literal in string_literals(path):
+            assert literal != ",".join(form_slots)
 
 
 def test_every_ruling_names_the_rule_version() -> None:

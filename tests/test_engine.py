@@ -6,7 +6,7 @@ from datetime import date, timedelta
 import pytest
 
 from weiquan.engine import (
-    FAQ_RESPONSES,
+    UNKNOWN,
     Case,
     Outcome,
     Severity,
@@ -14,7 +14,7 @@ from weiquan.engine import (
     assess,
     form_plan,
     judge_success_date,
-    seller_deadline,
+    seller_advice,
     window_state,
 )
 from weiquan.ruleset import load_ruleset
@@ -63,15 +63,14 @@ def test_outcome_by_case(case: Case, outcome: Outcome, first_response: str) -> N
 
 def test_eligible_case_gives_last_day_days_left_and_processing_dates() -> None:
     decision = assess(taobao_success(5), RULES, TODAY, ChineseWorkdayCalendar())
-    assert decision.last_filing_date == ago(5) + timedelta(days=WINDOW)
+    assert decision.last_filing_date == ago(5) + timedelta(days=WINDOW) == date(2026, 12, 3)
     assert decision.days_left == WINDOW - 5
-    assert decision.variables["last_filing_date"] == "12月3日（周四）"
-    assert decision.variables["handle_by"] == "11月26日（周四）"  # 3 working days after Monday 23rd
-    assert decision.variables["finish_by"] == "11月30日（周一）"  # 5 working days: skips the weekend
+    assert decision.processing is not None
+    assert decision.processing.handle_by == date(2026, 11, 26)  # 3 working days after Monday 23rd
+    assert decision.processing.finish_by == date(2026, 11, 30)  # 5 working days: skips the weekend
+    assert decision.responses[:2] == ("utter_complaint_file_online", "utter_complaint_filing_steps")
     assert "utter_complaint_processing" in decision.responses
     assert "utter_complaint_urgent" not in decision.responses
-    assert RULES.link("bought_items") in decision.variables["filing_steps"]
-    assert RULES.link("start_rights") in decision.variables["filing_steps"]
 
 
 @pytest.mark.parametrize(("days", "urgent"), [(WINDOW, True), (WINDOW - 2, True), (WINDOW - 3, False)])
@@ -80,11 +79,10 @@ def test_urgent_note_when_few_days_are_left(days: int, urgent: bool) -> None:
     assert ("utter_complaint_urgent" in decision.responses) is urgent
 
 
-def test_past_window_gives_the_phone_script_with_recording_and_flower_name() -> None:
+def test_past_window_gives_the_phone_script_and_the_day_count() -> None:
     decision = assess(taobao_success(20), RULES, TODAY, WeekdayCalendar())
     assert decision.responses[:2] == ("utter_complaint_phone_support", "utter_complaint_phone_script")
-    script = str(decision.variables["phone_script"])
-    assert "录音" in script and "花名" in script and "站内信" in script
+    assert decision.day_count == 20 and decision.last_filing_date is None
 
 
 @pytest.mark.parametrize(
@@ -108,7 +106,6 @@ def test_severity(harassment, safety_threat, severity, severity_response) -> Non
 def test_safety_leads_with_the_police_unless_already_advised() -> None:
     fresh = assess(taobao_success(3, safety_threat=True), RULES, TODAY, WeekdayCalendar())
     assert fresh.responses[0] == "utter_safety_police_first"
-    assert fresh.variables["police"] == "110"
     advised = assess(taobao_success(3, safety_threat=True, safety_advised=True), RULES, TODAY, WeekdayCalendar())
     assert "utter_safety_police_first" not in advised.responses
     tmall = assess(Case(platform="tmall", trade_status=None, safety_threat=True), RULES, TODAY, WeekdayCalendar())
@@ -117,9 +114,12 @@ def test_safety_leads_with_the_police_unless_already_advised() -> None:
 
 def test_evidence_the_user_has_is_ticked() -> None:
     decision = assess(taobao_success(3, evidence=("chat_screenshot",)), RULES, TODAY, WeekdayCalendar())
-    lines = str(decision.variables["evidence_checklist"]).splitlines()
-    assert lines[0].startswith("1. ✅") and "旺旺" in lines[0]
-    assert "✅" not in lines[1]
+    assert [(check.item.code, check.have) for check in decision.evidence][:2] == [
+        ("chat_screenshot", True), ("evidence_code", False)]
+    everything = assess(taobao_success(3, evidence=("all",)), RULES, TODAY, WeekdayCalendar())
+    assert all(check.have for check in everything.evidence)
+    unread = assess(taobao_success(3, evidence=(UNKNOWN,)), RULES, TODAY, WeekdayCalendar())
+    assert len(unread.evidence) == len(RULES.buyer_evidence) and not any(check.have for check in unread.evidence)
 
 
 @pytest.mark.parametrize(
@@ -136,6 +136,40 @@ def test_a_vague_date_straddling_the_last_day_asks_instead_of_ruling() -> None:
     decision = assess(case, RULES, TODAY, WeekdayCalendar())
     assert decision.outcome is Outcome.CONFIRM_DATE
     assert decision.responses == ("utter_complaint_confirm_date",)
+    assert decision.deadline_range == (ago(20) + timedelta(days=WINDOW), ago(12) + timedelta(days=WINDOW))
+
+
+EITHER_CORE = ("utter_complaint_either_online", "utter_complaint_filing_steps", "utter_complaint_either_phone",
+               "utter_complaint_phone_script", "utter_complaint_evidence_checklist")
+
+
+@pytest.mark.parametrize(
+    ("case", "first"),
+    [
+        (Case(platform="taobao", trade_status="success", gave_up=("success_time",)), "utter_complaint_either_online"),
+        (Case(platform="taobao", trade_status="success", success_earliest=ago(20), success_latest=ago(12),
+              gave_up=("success_time",)), "utter_complaint_either_online"),
+        (Case(platform="taobao", trade_status=UNKNOWN, gave_up=("trade_status",)), "utter_complaint_status_unknown"),
+        (Case(platform=UNKNOWN, trade_status="success", gave_up=("platform", "success_time")),
+         "utter_complaint_platform_assumed"),
+    ],
+    ids=["date-unknown", "date-straddles-after-two-asks", "status-unknown", "platform-unknown"],
+)
+def test_what_the_form_could_not_learn_gives_both_rulings_with_their_condition(case: Case, first: str) -> None:
+    decision = assess(case, RULES, TODAY, WeekdayCalendar())
+    assert decision.outcome is Outcome.EITHER
+    assert decision.responses[0] == first
+    position = decision.responses.index(EITHER_CORE[0])
+    assert decision.responses[position:position + len(EITHER_CORE)] == EITHER_CORE
+    assert decision.cutoff == ago(WINDOW)  # a trade that succeeded on or after this day can still be filed online
+    assert decision.responses[-1] == "utter_handoff_offer"  # a person is always offered after a dead end
+
+
+def test_a_person_is_offered_whenever_the_form_moved_past_a_question() -> None:
+    plain = assess(taobao_success(3), RULES, TODAY, WeekdayCalendar())
+    assert "utter_handoff_offer" not in plain.responses
+    skipped = assess(taobao_success(3, evidence=(UNKNOWN,), gave_up=("evidence",)), RULES, TODAY, WeekdayCalendar())
+    assert skipped.outcome is Outcome.FILE_ONLINE and skipped.responses[-1] == "utter_handoff_offer"
 
 
 def test_a_vague_date_inside_quotes_the_earliest_deadline() -> None:
@@ -144,23 +178,23 @@ def test_a_vague_date_inside_quotes_the_earliest_deadline() -> None:
     assert decision.last_filing_date == ago(9) + timedelta(days=WINDOW)
 
 
-def test_success_case_without_a_date_is_a_programming_error() -> None:
-    with pytest.raises(ValueError):
-        assess(Case(platform="taobao", trade_status="success"), RULES, TODAY, WeekdayCalendar())
+FORM = ["platform", "trade_status", "success_time", "harassment_type", "evidence"]
 
 
 @pytest.mark.parametrize(
     ("platform", "status", "plan"),
     [
-        (None, None, ["platform", "trade_status", "success_time", "harassment_type", "evidence"]),
-        ("taobao", None, ["platform", "trade_status", "success_time", "harassment_type", "evidence"]),
-        ("taobao", "success", ["platform", "trade_status", "success_time", "harassment_type", "evidence"]),
+        (None, None, FORM),
+        ("taobao", None, FORM),
+        ("taobao", "success", FORM),
         ("taobao", "shipped", ["platform", "trade_status", "harassment_type", "evidence"]),
+        ("taobao", UNKNOWN, ["platform", "trade_status", "harassment_type", "evidence"]),
+        (UNKNOWN, "success", FORM),
         ("tmall", "success", ["platform", "harassment_type", "evidence"]),
     ],
 )
 def test_form_asks_only_what_matters(platform, status, plan) -> None:
-    assert form_plan(platform, status, RULES) == plan
+    assert form_plan(FORM, platform, status, RULES) == plan
 
 
 @pytest.mark.parametrize(
@@ -181,18 +215,12 @@ def test_judge_success_date(status, earliest, latest, accepted, response) -> Non
     assert judgement.response == response
 
 
-def test_seller_gets_options_evidence_with_call_list_and_a_dated_deadline() -> None:
-    decision = seller_deadline(RULES, ago(1), TODAY)
-    assert decision.responses == ("utter_seller_options", "utter_seller_evidence", "utter_seller_deadline")
-    assert "通话清单" in str(decision.variables["seller_evidence"])
-    assert decision.variables["seller_deadline"] == "11月25日（周三）"
-    assert decision.variables["seller_days_left"] == 2
-    late = seller_deadline(RULES, ago(10), TODAY)
+def test_seller_gets_options_evidence_and_a_dated_deadline() -> None:
+    advice = seller_advice(RULES, ago(1), TODAY)
+    assert advice.responses == ("utter_seller_options", "utter_seller_evidence", "utter_seller_deadline")
+    assert advice.deadline == ago(1) + timedelta(days=RULES.processing.seller_evidence_days)
+    assert advice.days_left == RULES.processing.seller_evidence_days - 1
+    late = seller_advice(RULES, ago(10), TODAY)
     assert late.responses[-1] == "utter_seller_deadline_passed"
-    undated = seller_deadline(RULES, None, TODAY)
-    assert undated.responses == ("utter_seller_options", "utter_seller_evidence")
-
-
-def test_every_faq_intent_has_an_answer() -> None:
-    assert set(FAQ_RESPONSES) == {"ask_deadline_passed", "ask_how_to_file", "ask_evidence", "ask_penalty",
-                                  "ask_processing_time", "ask_appeal"}
+    undated = seller_advice(RULES, None, TODAY)
+    assert undated.responses == ("utter_seller_options", "utter_seller_evidence") and undated.deadline is None

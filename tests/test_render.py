@@ -10,10 +10,13 @@ from weiquan.channels.render import (
     TEXTS_PATH,
     URL_RE,
     WECHAT_TEXT_LIMIT_BYTES,
+    card_text,
     load_texts,
     parse_menu_choice,
-    render_web,
+    plain_text,
+    render_rest,
     render_wechat,
+    render_widget,
     split_text,
     utf8_size,
 )
@@ -93,10 +96,12 @@ def test_link_buttons_and_markdown_links_become_plain_urls() -> None:
     assert "](" not in text and TEXTS.menu_hint not in text
 
 
-def test_custom_payloads_add_nothing_because_their_text_is_already_there() -> None:
-    messages = [{"text": "小二：您好。\n\n你：我要投诉。"}, {"custom": {"kind": "phone_script", "lines": ["x"]}}]
+def test_a_malformed_card_is_skipped_not_fatal() -> None:
+    messages = [{"text": "话术："}, {"custom": {"kind": "phone_script", "lines": ["x", {"name": "你", "text": "好"}]}},
+                {"custom": {"kind": "evidence", "items": "not a list"}}, {"custom": {"kind": "filing_steps",
+                                                                                   "paths": [None]}}]
     reply = render_wechat(messages)
-    assert reply.chunks == ["小二：您好。\n\n你：我要投诉。"]
+    assert reply.chunks == ["话术：\n\n你：好"]
 
 
 def test_images_and_attachments_are_shown_as_addresses() -> None:
@@ -113,10 +118,66 @@ def test_cdata_terminator_in_bot_text_is_defused() -> None:
     assert "]]>" not in render_wechat([{"text": "a]]>b"}]).chunks[0]
 
 
-def test_web_rendering_keeps_real_buttons() -> None:
-    messages = [{"text": "平台？", "buttons": [{"title": "淘宝", "payload": TAOBAO}]}]
-    assert render_web(messages) == messages
-    assert render_web(messages)[0] is not messages[0]
+def test_widget_rendering_keeps_real_buttons_and_the_card_as_data() -> None:
+    message = {"text": "平台？", "buttons": [{"title": "淘宝", "payload": TAOBAO}], "custom": {"kind": "safety"}}
+    assert render_widget(message) == {
+        "text": "平台？",
+        "quick_replies": [{"content_type": "text", "title": "淘宝", "payload": TAOBAO}],
+        "custom": {"kind": "safety"},
+    }
+
+
+# ---------------------------------------------------------------- cards written out for text-only channels
+
+FILING = {"kind": "filing_steps", "paths": [
+    {"title": "从订单发起", "url": FILING_URL, "steps": ["打开「已买到的宝贝」", "点「投诉卖家」"]},
+    {"title": "从维权中心发起", "url": "http://support.example/rights", "steps": ["点「我要发起维权」"]},
+]}
+SCRIPT = {"kind": "phone_script", "lines": [
+    {"speaker": "agent", "name": "小二", "text": "您好"},
+    {"speaker": "you", "name": "你", "text": "我这边也录音"},
+    {"speaker": "lawyer", "name": "律师", "text": "a speaker the renderer has never seen"},
+]}
+EVIDENCE = {"kind": "evidence", "items": [
+    {"code": "chat_screenshot", "label": "旺旺聊天截图", "url": "http://howto.example/1", "have": True},
+    {"code": "sms_photo", "label": "短信截图", "url": None, "have": False},
+]}
+
+
+def test_filing_steps_are_numbered_paths_with_their_links_and_sub_steps() -> None:
+    assert card_text(FILING).splitlines() == [
+        f"1. 从订单发起：{FILING_URL}", "  1) 打开「已买到的宝贝」", "  2) 点「投诉卖家」",
+        "2. 从维权中心发起：http://support.example/rights", "  1) 点「我要发起维权」",
+    ]
+
+
+def test_every_script_line_keeps_its_speaker_whoever_it_is() -> None:
+    assert card_text(SCRIPT).splitlines() == ["小二：您好", "你：我这边也录音",
+                                              "律师：a speaker the renderer has never seen"]
+
+
+def test_evidence_ticks_what_the_buyer_has_and_keeps_the_how_to_link() -> None:
+    lines = card_text(EVIDENCE).splitlines()
+    assert lines == ["1. ✅ 旺旺聊天截图 http://howto.example/1", "2. 短信截图"]
+
+
+def test_unknown_or_missing_cards_write_nothing() -> None:
+    assert card_text(None) == card_text({"kind": "poster"}) == card_text("text") == ""
+    assert plain_text({"text": "只有文字"}) == "只有文字"
+
+
+def test_rest_entry_has_the_card_written_out_and_kept_as_data() -> None:
+    entry = render_rest({"text": "两种方式：", "custom": FILING, "buttons": [{"title": "淘宝", "payload": TAOBAO}],
+                         "utter_action": "utter_x"})
+    assert entry["text"].startswith("两种方式：\n1. 从订单发起") and FILING_URL in entry["text"]
+    assert entry["custom"] == FILING and entry["buttons"] == [{"title": "淘宝", "payload": TAOBAO}]
+    assert "utter_action" not in entry
+
+
+def test_wechat_writes_the_card_under_the_text() -> None:
+    reply = render_wechat([{"text": "打电话时可以这样说：", "custom": SCRIPT}])
+    assert reply.chunks == [
+        "打电话时可以这样说：\n小二：您好\n你：我这边也录音\n律师：a speaker the renderer has never seen"]
 
 
 # ---------------------------------------------------------------- splitting

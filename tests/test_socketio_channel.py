@@ -28,12 +28,12 @@ from sanic import Sanic
 
 from scripts import serve_widget
 from tests.net import free_port
+from weiquan.channels.render import render_widget
 from weiquan.channels.socketio import (
     DEFAULT_ALLOWED_ORIGINS,
     WidgetSocketIOInput,
     WidgetSocketIOOutput,
     parse_origins,
-    widget_payload,
     widget_texts,
 )
 
@@ -203,7 +203,7 @@ def test_from_credentials_reads_our_keys() -> None:
 
 
 def test_payload_keeps_one_message_whole() -> None:
-    payload = widget_payload(dict(SCRIPT_MESSAGE))
+    payload = render_widget(dict(SCRIPT_MESSAGE))
     assert payload == {
         "text": SCRIPT_MESSAGE["text"],
         "quick_replies": [
@@ -214,10 +214,10 @@ def test_payload_keeps_one_message_whole() -> None:
 
 
 def test_payload_of_image_and_of_nothing() -> None:
-    assert widget_payload({"image": "http://x/a.png"}) == {
+    assert render_widget({"image": "http://x/a.png"}) == {
         "attachment": {"type": "image", "payload": {"src": "http://x/a.png"}}
     }
-    assert widget_payload({"text": "", "template_name": "utter_x"}) is None
+    assert render_widget({"text": "", "template_name": "utter_x"}) is None
 
 
 # --- the channel over a real socket ---------------------------------------------------------------------------
@@ -478,11 +478,10 @@ def test_committed_bundle_is_local_and_includes_socket_io_client_4() -> None:
         assert not re.search(r"url\(\s*['\"]?(https?:)?//", text)
 
 
-@pytest.mark.skipif(
-    not (WIDGET / "node_modules" / "esbuild").is_dir() or shutil.which("node") is None,
-    reason="needs `npm ci` in widget/",
-)
 def test_committed_bundle_matches_the_source() -> None:
+    """The committed widget/dist is what widget/src builds to (make test-unit runs `npm ci` first)."""
+    assert shutil.which("node"), "Node.js is needed to check the widget bundle"
+    assert (WIDGET / "node_modules" / "esbuild").is_dir(), "run `make widget-deps` (npm ci in widget/)"
     result = subprocess.run(["node", "build.mjs", "--check"], cwd=WIDGET, capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
 

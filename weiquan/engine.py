@@ -1,18 +1,19 @@
 """The rules engine: from the facts of a case and a rule set to a decision.
 
-Pure: no Rasa, no I/O, no clock. `today` and the working-day calendar are passed in. The decision names the
-domain.yml responses to show, in order, and the variables that fill them; every number and link in those variables
+Pure: no Rasa, no I/O, no clock, no words. `today` and the working-day calendar are passed in. A decision is data:
+the outcome and severity codes, dates as `date`, the evidence checklist with what the buyer already has, and the
+names of the domain.yml responses to show, in order. actions/presenter.py turns it into words; every number and link
 comes from the rule set.
 """
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass, field
+from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import date, timedelta
 from enum import Enum
 
 from weiquan.ruleset import EvidenceItem, RuleSet
-from weiquan.workdays import WorkdayCalendar, format_date_zh
+from weiquan.workdays import WorkdayCalendar
 
 
 class Outcome(str, Enum):
@@ -21,6 +22,7 @@ class Outcome(str, Enum):
     TMALL = "tmall"  # the online 恶意骚扰 entry is for non-Tmall trades only
     WAIT_FOR_SUCCESS = "wait_for_success"  # not 交易成功 yet: the window has not opened
     CONFIRM_DATE = "confirm_date"  # the date reading straddles the last day: ask before ruling
+    EITHER = "either"  # the date (or status) could not be learnt: both rulings, each with its condition
     SELLER = "seller"  # advice to a seller who was complained about
 
 
@@ -36,16 +38,33 @@ class Window(str, Enum):
     STRADDLES = "straddles"
 
 
+UNKNOWN = "unknown"  # the code the form records for an answer it could not read twice
+
+
 @dataclass(frozen=True)
 class Case:
     platform: str | None
     trade_status: str | None
-    success_earliest: date | None = None  # earliest possible 交易成功 date
+    success_earliest: date | None = None  # earliest possible 交易成功 date; None when not known
     success_latest: date | None = None  # latest possible; equal to earliest for an exact date
     harassment: tuple[str, ...] = ()
     evidence: tuple[str, ...] = ()
     safety_threat: bool = False  # the safety check found a threat to a person in what the buyer wrote
     safety_advised: bool = False  # police advice was already given in this conversation
+    gave_up: tuple[str, ...] = ()  # form questions the bot moved past after asking twice
+
+
+@dataclass(frozen=True)
+class EvidenceCheck:
+    item: EvidenceItem
+    have: bool  # the buyer said they already have it
+
+
+@dataclass(frozen=True)
+class Processing:
+    handle_by: date
+    finish_by: date
+    estimated: bool  # counted past the years the holiday data covers
 
 
 @dataclass(frozen=True)
@@ -53,10 +72,13 @@ class Decision:
     outcome: Outcome
     severity: Severity
     responses: tuple[str, ...]
-    variables: Mapping[str, str | int] = field(default_factory=dict)
-    day_count: int | None = None
+    evidence: tuple[EvidenceCheck, ...] = ()
+    day_count: int | None = None  # days since 交易成功 (latest reading)
     last_filing_date: date | None = None
     days_left: int | None = None
+    deadline_range: tuple[date, date] | None = None  # CONFIRM_DATE: the last day lies in this range
+    cutoff: date | None = None  # EITHER: a trade that succeeded on or after this day can still be filed online
+    processing: Processing | None = None  # when staff handle and finish a complaint filed today
 
 
 def window_state(earliest: date, latest: date, today: date, window_days: int) -> Window:
@@ -76,68 +98,24 @@ def severity_of(case: Case, rules: RuleSet) -> Severity:
     return Severity.ORDINARY
 
 
-def numbered(lines: list[str]) -> str:
-    return "\n".join(f"{index}. {line}" for index, line in enumerate(lines, start=1))
+def evidence_checks(items: Sequence[EvidenceItem], have: Sequence[str] = ()) -> tuple[EvidenceCheck, ...]:
+    """The checklist; "all" (都有) ticks every item."""
+    everything = "all" in have
+    return tuple(EvidenceCheck(item, everything or item.code in have) for item in items)
 
 
-def evidence_text(items: tuple[EvidenceItem, ...], rules: RuleSet, have: tuple[str, ...] = ()) -> str:
-    """The checklist, one numbered line each; items the user already has are ticked, how-to links appended."""
-    lines = []
-    for item in items:
-        mark = "✅ " if item.code in have else ""
-        howto = f" {rules.link(item.howto)}" if item.howto else ""
-        lines.append(f"{mark}{item.label}{howto}")
-    return numbered(lines)
-
-
-def filing_steps_text(rules: RuleSet) -> str:
-    blocks = []
-    for index, path in enumerate(rules.filing_paths, start=1):
-        steps = "\n".join(f"  {step_no}) {step}" for step_no, step in enumerate(path.steps, start=1))
-        blocks.append(f"{index}. {path.name}：{rules.link(path.link)}\n{steps}")
-    return "\n".join(blocks)
-
-
-def phone_script_text(rules: RuleSet) -> str:
-    return "\n".join(f"{line.who}：{line.line}" for line in rules.phone_script)
-
-
-def rule_variables(rules: RuleSet) -> dict[str, str | int]:
-    """Variables every rule-related response may use, straight from the rule set."""
-    penalty, processing = rules.penalty, rules.processing
-    return {
-        "rule_label": rules.label,
-        "rule_source": rules.source,
-        "rule_centre": rules.link(rules.rule_centre),
-        "window_days": rules.eligibility.window_days,
-        "window_reason": rules.eligibility.window_reason,
-        "ordinary_points": penalty.ordinary_points,
-        "ordinary_consequence": penalty.ordinary_consequence,
-        "serious_points": penalty.serious_points,
-        "serious_consequence": penalty.serious_consequence,
-        "handle_workdays": processing.handle_within_workdays,
-        "finish_workdays": processing.finish_within_workdays,
-        "seller_evidence_days": processing.seller_evidence_days,
-        "filing_steps": filing_steps_text(rules),
-        "buyer_evidence": evidence_text(rules.buyer_evidence, rules),
-        "seller_evidence": evidence_text(rules.seller_evidence, rules),
-        "phone_evidence_note": rules.phone_evidence_note,
-        "phone_script": phone_script_text(rules),
-        "police": rules.contacts["police"],
-        "hotline": rules.contacts["service_hotline"],
-        **{f"link_{key}": url for key, url in rules.links.items()},
-    }
-
-
-def processing_dates(rules: RuleSet, filed_on: date, calendar: WorkdayCalendar) -> tuple[dict[str, str], bool]:
-    """Dates by which staff handle and finish a complaint filed on `filed_on`; True when they are estimates."""
+def processing_dates(rules: RuleSet, filed_on: date, calendar: WorkdayCalendar) -> Processing:
+    """When staff handle and finish a complaint filed on `filed_on`."""
     handle = calendar.add_workdays(filed_on, rules.processing.handle_within_workdays)
     finish = calendar.add_workdays(filed_on, rules.processing.finish_within_workdays)
-    reference = filed_on.year
-    return (
-        {"handle_by": format_date_zh(handle.day, reference), "finish_by": format_date_zh(finish.day, reference)},
-        handle.estimated or finish.estimated,
-    )
+    return Processing(handle.day, finish.day, handle.estimated or finish.estimated)
+
+
+_SEVERITY_RESPONSE = {
+    Severity.ORDINARY: "utter_complaint_severity_ordinary",
+    Severity.SERIOUS: "utter_complaint_severity_serious",
+    Severity.SAFETY: "utter_complaint_severity_safety",
+}
 
 
 def _lead(case: Case, severity: Severity) -> list[str]:
@@ -147,109 +125,109 @@ def _lead(case: Case, severity: Severity) -> list[str]:
     return []
 
 
-def _severity_response(severity: Severity) -> str:
-    return {
-        Severity.ORDINARY: "utter_complaint_severity_ordinary",
-        Severity.SERIOUS: "utter_complaint_severity_serious",
-        Severity.SAFETY: "utter_complaint_severity_safety",
-    }[severity]
+def _tail(case: Case) -> list[str]:
+    """When the form had to move past a question, a person is always offered."""
+    return ["utter_handoff_offer"] if case.gave_up else []
 
 
 def assess(case: Case, rules: RuleSet, today: date, calendar: WorkdayCalendar) -> Decision:
     """Decide what the buyer should do next under `rules`, as of `today`."""
     severity = severity_of(case, rules)
-    variables: dict[str, str | int] = {
-        **rule_variables(rules),
-        "evidence_checklist": evidence_text(rules.buyer_evidence, rules, case.evidence),
-    }
-    lead = _lead(case, severity)
+    checks = evidence_checks(rules.buyer_evidence, case.evidence)
     elig = rules.eligibility
+    # A platform the form could not learn is ruled as Taobao, and the bot says so (Tmall has no online route).
+    note = ["utter_complaint_platform_assumed"] if case.platform == UNKNOWN else []
 
-    if case.platform not in elig.platforms_online:
-        responses = [*lead, "utter_complaint_tmall", "utter_complaint_evidence_checklist"]
-        return Decision(Outcome.TMALL, severity, tuple(responses), variables)
+    def decide(outcome: Outcome, responses: list[str], day_count: int | None = None, last_day: date | None = None,
+               days_left: int | None = None, cutoff: date | None = None,
+               processing: Processing | None = None) -> Decision:
+        return Decision(outcome, severity, tuple([*_lead(case, severity), *note, *responses, *_tail(case)]), checks,
+                        day_count, last_day, days_left, cutoff=cutoff, processing=processing)
+
+    if case.platform not in (*elig.platforms_online, UNKNOWN):
+        return decide(Outcome.TMALL, ["utter_complaint_tmall", "utter_complaint_evidence_checklist"])
 
     if case.trade_status == "closed":
         # The seed only opens the online entry to 交易成功 trades; for a closed trade it says nothing, so the bot
         # says it is not sure and sends the buyer to a person with the script.
-        responses = [*lead, "utter_complaint_closed_trade", "utter_complaint_phone_script",
-                     "utter_complaint_evidence_checklist", "utter_complaint_unsure"]
-        return Decision(Outcome.PHONE_SUPPORT, severity, tuple(responses), variables)
+        return decide(Outcome.PHONE_SUPPORT, ["utter_complaint_closed_trade", "utter_complaint_phone_script",
+                                              "utter_complaint_evidence_checklist", "utter_complaint_unsure"])
 
-    if case.trade_status != elig.required_trade_status:
-        responses = [*lead, "utter_complaint_wait_for_success", "utter_complaint_evidence_checklist"]
-        return Decision(Outcome.WAIT_FOR_SUCCESS, severity, tuple(responses), variables)
+    if case.trade_status not in (elig.required_trade_status, UNKNOWN):
+        return decide(Outcome.WAIT_FOR_SUCCESS, ["utter_complaint_wait_for_success",
+                                                 "utter_complaint_evidence_checklist"])
 
-    if case.success_earliest is None or case.success_latest is None:
-        raise ValueError("a 交易成功 case needs its success date")
-
-    day_count = (today - case.success_latest).days
-    variables["day_count"] = day_count
-    state = window_state(case.success_earliest, case.success_latest, today, elig.window_days)
+    earliest, latest = case.success_earliest, case.success_latest
+    state = None if earliest is None or latest is None else window_state(earliest, latest, today, elig.window_days)
+    if state is None or (state is Window.STRADDLES and "success_time" in case.gave_up):
+        # Both rulings, each with its condition: the buyer checks the date and knows at once which applies.
+        status = ["utter_complaint_status_unknown"] if case.trade_status == UNKNOWN else []
+        return decide(Outcome.EITHER, [*status, "utter_complaint_either_online", "utter_complaint_filing_steps",
+                                       "utter_complaint_either_phone", "utter_complaint_phone_script",
+                                       "utter_complaint_evidence_checklist", _SEVERITY_RESPONSE[severity]],
+                      cutoff=today - timedelta(days=elig.window_days))
+    assert earliest is not None and latest is not None  # state is not None
+    day_count = (today - latest).days
 
     if state is Window.STRADDLES:
-        earliest_deadline = case.success_earliest + timedelta(days=elig.window_days)
-        latest_deadline = case.success_latest + timedelta(days=elig.window_days)
-        variables["earliest_deadline"] = format_date_zh(earliest_deadline, today.year)
-        variables["latest_deadline"] = format_date_zh(latest_deadline, today.year)
-        return Decision(Outcome.CONFIRM_DATE, severity, ("utter_complaint_confirm_date",), variables, day_count)
+        deadlines = (earliest + timedelta(days=elig.window_days), latest + timedelta(days=elig.window_days))
+        return Decision(Outcome.CONFIRM_DATE, severity, ("utter_complaint_confirm_date",), checks, day_count,
+                        deadline_range=deadlines)
 
     if state is Window.OUTSIDE:
-        responses = [*lead, "utter_complaint_phone_support", "utter_complaint_phone_script",
-                     "utter_complaint_evidence_checklist", _severity_response(severity)]
-        return Decision(Outcome.PHONE_SUPPORT, severity, tuple(responses), variables, day_count)
+        return decide(Outcome.PHONE_SUPPORT, ["utter_complaint_phone_support", "utter_complaint_phone_script",
+                                              "utter_complaint_evidence_checklist", _SEVERITY_RESPONSE[severity]],
+                      day_count=day_count)
 
     # Inside the window. A vague date takes its earliest reading, so the deadline we quote is never too late.
-    last_day = case.success_earliest + timedelta(days=elig.window_days)
+    last_day = earliest + timedelta(days=elig.window_days)
     days_left = (last_day - today).days
-    dates, estimated = processing_dates(rules, today, calendar)
-    variables.update(dates, last_filing_date=format_date_zh(last_day, today.year), days_left=days_left)
-    responses = [*lead, "utter_complaint_file_online"]
+    processing = processing_dates(rules, today, calendar)
+    responses = ["utter_complaint_file_online", "utter_complaint_filing_steps"]
     if days_left <= elig.urgent_days_left:
         responses.append("utter_complaint_urgent")
-    responses += ["utter_complaint_evidence_checklist", _severity_response(severity), "utter_complaint_processing"]
-    if estimated:
+    responses += ["utter_complaint_evidence_checklist", _SEVERITY_RESPONSE[severity], "utter_complaint_processing"]
+    if processing.estimated:
         responses.append("utter_complaint_dates_estimated")
-    return Decision(Outcome.FILE_ONLINE, severity, tuple(responses), variables, day_count, last_day, days_left)
+    return decide(Outcome.FILE_ONLINE, responses, day_count, last_day, days_left, processing=processing)
 
 
-def seller_deadline(rules: RuleSet, received_on: date | None, today: date) -> Decision:
+@dataclass(frozen=True)
+class SellerAdvice:
+    responses: tuple[str, ...]
+    deadline: date | None = None
+    days_left: int | None = None
+
+
+def seller_advice(rules: RuleSet, received_on: date | None, today: date) -> SellerAdvice:
     """What a seller who received a 恶意骚扰 complaint should do, with the evidence deadline as a date if known."""
-    variables: dict[str, str | int] = dict(rule_variables(rules))
     responses = ["utter_seller_options", "utter_seller_evidence"]
-    if received_on is not None:
-        deadline = received_on + timedelta(days=rules.processing.seller_evidence_days)
-        variables["seller_deadline"] = format_date_zh(deadline, today.year)
-        variables["seller_days_left"] = (deadline - today).days
-        responses.append("utter_seller_deadline" if deadline >= today else "utter_seller_deadline_passed")
-    return Decision(Outcome.SELLER, Severity.ORDINARY, tuple(responses), variables)
+    if received_on is None:
+        return SellerAdvice(tuple(responses))
+    deadline = received_on + timedelta(days=rules.processing.seller_evidence_days)
+    responses.append("utter_seller_deadline" if deadline >= today else "utter_seller_deadline_passed")
+    return SellerAdvice(tuple(responses), deadline, (deadline - today).days)
 
 
-def faq_variables(rules: RuleSet, today: date, calendar: WorkdayCalendar) -> dict[str, str | int]:
-    """Variables for the FAQ answers: the rule facts plus processing dates for a complaint filed today."""
-    dates, _ = processing_dates(rules, today, calendar)
-    return {**rule_variables(rules), **dates}
-
-
-FORM_SLOTS = ("platform", "trade_status", "success_time", "harassment_type", "evidence")
-
-
-def form_plan(platform: str | None, trade_status: str | None, rules: RuleSet) -> list[str]:
-    """Which facts the complaint form still needs: the date matters only for an online-eligible, successful trade."""
-    plan = list(FORM_SLOTS)
-    if platform is not None and platform not in rules.eligibility.platforms_online:
-        plan.remove("trade_status")
-        plan.remove("success_time")
+def form_plan(domain_slots: Sequence[str], platform: str | None, trade_status: str | None,
+              rules: RuleSet) -> list[str]:
+    """Which of the form's slots (as domain.yml lists them) still matter: the date only for a successful
+    non-Tmall trade, the status only where the online route can apply."""
+    skip: set[str] = set()
+    if platform == "tmall" or (platform is not None and platform not in (*rules.eligibility.platforms_online,
+                                                                         UNKNOWN)):
+        skip |= {"trade_status", "success_time"}
     elif trade_status is not None and trade_status != rules.eligibility.required_trade_status:
-        plan.remove("success_time")
-    return plan
+        skip.add("success_time")
+    return [slot for slot in domain_slots if slot not in skip]
 
 
 @dataclass(frozen=True)
 class DateJudgement:
     accepted: bool
     response: str | None = None  # what to say when the date is not accepted
-    variables: Mapping[str, str] = field(default_factory=dict)
+    earliest: date | None = None
+    latest: date | None = None
 
 
 def judge_success_date(
@@ -263,18 +241,6 @@ def judge_success_date(
     if status != "ok" or earliest is None or latest is None:
         return DateJudgement(False, "utter_invalid_success_time")
     if window_state(earliest, latest, today, rules.eligibility.window_days) is Window.STRADDLES:
-        dates = {"earliest_date": format_date_zh(earliest, today.year),
-                 "latest_date": format_date_zh(latest, today.year)}
-        return DateJudgement(False, "utter_complaint_date_assumption", dates)
-    return DateJudgement(True)
+        return DateJudgement(False, "utter_complaint_date_assumption", earliest, latest)
+    return DateJudgement(True, None, earliest, latest)
 
-
-# Which responses answer each FAQ intent; the deadline question also gets the phone script.
-FAQ_RESPONSES: Mapping[str, tuple[str, ...]] = {
-    "ask_how_to_file": ("utter_faq_how_to_file",),
-    "ask_evidence": ("utter_faq_evidence",),
-    "ask_penalty": ("utter_faq_penalty",),
-    "ask_processing_time": ("utter_faq_processing_time",),
-    "ask_appeal": ("utter_faq_appeal",),
-    "ask_deadline_passed": ("utter_faq_deadline_passed", "utter_complaint_phone_script"),
-}

@@ -12,10 +12,10 @@ from typing import Any
 
 import yaml
 
+from weiquan.vocabulary import Vocabulary, load_vocabulary
+
 RULESET_DIR = Path(__file__).resolve().parent.parent / "rulesets"
 DEFAULT_RULESET = "taobao_2013"
-HARASSMENT_TYPES = ("calls", "sms", "im_insult", "info_leak", "threat", "mailed_items")
-EVIDENCE_CODES = ("chat_screenshot", "evidence_code", "site_message", "sms_photo", "call_log", "recording", "none")
 
 
 class RuleSetError(ValueError):
@@ -63,8 +63,17 @@ class EvidenceItem:
 
 @dataclass(frozen=True)
 class ScriptLine:
-    who: str
+    speaker: str  # a key of RuleSet.speakers: who says the line
     line: str
+
+
+@dataclass(frozen=True)
+class Display:
+    """How dates are written: format strings with {year} {month} {day} {weekday}, weekday names Monday first."""
+
+    date: str
+    date_with_year: str
+    weekdays: tuple[str, ...]
 
 
 @dataclass(frozen=True)
@@ -84,6 +93,9 @@ class RuleSet:
     seller_evidence: tuple[EvidenceItem, ...]
     phone_evidence_note: str
     phone_script: tuple[ScriptLine, ...]
+    speakers: Mapping[str, str]
+    display: Display
+    max_asks: int  # how often the complaint form asks one question before it moves on
 
     def link(self, key: str) -> str:
         return self.links[key]
@@ -98,12 +110,14 @@ def _require(data: Mapping[str, Any], key: str, kind: type, where: str) -> Any:
     return value
 
 
-def _evidence(items: list[Any], links: Mapping[str, str], where: str) -> tuple[EvidenceItem, ...]:
+def _evidence(
+    items: list[Any], links: Mapping[str, str], where: str, vocabulary: Vocabulary
+) -> tuple[EvidenceItem, ...]:
     result = []
     for index, item in enumerate(items):
         spot = f"{where}[{index}]"
         code = _require(item, "code", str, spot)
-        if code not in EVIDENCE_CODES:
+        if code not in vocabulary.codes("evidence"):
             raise RuleSetError(f"{spot}.code: unknown evidence code '{code}'")
         howto = item.get("howto")
         if howto is not None and howto not in links:
@@ -112,15 +126,28 @@ def _evidence(items: list[Any], links: Mapping[str, str], where: str) -> tuple[E
     return tuple(result)
 
 
-def _harassment_list(values: list[Any], where: str) -> tuple[str, ...]:
-    unknown = [value for value in values if value not in HARASSMENT_TYPES]
+def _harassment_list(values: list[Any], where: str, vocabulary: Vocabulary) -> tuple[str, ...]:
+    unknown = [value for value in values if value not in vocabulary.codes("harassment_type")]
     if unknown:
         raise RuleSetError(f"{where}: unknown harassment types {unknown}")
     return tuple(values)
 
 
-def parse_ruleset(data: Mapping[str, Any]) -> RuleSet:
-    """Validate one parsed YAML document into a RuleSet."""
+def _display(data: Mapping[str, Any]) -> Display:
+    weekdays = tuple(str(day) for day in _require(data, "weekdays", list, "display"))
+    if len(weekdays) != 7:
+        raise RuleSetError("display.weekdays: expected seven names, Monday first")
+    display = Display(
+        _require(data, "date", str, "display"), _require(data, "date_with_year", str, "display"), weekdays
+    )
+    for template in (display.date, display.date_with_year):
+        template.format(year=2000, month=1, day=1, weekday=weekdays[0])  # a placeholder typo fails here, not mid-chat
+    return display
+
+
+def parse_ruleset(data: Mapping[str, Any], vocabulary: Vocabulary | None = None) -> RuleSet:
+    """Validate one parsed YAML document into a RuleSet; codes are checked against the bot's vocabulary."""
+    vocabulary = vocabulary or load_vocabulary()
     if not isinstance(data, Mapping):
         raise RuleSetError("rule set: expected a mapping at the top level")
     links = {key: str(url) for key, url in _require(data, "links", dict, "rule set").items()}
@@ -142,12 +169,17 @@ def parse_ruleset(data: Mapping[str, Any]) -> RuleSet:
         steps = tuple(str(step) for step in _require(path, "steps", list, spot))
         paths.append(FilingPath(name=_require(path, "name", str, spot), steps=steps, link=link))
 
+    speakers = {str(key): str(name) for key, name in _require(data, "speakers", dict, "rule set").items()}
     script = tuple(
-        ScriptLine(who=_require(line, "who", str, "phone_script"), line=_require(line, "line", str, "phone_script"))
+        ScriptLine(_require(line, "speaker", str, "phone_script"), _require(line, "line", str, "phone_script"))
         for line in _require(data, "phone_script", list, "rule set")
     )
     if not paths or not script:
         raise RuleSetError("rule set: filing_paths and phone_script must not be empty")
+    unknown_speakers = sorted({line.speaker for line in script} - set(speakers))
+    if unknown_speakers:
+        raise RuleSetError(f"phone_script: speakers {unknown_speakers} are not keys of speakers")
+    dialogue = _require(data, "dialogue", dict, "rule set")
 
     return RuleSet(
         id=_require(data, "id", str, "rule set"),
@@ -167,7 +199,9 @@ def parse_ruleset(data: Mapping[str, Any]) -> RuleSet:
             ordinary_consequence=_require(pen, "ordinary_consequence", str, "penalty"),
             serious_points=_require(pen, "serious_points", int, "penalty"),
             serious_consequence=_require(pen, "serious_consequence", str, "penalty"),
-            serious_candidates=_harassment_list(_require(pen, "serious_candidates", list, "penalty"), "penalty"),
+            serious_candidates=_harassment_list(
+                _require(pen, "serious_candidates", list, "penalty"), "penalty", vocabulary
+            ),
         ),
         processing=Processing(
             handle_within_workdays=_require(proc, "handle_within_workdays", int, "processing"),
@@ -177,10 +211,15 @@ def parse_ruleset(data: Mapping[str, Any]) -> RuleSet:
         links=links,
         contacts={key: str(value) for key, value in _require(data, "contacts", dict, "rule set").items()},
         filing_paths=tuple(paths),
-        buyer_evidence=_evidence(_require(evidence, "buyer", list, "evidence"), links, "evidence.buyer"),
-        seller_evidence=_evidence(_require(evidence, "seller", list, "evidence"), links, "evidence.seller"),
+        buyer_evidence=_evidence(_require(evidence, "buyer", list, "evidence"), links, "evidence.buyer", vocabulary),
+        seller_evidence=_evidence(
+            _require(evidence, "seller", list, "evidence"), links, "evidence.seller", vocabulary
+        ),
         phone_evidence_note=_require(evidence, "phone_note", str, "evidence"),
         phone_script=script,
+        speakers=speakers,
+        display=_display(_require(data, "display", dict, "rule set")),
+        max_asks=_require(dialogue, "max_asks", int, "dialogue"),
     )
 
 

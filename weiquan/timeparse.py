@@ -44,24 +44,15 @@ class TimeReading:
 
 
 # --------------------------------------------------------------------------------------------------------------
-# Normalisation: one character in, one character out, so offsets found on the normalised text are offsets in the
-# text the buyer typed.
+# Input: text as the NLU normalised it (weiquan/nlu/textnorm.py: simplified script, half-width digits and
+# punctuation). Only the financial numerals stay for the number grammar: 壹贰叁 read as 一二三. One character in, one
+# out, so offsets still point into the text given.
 
-_FOLD_FROM = (
-    "０１２３４５６７８９．／－～：　"
-    "兩號個週禮幾來後確認貨雙這記沒時點曉剛間當節國慶勞動誕聖兒婦買單簽塊錢條規還內說過餘與歲僅"
-    "壹貳參叁肆伍陸柒捌玖拾佰〇"
-)
-_FOLD_TO = (
-    "0123456789./-~: "
-    "两号个周礼几来后确认货双这记没时点晓刚间当节国庆劳动诞圣儿妇买单签块钱条规还内说过余与岁仅"
-    "一二三三四五六七八九十百零"
-)
-_FOLD = str.maketrans(_FOLD_FROM, _FOLD_TO)
+_NUMERALS = str.maketrans("壹贰叁参肆伍陆柒捌玖拾佰〇", "一二三三四五六七八九十百零")
 
 
 def _normalise(text: str) -> str:
-    return text.translate(_FOLD)
+    return text.translate(_NUMERALS)
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -126,8 +117,8 @@ def _quantity(word: str) -> _Quantity | None:
         return _Quantity(value, value, False)
     span = _SPAN.match(word)
     if span:
-        a, b = cn_to_int(span["a"]), cn_to_int(span["b"])
-        return _Quantity(a, b, True) if a is not None and b is not None and a <= b else None
+        low, high = cn_to_int(span["a"]), cn_to_int(span["b"])
+        return _Quantity(low, high, True) if low is not None and high is not None and low <= high else None
     return _vague_quantity(word)
 
 

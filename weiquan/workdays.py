@@ -18,7 +18,6 @@ from typing import Protocol
 
 import chinese_calendar
 
-_WEEKDAYS_ZH = ("周一", "周二", "周三", "周四", "周五", "周六", "周日")
 _SATURDAY = 5
 
 
@@ -84,15 +83,3 @@ class WeekdayCalendar:
     def add_workdays(self, start: date, n: int) -> WorkdayResult:
         result = _count(start, n, self.is_workday)
         return WorkdayResult(result.day, self._estimated)
-
-
-def weekday_zh(day: date) -> str:
-    """周一 … 周日."""
-    return _WEEKDAYS_ZH[day.weekday()]
-
-
-def format_date_zh(day: date, reference: date | int | None = None) -> str:
-    """11月30日（周一）; with the year (2027年1月4日（周一）) when it differs from the reference year."""
-    reference_year = reference.year if isinstance(reference, date) else reference
-    prefix = f"{day.year}年" if reference_year is not None and day.year != reference_year else ""
-    return f"{prefix}{day.month}月{day.day}日（{weekday_zh(day)}）"

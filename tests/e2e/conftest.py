@@ -20,7 +20,7 @@ from tests.net import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 RASA = str(Path(sys.executable).with_name("rasa"))
-START_TIMEOUT_S = 240
+START_TIMEOUT_S = int(os.environ.get("E2E_START_TIMEOUT_S", "240"))  # raise it on a loaded machine
 
 # Channel settings the servers see in end-to-end tests (public test values, never real secrets).
 WECHAT_TOKEN = "e2e-token"
@@ -60,6 +60,8 @@ class Bot:
     endpoints: Path | None = None  # default: SQLite in workdir; give endpoints.production.yml to test PostgreSQL/Redis
     extra_env: dict[str, str] = field(default_factory=dict)
     procs: dict[str, subprocess.Popen] = field(default_factory=dict)
+    rasa_args: list[str] = field(default_factory=list)  # e.g. ["--debug"]
+    action_args: list[str] = field(default_factory=list)
 
     @property
     def url(self) -> str:
@@ -101,12 +103,12 @@ class Bot:
         return proc
 
     def start_actions(self) -> None:
-        proc = self._spawn("actions", [RASA, "run", "actions", "--port", str(self.action_port)])
+        proc = self._spawn("actions", [RASA, "run", "actions", "--port", str(self.action_port), *self.action_args])
         wait_http(f"http://127.0.0.1:{self.action_port}/health", START_TIMEOUT_S, proc)
 
     def start_rasa(self) -> None:
         args = [RASA, "run", "-m", str(latest_model()), "--port", str(self.rasa_port), "-i", "127.0.0.1",
-                "--credentials", "credentials.yml", "--endpoints", str(self.write_endpoints())]
+                "--credentials", "credentials.yml", "--endpoints", str(self.write_endpoints()), *self.rasa_args]
         proc = self._spawn("rasa", args)
         wait_http(f"{self.url}/webhooks/rest/", START_TIMEOUT_S, proc)
 
@@ -140,3 +142,27 @@ def running_bot(bot: Bot) -> Iterator[Bot]:
 @pytest.fixture(scope="session")
 def bot(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Bot]:
     yield from running_bot(Bot(workdir=tmp_path_factory.mktemp("bot")))
+
+
+# --- issue 12: servers at DEBUG with the project's own tracker store (masking, outage-proof) --------------------------
+
+
+def private_sqlite_endpoints(workdir: Path, action_port: int) -> Path:
+    """endpoints.yml's store (weiquan.tracker_store.PrivateSQLTrackerStore) on a throw-away SQLite file."""
+    path = workdir / "endpoints.yml"
+    path.write_text(
+        f'action_endpoint:\n  url: "http://127.0.0.1:{action_port}/webhook"\n'
+        "tracker_store:\n  type: weiquan.tracker_store.PrivateSQLTrackerStore\n  dialect: sqlite\n"
+        f"  db: {workdir / 'tracker.db'}\n",
+        encoding="utf-8",
+    )
+    return path
+
+
+@pytest.fixture(scope="session")
+def debug_bot(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Bot]:
+    """Both servers at DEBUG level (the most they ever log) with the project's SQLite tracker store."""
+    bot = Bot(workdir=tmp_path_factory.mktemp("debug-bot"), rasa_args=["--debug"], action_args=["--debug"])
+    bot.endpoints = private_sqlite_endpoints(bot.workdir, bot.action_port)
+    bot.store = "sqlite"  # type: ignore[attr-defined]
+    yield from running_bot(bot)

@@ -70,22 +70,35 @@ SCRIPT: dict[str, list[dict[str, Any]]] = {
         }
     ],
     '/inform{"platform": "taobao"}': [
-        {  # the shape weiquan.engine.filing_steps_text produces
-            "text": "好消息：还在期限内。\n"
-            f"1. 从订单发起：{FILING_URL}\n"
-            "  1) 打开「我的淘宝」→「已买到的宝贝」\n"
-            "  2) 找到这笔交易，点「投诉卖家」\n"
-            f"2. 从消费者维权中心发起：{RIGHTS_URL}\n"
-            "  1) 打开「消费者维权中心」，点「我要发起维权」\n"
-            f"（打不开时看规则原文 {RULE_URL}。）",
-            "custom": {"kind": "filing_steps"},
+        {  # the card shape actions/presenter.py sends: the text is only the lead-in
+            "text": f"好消息：还在期限内。（打不开时看规则原文 {RULE_URL}。）",
+            "custom": {"kind": "filing_steps", "paths": [
+                {"title": "从订单发起", "url": FILING_URL,
+                 "steps": ["打开「我的淘宝」→「已买到的宝贝」", "找到这笔交易，点「投诉卖家」"]},
+                {"title": "从消费者维权中心发起", "url": RIGHTS_URL,
+                 "steps": ["打开「消费者维权中心」，点「我要发起维权」"]},
+            ]},
         },
         {"text": "还有别的问题吗？"},
     ],
     "话术": [
         {
-            "text": "打电话时可以这样说：\n小二：您好，请问有什么可以帮您？\n你：我要投诉卖家恶意骚扰。",
-            "custom": {"kind": "phone_script"},
+            "text": "打电话时可以这样说：",
+            "custom": {"kind": "phone_script", "lines": [
+                {"speaker": "agent", "name": "小二", "text": "您好，请问有什么可以帮您？"},
+                {"speaker": "you", "name": "你", "text": "我要投诉卖家恶意骚扰。"},
+                # A speaker the widget has never heard of: drawn and copied like the others (no names in the JS).
+                {"speaker": "supervisor", "name": "值班主管", "text": "我来跟进。"},
+            ]},
+        }
+    ],
+    "证据": [
+        {
+            "text": "提交时请附上这些凭证（打勾的是你已经有的）：",
+            "custom": {"kind": "evidence", "items": [
+                {"code": "chat_screenshot", "label": "旺旺聊天截图", "url": RULE_URL, "have": True},
+                {"code": "sms_photo", "label": "短信截图", "url": None, "have": False},
+            ]},
         }
     ],
     "威胁": [
@@ -290,13 +303,26 @@ def test_phone_script_card_copies_the_dialogue(scripted: Stack, tab: Tab) -> Non
     say(page, "话术")
     card = page.locator(".wq-card--script")
     expect(card).to_contain_text("电话沟通话术")
-    expect(card.locator(".wq-line--agent")).to_contain_text("小二：您好，请问有什么可以帮您？")
+    expect(card).to_contain_text("打电话时可以这样说：")
+    expect(card.locator(".wq-line--agent").first).to_contain_text("小二：您好，请问有什么可以帮您？")
     expect(card.locator(".wq-line--you")).to_contain_text("你：我要投诉卖家恶意骚扰。")
+    expect(card.locator('[data-speaker="supervisor"]')).to_contain_text("值班主管：我来跟进。")
     card.get_by_role("button", name="复制话术").click()
     expect(card.locator(".wq-copy")).to_have_text("已复制 ✓")
     assert page.evaluate("navigator.clipboard.readText()") == (
-        "小二：您好，请问有什么可以帮您？\n你：我要投诉卖家恶意骚扰。"
+        "小二：您好，请问有什么可以帮您？\n你：我要投诉卖家恶意骚扰。\n值班主管：我来跟进。"
     )
+
+
+def test_evidence_card_ticks_what_the_buyer_has(scripted: Stack, tab: Tab) -> None:
+    page = tab.page
+    open_widget(page, scripted.page_url)
+    say(page, "证据")
+    items = page.locator(".wq-card--evidence ol.wq-evidence > li")
+    expect(items).to_have_count(2)
+    expect(items.nth(0).locator(".wq-have")).to_be_visible()
+    expect(items.nth(0).locator("a.wq-link")).to_have_attribute("href", RULE_URL)
+    expect(items.nth(1).locator(".wq-have")).to_have_count(0)
 
 
 def test_safety_message_is_a_prominent_card(scripted: Stack, tab: Tab) -> None:

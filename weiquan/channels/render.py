@@ -1,14 +1,18 @@
 """Per-channel rendering of the bot's messages: every difference between channels lives here.
 
-Input is what Rasa's `CollectingOutputChannel` collects for one turn: dicts with `text` (paragraphs separated by blank
-lines, plain URLs), optional `buttons` / `quick_replies` ([{"title", "payload"}] or [{"title", "url"}]), optional
-`custom` (its text is already in `text`), optional `image` / `attachment`.
+Input is one bot message as Rasa hands it to an output channel: `text` (plain, URLs as written), optional `buttons` /
+`quick_replies` ([{"title", "payload"}] or [{"title", "url"}]), optional `custom` — a card built by
+actions/presenter.py (filing steps, phone script, evidence checklist; its data is not in `text`) — and optional
+`image` / `attachment`.
 
-- Web widget: `render_web` passes the messages through; the widget draws real buttons.
-- WeChat: `render_wechat` turns everything into plain text. Buttons become a numbered menu (the buyer answers `1`, `２`,
-  `1.` …; `parse_menu_choice` maps the answer back to the payload), Markdown links become "title：URL", and the text is
-  split into chunks of at most `WECHAT_TEXT_LIMIT_BYTES` UTF-8 bytes, at paragraph, then line, then sentence boundaries,
-  never inside a URL.
+- Web widget: `render_widget` keeps text, quick replies and the card together in one payload; the widget draws the
+  card from its data and never parses text.
+- REST (and `rasa shell`): `render_rest` gives one entry per message, the card written out as text after `text`
+  (`card_text`, formats in cards.yml) and kept as data in `custom`.
+- WeChat: `render_wechat` turns everything into plain text. Cards are written out as for REST, buttons become a
+  numbered menu (the buyer answers `1`, `２`, `1.` …; `parse_menu_choice` maps the answer back to the payload), Markdown
+  links become "title：URL", and the text is split into chunks of at most `WECHAT_TEXT_LIMIT_BYTES` UTF-8 bytes, at
+  paragraph, then line, then sentence boundaries, never inside a URL.
 """
 from __future__ import annotations
 
@@ -25,6 +29,7 @@ import yaml
 # WeChat's limit for one text message (passive reply or customer-service message): 2048 bytes of UTF-8.
 WECHAT_TEXT_LIMIT_BYTES = 2048
 TEXTS_PATH = Path(__file__).with_name("wechat_texts.yml")
+CARDS_PATH = Path(__file__).with_name("cards.yml")
 
 # RFC 3986 characters only, so a URL ends where Chinese text or full-width punctuation starts.
 URL_RE = re.compile(r"https?://[A-Za-z0-9\-._~:/?#\[\]@!$&'()*+,;=%]+")
@@ -81,9 +86,97 @@ class RenderedReply:
     menu: list[str]
 
 
-def render_web(messages: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
-    """The web widget renders buttons, links and paragraphs itself: pass the messages through unchanged."""
-    return [dict(message) for message in messages]
+@cache
+def card_formats(path: Path = CARDS_PATH) -> dict[str, str]:
+    """How cards are written as plain text (cards.yml), checked once so a placeholder typo fails at start-up."""
+    formats = {key: str(value) for key, value in yaml.safe_load(path.read_text(encoding="utf-8")).items()
+               if key != "version"}
+    formats["path"].format(number=1, title="", url="")
+    formats["step"].format(number=1, text="")
+    formats["script_line"].format(name="", text="")
+    formats["evidence_item"].format(number=1, mark="", label="", link="")
+    formats["evidence_link"].format(url="")
+    return formats
+
+
+def _records(value: Any) -> list[Mapping[str, Any]]:
+    """The mappings of a card's list field; anything malformed is skipped rather than failing the turn."""
+    return [item for item in value if isinstance(item, Mapping)] if isinstance(value, list) else []
+
+
+def card_text(card: Any) -> str:
+    """A card's data written out as plain lines; "" for no card or a kind this version does not know."""
+    if not isinstance(card, Mapping):
+        return ""
+    formats = card_formats()
+    lines: list[str] = []
+    kind = card.get("kind")
+    if kind == "filing_steps":
+        for number, path in enumerate(_records(card.get("paths")), start=1):
+            lines.append(formats["path"].format(number=number, title=path.get("title", ""), url=path.get("url", "")))
+            steps = path.get("steps")
+            lines += [formats["step"].format(number=step_no, text=step)
+                      for step_no, step in enumerate(steps if isinstance(steps, list) else [], start=1)]
+    elif kind == "phone_script":
+        lines += [formats["script_line"].format(name=line.get("name", ""), text=line.get("text", ""))
+                  for line in _records(card.get("lines"))]
+    elif kind == "evidence":
+        for number, item in enumerate(_records(card.get("items")), start=1):
+            link = formats["evidence_link"].format(url=item["url"]) if item.get("url") else ""
+            mark = formats["have_mark"] if item.get("have") else ""
+            lines.append(formats["evidence_item"].format(number=number, mark=mark, label=item.get("label", ""),
+                                                         link=link))
+    return "\n".join(lines)
+
+
+def plain_text(message: Mapping[str, Any]) -> str:
+    """The message's text followed by its card written out: what a text-only channel shows."""
+    text = message.get("text") if isinstance(message.get("text"), str) else ""
+    return "\n".join(part for part in (text, card_text(message.get("custom"))) if part)
+
+
+def message_buttons(message: Mapping[str, Any]) -> list[dict[str, Any]]:
+    return [dict(button) for button in _buttons(message)]
+
+
+def render_rest(message: Mapping[str, Any]) -> dict[str, Any]:
+    """One REST reply entry: the text with its card written out, the buttons, and the card as data."""
+    entry: dict[str, Any] = {}
+    text = plain_text(message)
+    if text:
+        entry["text"] = text
+    for key in ("image", "attachment", "custom"):
+        if message.get(key):
+            entry[key] = message[key]
+    buttons = message_buttons(message)
+    if buttons:
+        entry["buttons"] = buttons
+    return entry
+
+
+def render_widget(message: Mapping[str, Any]) -> dict[str, Any] | None:
+    """One bot message as the widget receives it: text, quick replies and the card kept together."""
+    payload: dict[str, Any] = {}
+    if message.get("text"):
+        payload["text"] = message["text"]
+    buttons = message_buttons(message)
+    if buttons:
+        payload["quick_replies"] = [
+            {"content_type": "text", "title": button.get("title", ""), "payload": button.get("payload", "")}
+            for button in buttons
+        ]
+    if message.get("custom"):
+        payload["custom"] = message["custom"]
+    if message.get("image"):
+        payload["attachment"] = {"type": "image", "payload": {"src": message["image"]}}
+    elif message.get("attachment"):
+        payload["attachment"] = message["attachment"]
+    elif message.get("elements"):
+        payload["attachment"] = {
+            "type": "template",
+            "payload": {"template_type": "generic", "elements": message["elements"]},
+        }
+    return payload or None
 
 
 def render_wechat(
@@ -97,7 +190,7 @@ def render_wechat(
     menu: list[str] = []
     last_menu_paragraph = -1
     for message in messages:
-        text = _plain_text(message.get("text"), texts)
+        text = _plain_text(plain_text(message), texts)
         lines: list[str] = []
         menu_before = len(menu)
         for button in _buttons(message):

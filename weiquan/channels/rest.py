@@ -1,60 +1,117 @@
 """The REST channel with input checks: POST /webhooks/rest/webhook {"sender": "...", "message": "..."}.
 
-Rasa's own RestInput answers a body that is not a JSON object with a 500 and a body without "message" with an empty
-list. This one answers both with a 400 that says what is wrong, refuses over-long messages with a 413, and otherwise
-behaves like Rasa's (same URL, same reply format), except that each bot message comes back as one entry.
+Rasa's own RestInput answers a body that is not a JSON object with a 500, a deeply nested one with a 500 too (its
+`json.loads` raises RecursionError, which is no ValueError), and a body without "message" with an empty list; it reads
+bodies up to Sanic's 100 MB. This one reads at most `max_body_bytes` and answers every bad request with a 4xx whose
+JSON says what is wrong (`error`, English, for developers) and what to tell the buyer (`text`, from rest_texts.yml):
+
+- 400: not JSON, invalid UTF-8, nested deeper than `max_json_depth`, not an object, `message` not a string (or not
+  valid Unicode), `sender` not a short printable string;
+- 413: a body over `max_body_bytes`, a message over `max_message_chars`;
+- 429 (with Retry-After): more messages than `rate_per_sender` / `rate_per_address` allow (weiquan/limits.py).
+
+A typed `/intent{…}` is screened (weiquan/limits.py: ShortcutPolicy). Otherwise it behaves like Rasa's (same URL,
+same reply format), except that each bot message comes back as one entry.
 """
 from __future__ import annotations
 
-import inspect
 import json
+import logging
 from collections.abc import Awaitable, Callable
+from functools import lru_cache
+from pathlib import Path
 from typing import Any
 
-from rasa.core.channels.channel import CollectingOutputChannel, UserMessage
+import yaml
+from rasa.core.channels.channel import CollectingOutputChannel, InputChannel, UserMessage
 from rasa.core.channels.rest import RestInput
 from sanic import Blueprint, response
 from sanic.request import Request
 from sanic.response import HTTPResponse
 
+from weiquan import faults
+from weiquan.channels.render import render_rest
+from weiquan.limits import (
+    Limits,
+    RateGate,
+    is_valid_sender,
+    is_valid_unicode,
+    json_depth,
+    shortcut_policy,
+)
+
+logger = logging.getLogger(__name__)
+
 MAX_MESSAGE_CHARS = 2000  # far above any real message; the widget and WeChat cap lower with a friendly reply
 MAX_SENDER_CHARS = 128
+DEFAULT_LIMITS = Limits(max_message_chars=MAX_MESSAGE_CHARS, max_sender_chars=MAX_SENDER_CHARS)
+TEXTS_PATH = Path(__file__).with_name("rest_texts.yml")
 
 
-def bad_request(status: int, error: str, **details: Any) -> HTTPResponse:
-    return response.json({"error": error, **details}, status=status)
+@lru_cache(maxsize=1)
+def rest_texts() -> dict[str, str]:
+    return yaml.safe_load(TEXTS_PATH.read_text(encoding="utf-8"))
 
 
-def check_body(body: Any) -> tuple[str, str] | HTTPResponse:
+def bad_request(status: int, error: str, text: str = "malformed", headers: dict[str, str] | None = None,
+                **details: Any) -> HTTPResponse:
+    """A 4xx (or 503) JSON answer: `error` for developers, `text` (rest_texts.yml) for the buyer, and the details."""
+    words = rest_texts()[text].format(**details)
+    return response.json({"error": error, "text": words, **details}, status=status, headers=headers)
+
+
+def check_body(body: Any, limits: Limits = DEFAULT_LIMITS) -> tuple[str, str] | HTTPResponse:
     """(sender, message) from a request body, or the 4xx answer that explains what is wrong."""
     if not isinstance(body, dict):
         return bad_request(400, "the body must be a JSON object with 'sender' and 'message'")
     sender, message = body.get("sender"), body.get("message")
     if not isinstance(message, str):
         return bad_request(400, "'message' must be a string")
-    if not isinstance(sender, str) or not sender.strip() or len(sender) > MAX_SENDER_CHARS:
-        return bad_request(400, f"'sender' must be a non-empty string of at most {MAX_SENDER_CHARS} characters")
-    if len(message) > MAX_MESSAGE_CHARS:
-        return bad_request(413, "message too long", max_chars=MAX_MESSAGE_CHARS)
+    if not is_valid_unicode(message):
+        return bad_request(400, "'message' is not valid Unicode")
+    if not is_valid_sender(sender, limits.max_sender_chars):
+        return bad_request(
+            400, f"'sender' must be a non-empty printable string of at most {limits.max_sender_chars} characters"
+        )
+    if len(message) > limits.max_message_chars:
+        return bad_request(413, "message too long", "too_long", max_chars=limits.max_message_chars)
     return sender, message
 
 
+def client_address(request: Request) -> str:
+    """The client's address: a proxy's forwarded address when Sanic is configured to trust it, else the peer."""
+    return request.remote_addr or request.ip or ""
+
+
+class BodyTooLarge(Exception):
+    pass
+
+
+async def read_body(request: Request, max_bytes: int) -> bytes:
+    """The request body, read as it streams in and refused as soon as it passes `max_bytes`."""
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > max_bytes:
+        raise BodyTooLarge
+    body = bytearray()
+    if request.stream is None:  # Sanic read the body already (not a streamed route)
+        return bytes(request.body or b"")
+    while True:
+        chunk = await request.stream.read()
+        if chunk is None:
+            return bytes(body)
+        body += chunk
+        if len(body) > max_bytes:
+            raise BodyTooLarge
+
+
 class WholeMessageCollector(CollectingOutputChannel):
-    """One reply entry per bot message, text, buttons and custom together (as the widget receives them).
+    """Keeps each bot message whole, as Rasa hands it over (text, buttons and card together); channels render them.
 
     Rasa's collector splits text at blank lines and files `custom` as a separate entry without text.
     """
 
     async def send_response(self, recipient_id: str, message: dict[str, Any]) -> None:
-        entry = self._message(
-            recipient_id,
-            text=message.get("text"),
-            image=message.get("image"),
-            buttons=message.get("buttons") or message.get("quick_replies"),
-            attachment=message.get("attachment"),
-            custom=message.get("custom"),
-        )
-        await self._persist_message(entry)
+        await self._persist_message({"recipient_id": recipient_id, **message})
 
 
 class GuardedRestInput(RestInput):
@@ -62,29 +119,56 @@ class GuardedRestInput(RestInput):
     def name(cls) -> str:
         return "rest"
 
+    @classmethod
+    def from_credentials(cls, credentials: dict[str, Any] | None) -> InputChannel:
+        return cls(Limits.from_settings(credentials, MAX_MESSAGE_CHARS))
+
+    def __init__(self, limits: Limits = DEFAULT_LIMITS) -> None:
+        self.limits = limits
+        self.gate = RateGate(limits)
+
     def blueprint(self, on_new_message: Callable[[UserMessage], Awaitable[Any]]) -> Blueprint:
-        hook = Blueprint(f"custom_webhook_{type(self).__name__}", inspect.getmodule(self).__name__)
+        hook = Blueprint(f"custom_webhook_{type(self).__name__}", __name__)
+        hook.listener("after_server_start")(faults.on_server_start)
 
         @hook.route("/", methods=["GET"])
         async def health(request: Request) -> HTTPResponse:
             return response.json({"status": "ok"})
 
-        @hook.route("/webhook", methods=["POST"])
+        @hook.route("/webhook", methods=["POST"], stream=True)
         async def receive(request: Request) -> HTTPResponse:
             try:
-                body = json.loads(request.body or b"")
-            except (ValueError, UnicodeDecodeError):
+                raw = await read_body(request, self.limits.max_body_bytes)
+            except BodyTooLarge:
+                return bad_request(413, "body too large", "too_large", max_bytes=self.limits.max_body_bytes)
+            if json_depth(raw) > self.limits.max_json_depth:
+                return bad_request(400, "the JSON body is nested too deeply", max_depth=self.limits.max_json_depth)
+            try:
+                body = json.loads(raw or b"")
+            except (ValueError, UnicodeDecodeError, RecursionError):
                 return bad_request(400, "the body is not valid JSON")
-            checked = check_body(body)
+            checked = check_body(body, self.limits)
             if isinstance(checked, HTTPResponse):
                 return checked
             sender, message = checked
+            refused = self.gate.check(sender, client_address(request))
+            if refused is not None:
+                logger.info("rest.rate_limited by %s for %d s", refused.reason, refused.retry_after_s)
+                wait = refused.retry_after_s
+                return bad_request(429, f"too many messages (per {refused.reason})", "too_many",
+                                   headers={"Retry-After": str(wait)}, retry_after_s=wait)
             metadata = body.get("metadata")
             collector = WholeMessageCollector()
-            await on_new_message(
-                UserMessage(message, collector, sender, input_channel=self.name(),
-                            metadata=metadata if isinstance(metadata, dict) else None)
+            try:
+                await on_new_message(
+                    UserMessage(shortcut_policy().screen(message), collector, sender, input_channel=self.name(),
+                                metadata=metadata if isinstance(metadata, dict) else None)
+                )
+            except Exception:
+                logger.exception("rest.turn_failed")
+                return bad_request(503, "the bot could not answer this message", "unavailable")
+            return response.json(
+                [{"recipient_id": sender, **render_rest(message)} for message in collector.messages]
             )
-            return response.json(collector.messages)
 
         return hook

@@ -9,6 +9,11 @@ Rasa 3.6.21's `SocketIOInput` has three problems for us:
 * its output channel splits text on blank lines and sends `custom` as a separate (and malformed) event, while the
   widget needs each bot message whole: one `bot_uttered` carrying `text`, `quick_replies` and `custom` together.
 
+Operator messages (docs/handoff.md) reach the user through `get_output_channel()`: Rasa's API emits to the room named
+after the conversation. With several workers or replicas that room may live in another process: give the channel a
+`redis_url` and every server shares one python-socketio `AsyncRedisManager`, so an emit anywhere reaches the socket
+wherever it is connected (in-memory when empty). python-socketio pickles what it publishes: keep that Redis private.
+
 Security choices: the page's Origin must be one of the configured exact origins (no patterns, no `*`); a request
 without an Origin header (a non-browser client, which could forge one anyway) is let through. A socket talks for the
 session it confirmed with `session_request`, not for whatever `session_id` a later message names. User text is never
@@ -26,7 +31,7 @@ import uuid
 from collections.abc import Awaitable, Callable, Iterable
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeGuard
 
 import rasa.core.channels.channel
 import yaml
@@ -35,7 +40,11 @@ from rasa.core.channels.socketio import SocketBlueprint, SocketIOInput, SocketIO
 from sanic import Blueprint, response
 from sanic.request import Request
 from sanic.response import HTTPResponse
-from socketio import AsyncServer
+from socketio import AsyncManager, AsyncRedisManager, AsyncServer
+
+from weiquan import faults
+from weiquan.channels.render import render_widget
+from weiquan.limits import Limits, RateGate, is_valid_unicode, json_depth, shortcut_policy
 
 logger = logging.getLogger(__name__)
 
@@ -48,6 +57,8 @@ SESSION_ID_PATTERN = re.compile(r"[A-Za-z0-9_-]{8,64}")
 ORIGIN_PATTERN = re.compile(r"https?://[a-z0-9.\-\[\]:]+")
 
 TEXTS_PATH = Path(__file__).with_name("widget_texts.yml")
+# A socket.io packet that cannot be decoded safely (too deep, not JSON) arrives as this event, answered `malformed`.
+MALFORMED_EVENT = "weiquan_malformed_packet"
 
 
 @lru_cache(maxsize=1)
@@ -74,7 +85,31 @@ def parse_origins(value: Any) -> frozenset[str]:
     return frozenset(origins) if origins else frozenset(DEFAULT_ALLOWED_ORIGINS)
 
 
-def is_valid_session_id(value: Any) -> bool:
+class DepthCheckedJson:
+    """The json module python-socketio decodes packets with, refusing nesting deeper than `max_depth`.
+
+    Plain `json.loads` raises RecursionError on a deeply nested packet: python-socketio logs a traceback and drops the
+    message, so the buyer gets no answer. Here such a packet (and one that is not JSON) becomes the event
+    MALFORMED_EVENT, which the channel answers with a short request to send text again.
+    """
+
+    def __init__(self, max_depth: int) -> None:
+        self.max_depth = max_depth
+
+    @staticmethod
+    def dumps(*args: Any, **kwargs: Any) -> str:
+        return json.dumps(*args, **kwargs)
+
+    def loads(self, text: str | bytes, **kwargs: Any) -> Any:
+        if json_depth(text) > self.max_depth:
+            return [MALFORMED_EVENT, "too deep"]
+        try:
+            return json.loads(text, **kwargs)
+        except (ValueError, RecursionError):
+            return [MALFORMED_EVENT, "not JSON"]
+
+
+def is_valid_session_id(value: Any) -> TypeGuard[str]:
     return isinstance(value, str) and SESSION_ID_PATTERN.fullmatch(value) is not None
 
 
@@ -84,29 +119,12 @@ async def _maybe_await(result: Any) -> None:
         await result
 
 
-def widget_payload(message: dict[str, Any]) -> dict[str, Any] | None:
-    """One bot message as the widget receives it: text, quick replies and custom data kept together."""
-    payload: dict[str, Any] = {}
-    if message.get("text"):
-        payload["text"] = message["text"]
-    buttons = message.get("quick_replies") or message.get("buttons") or []
-    if buttons:
-        payload["quick_replies"] = [
-            {"content_type": "text", "title": button.get("title", ""), "payload": button.get("payload", "")}
-            for button in buttons
-        ]
-    if message.get("custom"):
-        payload["custom"] = message["custom"]
-    if message.get("image"):
-        payload["attachment"] = {"type": "image", "payload": {"src": message["image"]}}
-    elif message.get("attachment"):
-        payload["attachment"] = message["attachment"]
-    elif message.get("elements"):
-        payload["attachment"] = {
-            "type": "template",
-            "payload": {"template_type": "generic", "elements": message["elements"]},
-        }
-    return payload or None
+def client_manager(redis_url: str) -> AsyncManager:
+    """Rooms shared by every server through Redis pub/sub when `redis_url` is set, else kept in this process."""
+    if not redis_url:
+        return AsyncManager()
+    logger.info("socket.io rooms are shared through Redis")
+    return AsyncRedisManager(redis_url)
 
 
 class WidgetSocketIOOutput(SocketIOOutput):
@@ -120,7 +138,7 @@ class WidgetSocketIOOutput(SocketIOOutput):
         await self.sio.emit(self.bot_message_evt, response, room=socket_id, namespace=self.namespace)
 
     async def send_response(self, recipient_id: str, message: dict[str, Any]) -> None:
-        payload = widget_payload(message)
+        payload = render_widget(message)
         if payload:
             await self._send_message(recipient_id, payload)
 
@@ -158,6 +176,8 @@ class WidgetSocketIOInput(SocketIOInput):
             metadata_key=credentials.get("metadata_key", "metadata"),
             allowed_origins=credentials.get("allowed_origins"),
             max_message_chars=int(credentials.get("max_message_chars") or DEFAULT_MAX_MESSAGE_CHARS),
+            limits=Limits.from_settings(credentials, DEFAULT_MAX_MESSAGE_CHARS),
+            redis_url=credentials.get("redis_url"),
         )
 
     def __init__(
@@ -172,6 +192,8 @@ class WidgetSocketIOInput(SocketIOInput):
         metadata_key: str | None = "metadata",
         allowed_origins: Any = None,
         max_message_chars: int = DEFAULT_MAX_MESSAGE_CHARS,
+        limits: Limits | None = None,
+        redis_url: str | None = None,
     ) -> None:
         super().__init__(
             user_message_evt,
@@ -187,10 +209,15 @@ class WidgetSocketIOInput(SocketIOInput):
         if max_message_chars < 1:
             raise ValueError("max_message_chars must be positive")
         self.max_message_chars = max_message_chars
+        self.limits = limits or Limits(max_message_chars=max_message_chars, max_body_bytes=MAX_FRAME_BYTES)
+        self.gate = RateGate(self.limits)
+        self.redis_url = os.path.expandvars(str(redis_url or "")).strip()
+        if "${" in self.redis_url:  # a quoted "${VAR}" whose variable is unset: no Redis
+            self.redis_url = ""
 
     def origin_allowed(self, origin: str | None, environ: dict | None = None) -> bool:
         """Engine.io calls this for every request that carries an Origin header (and to set CORS headers)."""
-        return bool(origin) and origin.rstrip("/").lower() in self.allowed_origins
+        return origin is not None and origin.rstrip("/").lower() in self.allowed_origins
 
     def get_output_channel(self) -> OutputChannel | None:
         if self.sio is None:
@@ -201,9 +228,14 @@ class WidgetSocketIOInput(SocketIOInput):
         # Engine.io answers a request from a foreign origin with 400 before any socket.io event, and sends CORS
         # headers only to allowed origins, so polling works cross-origin without opening CORS to everyone.
         sio = AsyncServer(
-            async_mode="sanic", cors_allowed_origins=self.origin_allowed, max_http_buffer_size=MAX_FRAME_BYTES
+            async_mode="sanic",
+            cors_allowed_origins=self.origin_allowed,
+            max_http_buffer_size=min(MAX_FRAME_BYTES, self.limits.max_body_bytes),
+            json=DepthCheckedJson(self.limits.max_json_depth),
+            client_manager=client_manager(self.redis_url),
         )
         socketio_webhook = SocketBlueprint(sio, self.socketio_path, "socketio_webhook", __name__)
+        socketio_webhook.listener("after_server_start")(faults.on_server_start)
         self.sio = sio
         namespace = self.namespace
 
@@ -239,6 +271,9 @@ class WidgetSocketIOInput(SocketIOInput):
                 )
                 if not payload:
                     return False
+            request = environ.get("sanic.request")
+            address = (request.remote_addr or request.ip) if request is not None else ""
+            await sio.save_session(sid, {"address": address or ""}, namespace=namespace)
             logger.debug("User %s connected to the socket.io endpoint.", sid)
             return True
 
@@ -253,9 +288,18 @@ class WidgetSocketIOInput(SocketIOInput):
             await join_session(sid, session_id)
             await sio.emit("session_confirm", session_id, room=sid, namespace=namespace)
 
+        @sio.on(MALFORMED_EVENT, namespace=namespace)
+        async def malformed(sid: str, reason: Any = None) -> None:
+            logger.info("Refused a socket.io packet from %s: %s.", sid, reason)
+            await reply(sid, widget_texts()["malformed"])
+
         @sio.on(self.user_message_evt, namespace=namespace)
         async def handle_message(sid: str, data: Any = None) -> None:
-            if not isinstance(data, dict) or not isinstance(data.get("message"), str):
+            if (
+                not isinstance(data, dict)
+                or not isinstance(data.get("message"), str)
+                or not is_valid_unicode(data["message"])
+            ):
                 await reply(sid, widget_texts()["malformed"])
                 return
             text = data["message"]
@@ -280,6 +324,13 @@ class WidgetSocketIOInput(SocketIOInput):
             else:
                 sender_id = sid
 
+            session = await sio.get_session(sid, namespace=namespace)
+            refused = self.gate.check(sender_id, session.get("address"))
+            if refused is not None:
+                logger.info("Rate limit (%s) for a widget conversation: %d s.", refused.reason, refused.retry_after_s)
+                await reply(sid, widget_texts()["too_many"].format(seconds=refused.retry_after_s))
+                return
+
             metadata = data.get(self.metadata_key) or {}
             if isinstance(metadata, str):
                 try:
@@ -289,14 +340,18 @@ class WidgetSocketIOInput(SocketIOInput):
             if not isinstance(metadata, dict):
                 metadata = {}
 
-            await on_new_message(
-                UserMessage(
-                    text,
-                    WidgetSocketIOOutput(sio, self.bot_message_evt, namespace),
-                    sender_id,
-                    input_channel=self.name(),
-                    metadata=metadata,
+            try:
+                await on_new_message(
+                    UserMessage(
+                        shortcut_policy().screen(text),
+                        WidgetSocketIOOutput(sio, self.bot_message_evt, namespace),
+                        sender_id,
+                        input_channel=self.name(),
+                        metadata=metadata,
+                    )
                 )
-            )
+            except Exception:
+                logger.exception("The bot failed on a widget message.")
+                await reply(sid, widget_texts()["unavailable"])
 
         return socketio_webhook

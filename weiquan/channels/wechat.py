@@ -19,6 +19,12 @@ retries, and the retry (same turn) delivers the answer passively: at most `max_a
 One passive reply carries one text message. An answer that needs several messages (over 2048 bytes) is pushed, in
 order, through the customer-service API; without the API the first part is the reply and "继续" fetches the next.
 
+Hand-off to a person (docs/handoff.md): an operator's messages leave through `get_output_channel()`, i.e. the
+customer-service message API, which WeChat accepts only within 48 hours of the user's last message (the console checks
+that before sending); without WECHAT_APP_SECRET they are only kept in the transcript. With
+`transfer_customer_service: true`, asking for a person answers with WeChat's own `transfer_customer_service` reply
+instead: WeChat's customer-service tools take the user, and the bot does not pause.
+
 State kept in this process (turns for dedupe, the last menu and pending parts per OpenID, recently seen signatures) is
 bounded and expires. With several Rasa replicas, route each buyer to one replica — hash on the `openid` query parameter
 WeChat adds to every POST — or a retry or a menu answer may land on a replica that never saw the turn.
@@ -36,11 +42,14 @@ import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
 from typing import Any, Generic, TypeVar
 from xml.parsers.expat import ExpatError
 
 import xmltodict
-from rasa.core.channels.channel import CollectingOutputChannel, InputChannel, UserMessage
+import yaml
+from rasa.core.channels.channel import InputChannel, OutputChannel, UserMessage
 from sanic import Blueprint, response
 from sanic.request import Request
 from sanic.response import HTTPResponse
@@ -48,9 +57,10 @@ from wechatpy import parse_message
 from wechatpy.crypto import WeChatCrypto
 from wechatpy.exceptions import InvalidAppIdException, InvalidSignatureException
 from wechatpy.messages import BaseMessage
-from wechatpy.replies import TextReply
+from wechatpy.replies import TextReply, TransferCustomerServiceReply
 from wechatpy.utils import WeChatSigner
 
+from weiquan import faults
 from weiquan.channels.render import (
     WECHAT_TEXT_LIMIT_BYTES,
     RenderedReply,
@@ -60,25 +70,24 @@ from weiquan.channels.render import (
     render_wechat,
     utf8_size,
 )
-from weiquan.channels.wechat_api import CustomerServiceApi, CustomerServiceError, WeChatCustomerServiceApi
+from weiquan.channels.rest import WholeMessageCollector
+from weiquan.channels.wechat_api import CustomerServiceApi, CustomerServiceError
+from weiquan.limits import Limits, RateGate, RateLimiter
+from weiquan.privacy import mask
+from weiquan.services import customer_service_api
 
 logger = logging.getLogger(__name__)
 
 GREET_PAYLOAD = "/greet"
 SUBSCRIBE_EVENTS = frozenset({"subscribe", "subscribe_scan"})
-PHONE_RE = re.compile(r"(?<!\d)1[3-9]\d{9}(?!\d)")
 PLACEHOLDER_RE = re.compile(r"\$\{(\w+)\}")
 DTD_RE = re.compile(rb"<!\s*(DOCTYPE|ENTITY)", re.IGNORECASE)
 AES_KEY_LENGTH = 43
 SHUTDOWN_GRACE_S = 10.0
+TRANSFER_ANSWER = "\x00transfer_customer_service"  # never a text a bot turn can produce
 
 K = TypeVar("K")
 V = TypeVar("V")
-
-
-def mask_phones(text: str) -> str:
-    """Hides mainland mobile numbers in anything that goes to a log."""
-    return PHONE_RE.sub("1**********", text)
 
 
 def short_id(openid: str) -> str:
@@ -277,8 +286,11 @@ class WeChatInput(InputChannel):
             return os.environ.get(placeholder.group(1), "").strip() if placeholder else text
 
         app_id, app_secret = value("app_id"), value("app_secret")
-        api = WeChatCustomerServiceApi(app_id, app_secret) if value("token") and app_id and app_secret else None
-        return cls(token=value("token"), app_id=app_id, aes_key=value("aes_key"), app_secret=app_secret, api=api)
+        api = customer_service_api(app_id, app_secret) if value("token") else None
+        limits = Limits.from_settings(credentials, int(credentials.get("max_message_chars") or 500))
+        transfer = value("transfer_customer_service").lower() in ("1", "true", "yes", "on")
+        return cls(token=value("token"), app_id=app_id, aes_key=value("aes_key"), app_secret=app_secret, api=api,
+                   limits=limits, transfer_customer_service=transfer)
 
     def __init__(
         self,
@@ -300,7 +312,17 @@ class WeChatInput(InputChannel):
         max_turns: int = 10_000,
         memory_ttl_s: float = 3600.0,
         max_memory: int = 50_000,
+        limits: Limits | None = None,
+        transfer_customer_service: bool = False,
     ) -> None:
+        self.transfer_customer_service = transfer_customer_service
+        if limits is not None:
+            max_body_bytes, max_text_chars = limits.max_body_bytes, limits.max_message_chars
+        # Per OpenID: new messages (WeChat's retries of one message count once). Per address: forged requests only,
+        # since every genuine request comes from WeChat's own servers, shared by all buyers.
+        self.limits = limits or Limits(max_message_chars=max_text_chars, max_body_bytes=max_body_bytes)
+        self.gate = RateGate(self.limits, now=now)
+        self.forgers = RateLimiter(self.limits.rate_per_address, now=now)
         self.app_id = app_id
         self.app_secret = app_secret
         self.api = api
@@ -343,6 +365,7 @@ class WeChatInput(InputChannel):
 
     def blueprint(self, on_new_message: Callable[[UserMessage], Awaitable[Any]]) -> Blueprint:
         webhook = Blueprint(f"wechat_webhook_{id(self)}", __name__)
+        webhook.listener("after_server_start")(faults.on_server_start)
 
         @webhook.route("/", methods=["GET"])
         async def health(_: Request) -> HTTPResponse:
@@ -362,6 +385,11 @@ class WeChatInput(InputChannel):
             if self.protocol is None:
                 return response.text(self.unavailable, status=503)
             args = _args(request)
+            address = request.remote_addr or request.ip or ""
+            wait = self.forgers.wait_s(address)
+            if wait > 0:
+                logger.warning("wechat.rate_limited: forged requests from %s; refused for %.0f s", address, wait)
+                return response.text("too many forged requests", status=429, headers={"Retry-After": str(round(wait))})
             try:
                 self.protocol.check_request(args)
                 body = await self._read_body(request)
@@ -372,6 +400,9 @@ class WeChatInput(InputChannel):
             answer = await self.answer(message, on_new_message)
             if not answer:
                 return response.text("success")
+            if answer == TRANSFER_ANSWER:
+                reply = TransferCustomerServiceReply(message=message, time=int(self._now())).render()
+                return response.text(self.protocol.seal(reply, args), content_type="application/xml")
             reply = TextReply(message=message, content=answer, time=int(self._now())).render()
             return response.text(self.protocol.seal(reply, args), content_type="application/xml")
 
@@ -395,6 +426,8 @@ class WeChatInput(InputChannel):
         if declared.isdigit() and int(declared) > self.max_body_bytes:
             raise Rejected(413, "body too large")
         body = bytearray()
+        if request.stream is None:  # Sanic read the body already (not a streamed route)
+            return bytes(request.body or b"")
         while True:
             chunk = await request.stream.read()
             if chunk is None:
@@ -418,6 +451,8 @@ class WeChatInput(InputChannel):
         self._signed_requests.put(key, digest)
 
     def _refuse(self, request: Request, rejected: Rejected) -> HTTPResponse:
+        if rejected.status == 403:
+            self.forgers.record(request.remote_addr or request.ip or "")
         logger.warning("wechat.rejected %s: %s (from %s)", rejected.status, rejected.reason, request.ip)
         return response.text(rejected.reason, status=rejected.status)
 
@@ -471,7 +506,13 @@ class WeChatInput(InputChannel):
     ) -> str | None:
         turn = self._turns.get(key)
         if turn is None:
+            refused = self.gate.check(openid, None)
+            if refused is not None:
+                logger.info("wechat.rate_limited %s for %d s", short_id(openid), refused.retry_after_s)
+                return wechat_limit_texts()["too_many"].format(seconds=refused.retry_after_s)
             metadata = {"wechat": {"msg_id": str(message.id or ""), "msg_type": message.type}}
+            if self.transfer_customer_service:  # tells action_request_human that WeChat's own service takes over
+                metadata["wechat"]["transfer_customer_service"] = True
             task = asyncio.create_task(self._run_turn(openid, text, metadata, on_new_message))
             self._keep(task)
             turn = _Turn(task=task)
@@ -510,7 +551,7 @@ class WeChatInput(InputChannel):
         metadata: dict[str, Any],
         on_new_message: Callable[[UserMessage], Awaitable[Any]],
     ) -> RenderedReply:
-        collector = CollectingOutputChannel()
+        collector = WholeMessageCollector()
         started = time.monotonic()
         try:
             await on_new_message(
@@ -519,6 +560,8 @@ class WeChatInput(InputChannel):
         except Exception:
             logger.exception("wechat.turn_failed for %s", short_id(openid))
             raise
+        if self.transfer_customer_service and asks_for_transfer(collector.messages):
+            return RenderedReply(chunks=[TRANSFER_ANSWER], menu=[])
         rendered = render_wechat(collector.messages, max_bytes=self.chunk_bytes, texts=self.texts)
         if collector.messages:  # the newest answer decides what "1" means from now on
             if rendered.menu:
@@ -554,9 +597,14 @@ class WeChatInput(InputChannel):
             chunks = [self.texts.sorry]
         try:
             for chunk in chunks:
-                await self.api.send_text(openid, chunk)
+                if chunk != TRANSFER_ANSWER:  # a transfer is a passive reply only; too late for it here
+                    await self.api.send_text(openid, chunk)
         except CustomerServiceError as error:
-            logger.error("wechat.push_failed for %s: %s", short_id(openid), mask_phones(str(error)))
+            logger.error("wechat.push_failed for %s: %s", short_id(openid), mask(str(error)))
+
+    def get_output_channel(self) -> OutputChannel | None:
+        """Where Rasa's API sends an operator's message: the customer-service API (None without it)."""
+        return WeChatPushOutput(self.api, self.texts) if self.api is not None else None
 
     def _passive_parts(self, openid: str, chunks: list[str]) -> str:
         """First part now; the rest waits for "继续"."""
@@ -575,6 +623,42 @@ class WeChatInput(InputChannel):
         """Waits for running turns and pushes (tests, and a graceful shutdown)."""
         while self._background:
             await asyncio.gather(*list(self._background), return_exceptions=True)
+
+
+@lru_cache(maxsize=1)
+def wechat_limit_texts() -> dict[str, str]:
+    """The rate-limit sentence (wechat_texts.yml; the rest of that file is loaded by render.load_texts)."""
+    texts = yaml.safe_load(Path(__file__).with_name("wechat_texts.yml").read_text(encoding="utf-8"))
+    texts["too_many"].format(seconds=1)  # a placeholder typo fails here, at start-up, not on a buyer's message
+    return texts
+
+
+def asks_for_transfer(messages: list[dict[str, Any]]) -> bool:
+    """The bot's hand-off line for WeChat's own customer service (domain.yml `utter_handoff_wechat_transfer`)."""
+    return any((m.get("custom") or {}).get("kind") == "handoff_status"
+               and (m.get("custom") or {}).get("state") == "transfer" for m in messages)
+
+
+class WeChatPushOutput(OutputChannel):
+    """An operator's (or the bot's) messages outside a webhook request, through the customer-service message API."""
+
+    @classmethod
+    def name(cls) -> str:
+        return "wechat"
+
+    def __init__(self, api: CustomerServiceApi, texts: WeChatTexts) -> None:
+        self.api = api
+        self.texts = texts
+
+    async def send_response(self, recipient_id: str, message: dict[str, Any]) -> None:
+        try:
+            for chunk in render_wechat([message], texts=self.texts).chunks:
+                await self.api.send_text(recipient_id, chunk)
+        except CustomerServiceError as error:  # e.g. 45015: the 48-hour window closed; the transcript keeps it
+            logger.error("wechat.push_failed for %s: %s", short_id(recipient_id), mask(str(error)))
+
+    async def send_text_message(self, recipient_id: str, text: str, **kwargs: Any) -> None:
+        await self.send_response(recipient_id, {"text": text})
 
 
 def _consume_exception(task: asyncio.Task[Any]) -> None:

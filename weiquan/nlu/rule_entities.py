@@ -7,7 +7,6 @@ Phone numbers are never echoed: the entity value is masked.
 """
 from __future__ import annotations
 
-import re
 from pathlib import Path
 from typing import Any
 
@@ -21,15 +20,11 @@ from rasa.shared.nlu.training_data.message import Message
 from rasa.shared.nlu.training_data.training_data import TrainingData
 
 from weiquan.nlu.spacy_pipeline import ROOT, load_pipeline
+from weiquan.privacy import mask_phone
 from weiquan.timeparse import find_time_spans
 
 SAFETY_SIGNALS = "safety_signals"
 LABEL_TO_ENTITY = {"ORDER_ID": "order_id", "PHONE": "phone"}
-PHONE_MIDDLE = re.compile(r"(?<=^\d{3})\d{4}")
-
-
-def mask_phone(number: str) -> str:
-    return PHONE_MIDDLE.sub("****", number)
 
 
 @DefaultV1Recipe.register(DefaultV1Recipe.ComponentType.ENTITY_EXTRACTOR, is_trainable=False)

@@ -41,7 +41,7 @@ class RegexRuler:
                 span = doc.char_span(match.start(), match.end(), label=label, alignment_mode="expand")
                 if span is not None:
                     spans.append(span)
-        doc.ents = filter_spans(spans)
+        doc.set_ents(filter_spans(spans))
         return doc
 
 

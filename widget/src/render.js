@@ -4,8 +4,6 @@
 // http(s) URLs up to whitespace or Chinese punctuation; trailing ASCII punctuation is trimmed afterwards.
 const URL_RE = /https?:\/\/[^\s<>"'，。；：！？、（）【】「」《》“”‘’]+/g;
 const TRAILING_PUNCT = /[.,;:!?)\]}'"]+$/;
-const STEP_RE = /^(\s*)(\d{1,2})\s*[.、．)）]\s*(.*)$/; // "1. …" a step; indented "  1) …" a sub-step
-const SPEAKER_RE = /^\s*(小二|客服|你|我)\s*[：:]\s*(.*)$/;
 
 export function el(tag, attrs = {}, ...children) {
   const node = document.createElement(tag);
@@ -95,11 +93,28 @@ function copyText(text) {
   });
 }
 
-// The card copies just the dialogue lines ("小二：…" / "你：…") when there are any, so they can be pasted into notes.
-function phoneScriptCard(text) {
-  const allLines = String(text).split("\n").filter((line) => line.trim());
-  const scriptLines = allLines.filter((line) => SPEAKER_RE.test(line));
-  const copied = (scriptLines.length ? scriptLines : allLines).join("\n");
+// Cards are drawn from the structured `custom` payload the presenter sends (actions/presenter.py); the message's
+// `text` is only the lead-in above the card. No text is parsed here: a new speaker or step in the rule data shows up
+// without a change to this file.
+//   filing_steps: {paths: [{title, url, steps: [str]}]}
+//   phone_script: {lines: [{speaker, name, text}]}
+//   evidence:     {items: [{code, label, url|null, have}]}
+//   safety:       {}
+
+const list = (value) => (Array.isArray(value) ? value : []);
+const str = (value) => (typeof value === "string" ? value : value === null || value === undefined ? "" : String(value));
+
+function leadIn(text) {
+  return text.trim() ? paragraphs(text) : null;
+}
+
+function scriptLine(line) {
+  return `${str(line.name)}：${str(line.text)}`;
+}
+
+function phoneScriptCard(text, card) {
+  const lines = list(card.lines);
+  const copied = lines.map(scriptLine).join("\n");
   const status = el("span", { class: "wq-copy-status", role: "status" });
   const copy = el("button", { type: "button", class: "wq-copy", "aria-label": "复制话术" }, "复制话术");
   copy.addEventListener("click", () => {
@@ -117,52 +132,51 @@ function phoneScriptCard(text) {
       },
     );
   });
-  const lines = el("div", { class: "wq-script-lines" });
-  for (const line of allLines) {
-    const speaker = line.match(SPEAKER_RE);
-    if (speaker) {
-      const who = speaker[1] === "我" ? "你" : speaker[1];
-      lines.append(
-        el("p", { class: `wq-line wq-line--${who === "你" ? "you" : "agent"}` },
-          el("strong", { class: "wq-speaker" }, `${who}：`), linkify(speaker[2])),
-      );
-    } else {
-      lines.append(el("p", { class: "wq-line" }, linkify(line)));
-    }
+  const body = el("div", { class: "wq-script-lines" });
+  for (const line of lines) {
+    const role = line.speaker === "you" ? "you" : "agent";
+    body.append(
+      el("p", { class: `wq-line wq-line--${role}`, "data-speaker": str(line.speaker) },
+        el("strong", { class: "wq-speaker" }, `${str(line.name)}：`), linkify(str(line.text))),
+    );
   }
   return el("div", { class: "wq-card wq-card--script" },
     el("div", { class: "wq-card-head" }, el("span", { class: "wq-card-title" }, icon("phone"), "电话沟通话术"), copy),
-    lines,
+    leadIn(text),
+    body,
     status);
 }
 
-function filingStepsCard(text) {
-  const card = el("div", { class: "wq-card wq-card--steps" });
-  let list = null;
-  let subList = null;
-  for (const line of String(text).split("\n")) {
-    if (!line.trim()) continue;
-    const step = line.match(STEP_RE);
-    if (step && step[1] && list && list.lastElementChild) {
-      if (!subList) {
-        subList = el("ol", { class: "wq-substeps" });
-        list.lastElementChild.append(subList);
-      }
-      subList.append(el("li", { value: step[2] }, linkify(step[3])));
-    } else if (step) {
-      if (!list) {
-        list = el("ol", { class: "wq-steps", start: step[2] });
-        card.append(list);
-      }
-      subList = null;
-      list.append(el("li", { value: step[2] }, linkify(step[3])));
-    } else {
-      list = null;
-      subList = null;
-      card.append(el("p", {}, linkify(line)));
-    }
+function linkOrText(title, url) {
+  const href = safeHref(str(url));
+  if (!href) return document.createTextNode(str(title));
+  return el("a", { href, target: "_blank", rel: "noopener noreferrer", class: "wq-link" }, str(title) || href);
+}
+
+function filingStepsCard(text, card) {
+  const paths = el("ol", { class: "wq-steps" });
+  for (const path of list(card.paths)) {
+    const steps = el("ol", { class: "wq-substeps" });
+    for (const step of list(path.steps)) steps.append(el("li", {}, linkify(str(step))));
+    const href = safeHref(str(path.url));
+    paths.append(el("li", {}, el("strong", {}, str(path.title)), "：",
+      href ? el("a", { href, target: "_blank", rel: "noopener noreferrer", class: "wq-link" }, href) : null,
+      steps));
   }
-  return card;
+  return el("div", { class: "wq-card wq-card--steps" }, leadIn(text), paths);
+}
+
+function evidenceCard(text, card) {
+  const items = el("ol", { class: "wq-evidence" });
+  for (const item of list(card.items)) {
+    const have = item.have === true;
+    items.append(el("li", { class: have ? "wq-evidence-item wq-evidence-item--have" : "wq-evidence-item" },
+      have ? el("span", { class: "wq-have", "aria-label": "已有" }, "✓") : null,
+      str(item.label),
+      item.url ? " " : null,
+      item.url ? linkOrText(item.url, item.url) : null));
+  }
+  return el("div", { class: "wq-card wq-card--evidence" }, leadIn(text), items);
 }
 
 function safetyCard(text) {
@@ -172,11 +186,13 @@ function safetyCard(text) {
 }
 
 function bubble(message) {
-  const kind = message.custom && typeof message.custom === "object" ? message.custom.kind : null;
+  const card = message.custom && typeof message.custom === "object" ? message.custom : null;
+  const kind = card ? card.kind : null;
   const text = typeof message.text === "string" ? message.text : "";
   if (message.from === "user") return el("div", { class: "wq-bubble" }, paragraphs(text));
-  if (kind === "phone_script") return phoneScriptCard(text);
-  if (kind === "filing_steps") return filingStepsCard(text);
+  if (kind === "phone_script") return phoneScriptCard(text, card);
+  if (kind === "filing_steps") return filingStepsCard(text, card);
+  if (kind === "evidence") return evidenceCard(text, card);
   if (kind === "safety") return safetyCard(text);
   if (!text) return null;
   return el("div", { class: "wq-bubble" }, paragraphs(text));

@@ -6,6 +6,7 @@
 // arrives as one `bot_uttered {text, quick_replies?, custom?}`.
 
 import { io } from "socket.io-client";
+import { handoffMessage, withPersonAfter } from "./handoff.js";
 import { el, icon, renderMessage } from "./render.js";
 import { Store } from "./storage.js";
 
@@ -81,6 +82,7 @@ class Widget {
     this.pending = [];
     this.confirmed = false;
     this.typingTimer = null;
+    this.withPerson = false; // a person has the conversation (src/handoff.js)
     this.composing = false;
     this._build();
     this._restore();
@@ -192,7 +194,10 @@ class Widget {
   }
 
   _render(message) {
-    const node = renderMessage(message, (title, payload, button) => this._onQuickReply(title, payload, button));
+    const person = withPersonAfter(message);
+    if (person !== undefined) this.withPerson = person;
+    const node = handoffMessage(message) ||
+      renderMessage(message, (title, payload, button) => this._onQuickReply(title, payload, button));
     if (node) {
       this.log.append(node);
       this._scrollToEnd();
@@ -251,7 +256,7 @@ class Widget {
     this._retireQuickReplies();
     this._add({ from: "user", text: shown });
     this._emit(payload);
-    this._showTyping();
+    if (!this.withPerson) this._showTyping(); // a person answers in their own time: no typing dots
   }
 
   _emit(message) {
@@ -343,6 +348,7 @@ class Widget {
     this.store.clear();
     this.history = [];
     this.pending = [];
+    this.withPerson = false;
     this.log.replaceChildren();
     this._hideTyping();
     this.socket.disconnect();

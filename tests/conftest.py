@@ -1,0 +1,12 @@
+"""Test-wide settings: no test writes to the project's own var/ stores."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+
+@pytest.fixture(autouse=True)
+def handoff_store_in_tmp(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The hand-off store follows HANDOFF_STORE_URL; without it, it would be var/handoff.db of the checkout."""
+    monkeypatch.setenv("HANDOFF_STORE_URL", f"sqlite:///{tmp_path / 'handoff.db'}")

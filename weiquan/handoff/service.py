@@ -1,0 +1,226 @@
+"""The operations behind the console's JSON API, and the sweep that keeps the queue honest.
+
+Every move is first written to the store (compare-and-set, so two operators or an operator and the timer cannot both
+win), then carried out on Rasa; when Rasa cannot be reached the store is put back and the caller gets a 502.
+
+- take over: waiting → active; Rasa gets `pause` (again, in case a new session cleared it) and the status line
+  "客服已接入" through the user's channel;
+- send: only while active; a `bot` event marked as the operator's (`metadata.handoff = "operator"`, and
+  `custom.kind = "operator"` so the widget marks it) goes out through the user's channel and stays in the transcript;
+  on WeChat only within 48 hours of the user's last message (the customer-service message API refuses later ones);
+- release: waiting or active → closed; Rasa gets `resume`, then runs `action_handoff_resume`;
+- sweep (every couple of seconds): the console's heartbeat; for each open hand-off the summary and last user message
+  from the tracker; what users write while waiting kept as left messages; a waiting hand-off past its deadline goes
+  back to the bot (which says so).
+"""
+from __future__ import annotations
+
+import contextlib
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import replace
+from datetime import datetime
+from typing import Any
+
+from weiquan.clock import BEIJING, Clock, SystemClock
+from weiquan.handoff import state, summary
+from weiquan.handoff.rasa_api import RasaApi, RasaError
+from weiquan.handoff.settings import HandoffSettings
+from weiquan.handoff.state import Handoff, Status, TransitionError
+from weiquan.handoff.store import SERVICE, HandoffStore
+
+logger = logging.getLogger(__name__)
+
+RESUME_ACTION = "action_handoff_resume"
+CONNECTED_RESPONSE = "utter_handoff_connected"
+MAX_REPLY_CHARS = 1000
+MAX_SENDER_CHARS = 255
+WECHAT_WINDOW_S = 48 * 3600
+DELIVERY = {"socketio": "live", "rest": "stored", "wechat": "wechat_customer_service"}
+LISTS = {"waiting": (Status.WAITING,), "active": (Status.ACTIVE,), "all": None}
+
+
+class HandoffError(Exception):
+    """An answer the console gives with an HTTP status and a Chinese explanation (texts.yml `errors`)."""
+
+    def __init__(self, status: int, code: str, **variables: Any) -> None:
+        self.status = status
+        self.code = code
+        self.message = summary.texts()["errors"][code].format(**variables)
+        super().__init__(f"{status} {code}")
+
+
+def iso(moment: float | None) -> str | None:
+    return datetime.fromtimestamp(moment, BEIJING).isoformat(timespec="seconds") if moment else None
+
+
+class HandoffService:
+    def __init__(
+        self,
+        store: HandoffStore,
+        rasa: RasaApi,
+        settings: HandoffSettings | None = None,
+        now: Callable[[], float] = time.time,
+        clock: Clock | None = None,
+    ) -> None:
+        self.store = store
+        self.rasa = rasa
+        self.settings = settings or HandoffSettings()
+        self.now = now
+        self.today = (clock or SystemClock()).today
+
+    # ------------------------------------------------------------------ reading
+
+    def entry(self, handoff: Handoff) -> dict[str, Any]:
+        since = {Status.WAITING: handoff.requested_at, Status.ACTIVE: handoff.taken_at,
+                 Status.CLOSED: handoff.closed_at}[handoff.status]
+        return {
+            "sender_id": handoff.sender_id,
+            "channel": handoff.channel,
+            "status": handoff.status.value,
+            "since": iso(since),
+            "summary": handoff.summary or summary.summarize({}, self.today()),
+            "last_user_message": handoff.last_user_message,
+            "last_user_at": iso(handoff.last_user_at),
+            "requested_at": iso(handoff.requested_at),
+            "deadline_at": iso(handoff.deadline_at) if handoff.status is Status.WAITING else None,
+            "offline": handoff.offline,
+            "operator": handoff.operator,
+            "ending": handoff.ending.value if handoff.ending else None,
+            "left_messages": len(self.store.left_messages(handoff.sender_id)),
+        }
+
+    def listing(self, status: str) -> list[dict[str, Any]]:
+        if status not in LISTS:
+            raise ValueError(status)
+        return [self.entry(handoff) for handoff in self.store.handoffs(LISTS[status])]
+
+    async def detail(self, sender_id: str) -> dict[str, Any]:
+        handoff = self._get(sender_id)
+        result = self.entry(handoff)
+        result["left"] = [{"text": m.text, "at": iso(m.sent_at)} for m in self.store.left_messages(sender_id)]
+        try:
+            tracker = await self.rasa.tracker(sender_id)
+        except RasaError:
+            result["transcript"], result["rasa_reachable"] = [], False
+            return result
+        result["transcript"] = [{**line.as_dict(), "at": iso(line.at)} for line in summary.lines(tracker)]
+        result["rasa_reachable"] = True
+        result["paused"] = bool(tracker.get("paused"))
+        return result
+
+    def _get(self, sender_id: str) -> Handoff:
+        handoff = self.store.get(sender_id) if 0 < len(sender_id) <= MAX_SENDER_CHARS else None
+        if handoff is None:
+            raise HandoffError(404, "not_found")
+        return handoff
+
+    # ------------------------------------------------------------------ moves
+
+    async def take_over(self, sender_id: str, operator: str | None = None) -> dict[str, Any]:
+        handoff = self._get(sender_id)
+        try:
+            taken = state.take_over(handoff, self.now(), (operator or "").strip()[:64] or None)
+        except TransitionError:
+            raise HandoffError(409, "not_waiting") from None
+        if not self.store.replace(taken, expected=Status.WAITING):
+            raise HandoffError(409, "not_waiting")
+        try:
+            connected = await self.rasa.response(CONNECTED_RESPONSE)
+            await self.rasa.append(sender_id, [{"event": "pause"}, status_event(connected, CONNECTED_RESPONSE)],
+                                   handoff.channel)
+        except RasaError as error:
+            logger.warning("handoff.takeover_failed: %s", error)
+            self.store.replace(handoff, expected=Status.ACTIVE)
+            raise HandoffError(502, "rasa_down") from None
+        return self.entry(taken)
+
+    async def send(self, sender_id: str, text: Any) -> dict[str, Any]:
+        if not isinstance(text, str) or not text.strip():
+            raise HandoffError(400, "empty_text")
+        text = text.strip()
+        if len(text) > MAX_REPLY_CHARS:
+            raise HandoffError(413, "too_long", limit=MAX_REPLY_CHARS)
+        handoff = self._get(sender_id)
+        if handoff.status is not Status.ACTIVE:
+            raise HandoffError(409, "not_active")
+        try:
+            if handoff.channel == "wechat":
+                last = summary.last_user_line(await self.rasa.tracker(sender_id))
+                if last is None or last.at is None or self.now() - last.at > WECHAT_WINDOW_S:
+                    raise HandoffError(409, "wechat_window")
+            await self.rasa.append(sender_id, [operator_event(text, handoff.operator)], handoff.channel)
+        except RasaError as error:
+            logger.warning("handoff.send_failed: %s", error)
+            raise HandoffError(502, "rasa_down") from None
+        return {"sent": True, "delivery": DELIVERY.get(handoff.channel, "stored")}
+
+    async def release(self, sender_id: str) -> dict[str, Any]:
+        handoff = self._get(sender_id)
+        try:
+            released = state.release(handoff, self.now())
+        except TransitionError:
+            raise HandoffError(409, "not_open") from None
+        with contextlib.suppress(RasaError):  # keep what the user left since the last sweep
+            await self._sync(handoff, self.now())
+        if not self.store.replace(released, expected=handoff.status):
+            raise HandoffError(409, "not_open")
+        try:
+            await self._give_back(handoff)
+        except RasaError as error:
+            logger.warning("handoff.release_failed: %s", error)
+            self.store.replace(handoff, expected=Status.CLOSED)
+            raise HandoffError(502, "rasa_down") from None
+        return self.entry(released)
+
+    async def _give_back(self, handoff: Handoff) -> None:
+        await self.rasa.append(handoff.sender_id, [{"event": "resume"}], None)
+        await self.rasa.execute(handoff.sender_id, RESUME_ACTION, handoff.channel)
+
+    # ------------------------------------------------------------------ the sweep
+
+    async def sweep(self) -> None:
+        now = self.now()
+        self.store.touch(SERVICE, now)
+        for handoff in self.store.handoffs(Status.open()):
+            try:
+                await self._sync(handoff, now)
+            except RasaError as error:
+                logger.warning("handoff.sweep: %s", error)
+                return
+            if handoff.status is Status.WAITING and now >= handoff.deadline_at:
+                await self._time_out(handoff, now)
+
+    async def _sync(self, handoff: Handoff, now: float) -> None:
+        """Summary and last user message from the tracker; what the user wrote while waiting, as left messages."""
+        tracker = await self.rasa.tracker(handoff.sender_id)
+        last = summary.last_user_line(tracker)
+        self.store.note_activity(handoff.sender_id, last.text if last else None, last.at if last else None,
+                                 summary.summarize(tracker, self.today()))
+        if handoff.status is Status.WAITING:
+            for line in summary.user_lines_since(tracker, handoff.requested_at):
+                self.store.add_left_message(handoff.sender_id, line.text, line.at or now)
+
+    async def _time_out(self, handoff: Handoff, now: float) -> None:
+        closed = state.time_out(handoff, now)
+        if not self.store.replace(closed, expected=Status.WAITING):
+            return  # an operator took it meanwhile
+        try:
+            await self._give_back(handoff)
+        except RasaError as error:  # try again on the next sweep
+            logger.warning("handoff.timeout_failed: %s", error)
+            self.store.replace(replace(handoff, updated_at=now), expected=Status.CLOSED)
+
+
+def status_event(response: dict[str, Any], name: str) -> dict[str, Any]:
+    """A status line from the domain ("客服已接入"), as a `bot` event the channels render like any bot message."""
+    data = {key: response[key] for key in ("buttons", "custom") if response.get(key)}
+    return {"event": "bot", "text": response.get("text") or "", "data": data,
+            "metadata": {"handoff": "status", "response": name}}
+
+
+def operator_event(text: str, operator: str | None) -> dict[str, Any]:
+    label = summary.texts()["operator_label"]
+    return {"event": "bot", "text": text, "data": {"custom": {"kind": "operator", "label": label}},
+            "metadata": {"handoff": summary.OPERATOR, "operator": operator or ""}}

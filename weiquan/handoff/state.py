@@ -1,0 +1,104 @@
+"""The hand-off's states and the allowed moves between them. Pure: no I/O, the time is passed in.
+
+    (none | closed) --request--> waiting --take_over--> active
+    waiting --time_out (deadline passed)--> closed          the bot takes the conversation back
+    waiting | active --release--> closed                    the operator hands it back
+    waiting | active --end--> closed                        the user restarted the conversation
+
+A conversation has at most one hand-off record (its latest); asking again while one is open keeps the open one.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from enum import Enum
+
+
+class Status(str, Enum):
+    WAITING = "waiting"  # the bot is paused; no operator has taken it yet
+    ACTIVE = "active"  # an operator has the conversation
+    CLOSED = "closed"  # the bot has it again
+
+    @classmethod
+    def open(cls) -> frozenset[Status]:
+        return frozenset({cls.WAITING, cls.ACTIVE})
+
+
+class Ending(str, Enum):
+    """Why a hand-off closed; the bot's words on taking the conversation back depend on it."""
+
+    RELEASED = "released"  # an operator handed it back
+    TIMEOUT = "timeout"  # nobody took it within the wait
+    RESTARTED = "restarted"  # the user started the conversation over
+
+
+class TransitionError(Exception):
+    """A move the current state does not allow (the console answers 409)."""
+
+    def __init__(self, move: str, status: Status | None) -> None:
+        super().__init__(f"cannot {move} a hand-off that is {status.value if status else 'absent'}")
+        self.move = move
+        self.status = status
+
+
+@dataclass(frozen=True)
+class Handoff:
+    sender_id: str
+    channel: str  # Rasa's input channel name: socketio, rest, wechat …
+    status: Status
+    requested_at: float  # epoch seconds
+    deadline_at: float  # a hand-off still waiting then goes back to the bot
+    offline: bool  # nobody was available when the user asked: they were invited to leave a message
+    taken_at: float | None = None
+    operator: str | None = None
+    closed_at: float | None = None
+    ending: Ending | None = None
+    last_user_message: str | None = None
+    last_user_at: float | None = None
+    summary: dict | None = None
+    updated_at: float = 0.0
+
+    @property
+    def is_open(self) -> bool:
+        return self.status in Status.open()
+
+
+def request(
+    existing: Handoff | None, sender_id: str, channel: str, now: float, wait_s: float, offline: bool
+) -> Handoff:
+    """A new hand-off waiting for an operator; an open one is kept as it is (its place in the queue too)."""
+    if existing is not None and existing.is_open:
+        return existing
+    return Handoff(
+        sender_id=sender_id,
+        channel=channel or "unknown",
+        status=Status.WAITING,
+        requested_at=now,
+        deadline_at=now + wait_s,
+        offline=offline,
+        summary=existing.summary if existing else None,
+        updated_at=now,
+    )
+
+
+def take_over(handoff: Handoff | None, now: float, operator: str | None = None) -> Handoff:
+    if handoff is None or handoff.status is not Status.WAITING:
+        raise TransitionError("take over", handoff.status if handoff else None)
+    return replace(handoff, status=Status.ACTIVE, taken_at=now, operator=operator or None, updated_at=now)
+
+
+def release(handoff: Handoff | None, now: float) -> Handoff:
+    if handoff is None or not handoff.is_open:
+        raise TransitionError("release", handoff.status if handoff else None)
+    return replace(handoff, status=Status.CLOSED, closed_at=now, ending=Ending.RELEASED, updated_at=now)
+
+
+def time_out(handoff: Handoff | None, now: float) -> Handoff:
+    if handoff is None or handoff.status is not Status.WAITING or now < handoff.deadline_at:
+        raise TransitionError("time out", handoff.status if handoff else None)
+    return replace(handoff, status=Status.CLOSED, closed_at=now, ending=Ending.TIMEOUT, updated_at=now)
+
+
+def end(handoff: Handoff | None, now: float) -> Handoff:
+    if handoff is None or not handoff.is_open:
+        raise TransitionError("end", handoff.status if handoff else None)
+    return replace(handoff, status=Status.CLOSED, closed_at=now, ending=Ending.RESTARTED, updated_at=now)

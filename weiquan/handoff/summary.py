@@ -1,0 +1,181 @@
+"""What an operator reads about a conversation, taken from a Rasa tracker (the JSON Rasa's API returns, or the
+tracker the action server receives): a one-screen summary of what the bot learned, and the transcript.
+
+Phone, ID-card and order numbers are masked in everything returned here (weiquan/logmask.py): the operator talks to
+the user through the chat and does not need them; the tracker store keeps the conversation whole.
+"""
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import date
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from weiquan.logmask import mask
+
+TEXTS_PATH = Path(__file__).with_name("texts.yml")
+FACT_SLOTS = ("platform", "trade_status", "success_time", "harassment_type", "evidence", "outcome")
+DATE_SLOTS = ("success_earliest", "success_latest")
+MAX_TRANSCRIPT = 300
+OPERATOR = "operator"  # metadata["handoff"] of a message an operator sent
+STATUS_KIND = "handoff_status"  # custom["kind"] of the hand-off's status lines
+
+
+@lru_cache(maxsize=1)
+def texts() -> dict[str, Any]:
+    return yaml.safe_load(TEXTS_PATH.read_text(encoding="utf-8"))
+
+
+def _current_events(tracker: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """Events since the last restart (a restart wipes what the bot knew)."""
+    events = [event for event in tracker.get("events") or [] if isinstance(event, dict)]
+    for index in range(len(events) - 1, -1, -1):
+        if events[index].get("event") == "restart":
+            return events[index + 1:]
+    return events
+
+
+def latest_facts(tracker: Mapping[str, Any]) -> dict[str, Any]:
+    """The last non-empty value of each fact slot since the last restart, leaving out what was extracted while the
+    bot was paused (unvalidated: the bot puts those back when it takes over again, see weiquan/handoff/pause.py).
+    The bot forgets a finished complaint's facts (action_reset_complaint); the operator should still see them."""
+    facts: dict[str, Any] = {}
+    paused = False
+    for event in _current_events(tracker):
+        kind = event.get("event")
+        if kind == "session_started":
+            facts, paused = {}, False
+        elif kind in ("pause", "resume"):
+            paused = kind == "pause"
+        elif (kind == "slot" and not paused and event.get("name") in (*FACT_SLOTS, *DATE_SLOTS, "safety_threat")
+              and event.get("value") not in (None, [], "")):
+            facts[event["name"]] = event["value"]
+    if not paused:
+        slots = tracker.get("slots") or {}
+        for name in (*FACT_SLOTS, *DATE_SLOTS, "safety_threat"):
+            if slots.get(name) not in (None, [], ""):
+                facts[name] = slots[name]
+    return facts
+
+
+def _as_list(value: Any) -> list[str]:
+    if value in (None, ""):
+        return []
+    return [str(item) for item in (value if isinstance(value, list) else [value])]
+
+
+def _days(facts: Mapping[str, Any], today: date) -> tuple[int, int] | None:
+    try:
+        earliest = date.fromisoformat(str(facts["success_earliest"]))
+        latest = date.fromisoformat(str(facts["success_latest"]))
+    except (KeyError, ValueError):
+        return None
+    return (today - latest).days, (today - earliest).days
+
+
+def summarize(tracker: Mapping[str, Any], today: date) -> dict[str, Any]:
+    """`{"facts": {...slot values...}, "days_since_success": [low, high] | None, "safety": bool, "lines": [...]}`."""
+    words = texts()
+    labels, fields = words["labels"], words["fields"]
+    facts = latest_facts(tracker)
+    said = mask(str(facts.get("success_time") or ""))
+    days = _days(facts, today)
+    safety = bool(facts.get("safety_threat"))
+
+    def label(slot: str) -> str:
+        values = _as_list(facts.get(slot))
+        return "、".join(labels.get(slot, {}).get(value, value) for value in values) or words["unknown"]
+
+    if days is not None:
+        low, high = days
+        when = (words["days_exact"].format(days=low, said=said) if low == high
+                else words["days_range"].format(low=low, high=high, said=said))
+    elif said:
+        when = words["days_unknown"].format(said=said)
+    else:
+        when = words["unknown"]
+    lines = [words["safety_threat"]] if safety else []
+    lines += [
+        f"{fields['platform']}：{label('platform')}",
+        f"{fields['trade_status']}：{label('trade_status')}",
+        f"{fields['success_time']}：{when}",
+        f"{fields['harassment_type']}：{label('harassment_type')}",
+        f"{fields['evidence']}：{label('evidence')}",
+        f"{fields['outcome']}：{label('outcome')}",
+    ]
+    return {
+        "facts": {
+            "platform": facts.get("platform"),
+            "trade_status": facts.get("trade_status"),
+            "success_time": said or None,
+            "harassment_type": _as_list(facts.get("harassment_type")),
+            "evidence": _as_list(facts.get("evidence")),
+            "outcome": facts.get("outcome"),
+        },
+        "days_since_success": list(days) if days else None,
+        "safety": safety,
+        "lines": lines,
+    }
+
+
+@dataclass(frozen=True)
+class Line:
+    speaker: str  # user, bot, operator, status
+    text: str
+    at: float | None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"from": self.speaker, "text": self.text, "at": self.at}
+
+
+def _shown_user_text(text: str, buttons: Mapping[str, str]) -> str:
+    """What the user did: a button's title instead of its payload; commands described."""
+    if text.startswith("/"):
+        if text in buttons:
+            return buttons[text]
+        return texts()["payloads"].get(text.split("{", 1)[0], text)
+    return text
+
+
+def lines(tracker: Mapping[str, Any]) -> list[Line]:
+    """User, bot, operator and status messages since the last restart, masked, oldest first."""
+    buttons: dict[str, str] = {}
+    result: list[Line] = []
+    for event in _current_events(tracker):
+        kind = event.get("event")
+        if kind == "user":
+            text = event.get("text")
+            if not isinstance(text, str) or (event.get("metadata") or {}).get("is_external"):
+                continue
+            result.append(Line("user", mask(_shown_user_text(text, buttons)), event.get("timestamp")))
+        elif kind == "bot":
+            data = event.get("data") or {}
+            for button in data.get("buttons") or []:
+                if isinstance(button, dict) and button.get("payload"):
+                    buttons[str(button["payload"])] = str(button.get("title", ""))
+            text = event.get("text")
+            if not isinstance(text, str) or not text:
+                continue
+            custom = data.get("custom")
+            if not isinstance(custom, dict):
+                custom = {}
+            if (event.get("metadata") or {}).get("handoff") == OPERATOR:
+                speaker = "operator"
+            elif custom.get("kind") == STATUS_KIND:
+                speaker = "status"
+            else:
+                speaker = "bot"
+            result.append(Line(speaker, mask(text), event.get("timestamp")))
+    return result[-MAX_TRANSCRIPT:]
+
+
+def last_user_line(tracker: Mapping[str, Any]) -> Line | None:
+    return next((line for line in reversed(lines(tracker)) if line.speaker == "user"), None)
+
+
+def user_lines_since(tracker: Mapping[str, Any], since: float) -> Iterable[Line]:
+    return (line for line in lines(tracker) if line.speaker == "user" and (line.at or 0) >= since)
