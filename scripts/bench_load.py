@@ -9,6 +9,7 @@
   kept there, so later runs skip that.
 - Load: closed-loop aiohttp users (bench/load.py), each playing its bot's 4-turn conversation again and again with a
   fresh sender: ours is the complaint conversation of reports/profile.md, the moodbot's is greet → sad → yes → bye.
+  All users share one address, so the bench lifts our per-address rate limit (LIMIT_RATE_PER_ADDRESS).
   Concurrency 1, 10, 20 and 50, DURATION seconds per bot and level, after one warm-up conversation. Both servers
   run at once and each level alternates between the bots in SLICES slices (moodbot, ours, ours, moodbot, …): the
   machine is shared with other work, and alternating puts its changing load on both bots alike.
@@ -53,7 +54,10 @@ MOOD = ["hello", "I am sad", "yes", "bye"]
 def env() -> dict[str, str]:
     return {**os.environ, "PYTHONPATH": str(ROOT), "TF_CPP_MIN_LOG_LEVEL": "2", "SQLALCHEMY_SILENCE_UBER_WARNING": "1",
             "WECHAT_TOKEN": "", "WECHAT_APP_ID": "", "WECHAT_AES_KEY": "", "WECHAT_APP_SECRET": "",
-            "WIDGET_ALLOWED_ORIGINS": "http://127.0.0.1:1", "SANIC_HOST": "127.0.0.1"}
+            "WIDGET_ALLOWED_ORIGINS": "http://127.0.0.1:1", "SANIC_HOST": "127.0.0.1",
+            # Every virtual user comes from 127.0.0.1: lift the per-address rate limit (weiquan/limits.py) for the
+            # bench. The per-conversation limit stays; each conversation here is 4 messages.
+            "LIMIT_RATE_PER_ADDRESS": "1000000/60"}
 
 
 def log(message: str) -> None:
@@ -405,7 +409,8 @@ def report(rows: list[dict[str, Any]], starts: dict[str, float], load_before: st
         "How: both bots served the same way from the same venv (`python -m weiquan.ops.serve run -m MODEL -i "
         "127.0.0.1` as `make run` does, REST channel, SQLite "
         "tracker store in a temporary folder, in-memory lock store; ours with its action server, "
-        "`enable_selective_domain: true` as in endpoints.yml). Closed-loop aiohttp users (`bench/load.py`): each "
+        "`enable_selective_domain: true` as in endpoints.yml; our per-address rate limit lifted, since every "
+        "virtual user comes from 127.0.0.1). Closed-loop aiohttp users (`bench/load.py`): each "
         "plays its bot's 4-turn conversation again and again with a fresh sender — ours: "
         + " → ".join(f"「{t}」" for t in OURS) + "; moodbot: " + " → ".join(f"“{t}”" for t in MOOD) + ". "
         f"{duration:.0f} s per bot and level after one warm-up conversation, run as alternating slices (moodbot, ours, "
