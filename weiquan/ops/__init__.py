@@ -1,0 +1,1 @@
+"""Operations helpers: the process supervisor behind `make run` and `make run-production`."""
