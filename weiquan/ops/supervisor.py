@@ -185,13 +185,13 @@ class Supervisor:
         began = time.monotonic()
         next_report = began + 10
         while not self.signals:
-            pending = [row for row in self.rows if row.service.ready_url and not row.ready]
-            for row in pending:
+            pending = [(row, row.service.ready_url) for row in self.rows if row.service.ready_url and not row.ready]
+            for row, url in pending:
                 if row.proc is not None and row.proc.poll() is not None:
                     self.out(f"  {row.service.name} exited with {row.proc.returncode} while starting; "
                              f"see {self.log_dir.name}/{row.service.name}.log")
                     return False
-                if answers(row.service.ready_url, timeout_s=1.0):
+                if url and answers(url, timeout_s=1.0):
                     row.ready = True
                     took = time.monotonic() - row.started_at
                     self._record_timing(row.service.name, took)
