@@ -151,7 +151,8 @@ def button_codes(response: str, entity: str) -> dict[str, str]:
     """code → title of the buttons of a response whose payload sets `entity`."""
     found = {}
     for button in DOMAIN["responses"][response][0].get("buttons", []):
-        match = re.search(r'\{"' + entity + r'": "([a-z_]+)"\}', button["payload"])
+        # Rasa fills {variables} in buttons too, turning the payload's doubled braces into single ones
+        match = re.search(r'\{"' + entity + r'": "([a-z_]+)"\}', button["payload"].format())
         if match:
             found[match.group(1)] = button["title"]
     return found
@@ -227,3 +228,21 @@ def test_every_path_named_in_the_readme_exists() -> None:
     missing = [p for p in README_PATH.findall(text)
                if not (ROOT / p).exists() and not ("/" not in p.rstrip("/") and p.rstrip("/") in names)]
     assert not missing, f"README names paths that do not exist: {missing}"
+
+
+async def test_buttons_leave_rasa_with_the_payload_a_click_must_send() -> None:
+    """Rasa fills {variables} in buttons: the domain doubles the payload's braces so that the NLG (slots filled, as in
+    every real turn) hands out the plain JSON shortcut, with no interpolation error per button."""
+    from rasa.core.nlg.response import TemplatedNaturalLanguageGenerator
+    from rasa.shared.core.domain import Domain
+    from rasa.shared.core.trackers import DialogueStateTracker
+
+    domain = Domain.load(str(ROOT / "domain.yml"))
+    nlg = TemplatedNaturalLanguageGenerator(domain.responses)
+    tracker = DialogueStateTracker.from_events("buttons", [], domain.slots)
+    for response in ("utter_ask_platform", "utter_ask_evidence", "utter_ask_harassment_type"):
+        message = await nlg.generate(response, tracker, "rest")
+        payloads = [button["payload"] for button in message["buttons"]]
+        assert all(payload.count("{") <= 1 and payload.count("}") <= 1 for payload in payloads), payloads
+    message = await nlg.generate("utter_ask_platform", tracker, "rest")
+    assert message["buttons"][0]["payload"] == '/inform{"platform": "taobao"}'
