@@ -200,9 +200,14 @@ def test_the_form_questions_are_listed_once_in_the_domain() -> None:
             assert literal != ",".join(form_slots)
 
 
-def test_every_ruling_names_the_rule_version() -> None:
-    for name in ("utter_complaint_file_online", "utter_complaint_phone_support", "utter_complaint_tmall",
-                 "utter_complaint_wait_for_success", "utter_seller_options", "utter_faq_penalty"):
+def test_every_ruling_and_rule_answer_names_the_rule_version() -> None:
+    from actions.faq import FAQ_RESPONSES
+
+    rulings = {"utter_complaint_file_online", "utter_complaint_phone_support", "utter_complaint_tmall",
+               "utter_complaint_wait_for_success", "utter_complaint_either_phone", "utter_complaint_closed_trade",
+               "utter_seller_options"}
+    answers = {responses[0] for responses in FAQ_RESPONSES.values()}
+    for name in sorted(rulings | answers):
         assert "{rule_label}" in DOMAIN["responses"][name][0]["text"], name
 
 

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
+import yaml
 
 from tests.net import free_port
 
@@ -86,14 +87,15 @@ class Bot:
         }
 
     def write_endpoints(self) -> Path:
+        """The project's endpoints.yml (the same stores and settings `make run` uses), pointed at this test's ports
+        and a throw-away SQLite file."""
         if self.endpoints is not None:
             return self.endpoints
+        endpoints = yaml.safe_load((ROOT / "endpoints.yml").read_text(encoding="utf-8"))
+        endpoints["action_endpoint"]["url"] = f"http://127.0.0.1:{self.action_port}/webhook"
+        endpoints["tracker_store"]["db"] = str(self.workdir / "tracker.db")
         path = self.workdir / "endpoints.yml"
-        path.write_text(
-            f'action_endpoint:\n  url: "http://127.0.0.1:{self.action_port}/webhook"\n'
-            f"tracker_store:\n  type: SQL\n  dialect: sqlite\n  db: {self.workdir / 'tracker.db'}\n",
-            encoding="utf-8",
-        )
+        path.write_text(yaml.safe_dump(endpoints, allow_unicode=True), encoding="utf-8")
         return path
 
     def _spawn(self, name: str, args: list[str]) -> subprocess.Popen:
@@ -107,7 +109,9 @@ class Bot:
         wait_http(f"http://127.0.0.1:{self.action_port}/health", START_TIMEOUT_S, proc)
 
     def start_rasa(self) -> None:
-        args = [RASA, "run", "-m", str(latest_model()), "--port", str(self.rasa_port), "-i", "127.0.0.1",
+        # As `make run` starts it: `rasa run` through weiquan.ops.serve (docs/deploy.md).
+        args = [sys.executable, "-m", "weiquan.ops.serve", "run", "-m", str(latest_model()),
+                "--port", str(self.rasa_port), "-i", "127.0.0.1",
                 "--credentials", "credentials.yml", "--endpoints", str(self.write_endpoints()), *self.rasa_args]
         proc = self._spawn("rasa", args)
         wait_http(f"{self.url}/webhooks/rest/", START_TIMEOUT_S, proc)
@@ -147,22 +151,9 @@ def bot(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Bot]:
 # --- issue 12: servers at DEBUG with the project's own tracker store (masking, outage-proof) --------------------------
 
 
-def private_sqlite_endpoints(workdir: Path, action_port: int) -> Path:
-    """endpoints.yml's store (weiquan.tracker_store.PrivateSQLTrackerStore) on a throw-away SQLite file."""
-    path = workdir / "endpoints.yml"
-    path.write_text(
-        f'action_endpoint:\n  url: "http://127.0.0.1:{action_port}/webhook"\n'
-        "tracker_store:\n  type: weiquan.tracker_store.PrivateSQLTrackerStore\n  dialect: sqlite\n"
-        f"  db: {workdir / 'tracker.db'}\n",
-        encoding="utf-8",
-    )
-    return path
-
-
 @pytest.fixture(scope="session")
 def debug_bot(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Bot]:
     """Both servers at DEBUG level (the most they ever log) with the project's SQLite tracker store."""
     bot = Bot(workdir=tmp_path_factory.mktemp("debug-bot"), rasa_args=["--debug"], action_args=["--debug"])
-    bot.endpoints = private_sqlite_endpoints(bot.workdir, bot.action_port)
     bot.store = "sqlite"  # type: ignore[attr-defined]
     yield from running_bot(bot)

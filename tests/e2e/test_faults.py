@@ -20,7 +20,7 @@ import psycopg2
 import pytest
 import yaml
 
-from tests.e2e.conftest import ROOT, Bot, private_sqlite_endpoints, running_bot
+from tests.e2e.conftest import ROOT, Bot, running_bot
 from tests.e2e.test_rest_e2e import Conversation, post
 from tests.net import free_port
 
@@ -45,7 +45,6 @@ def timed_say(chat: Conversation, text: str) -> tuple[str, float]:
 @pytest.fixture(scope="module")
 def fault_bot(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Bot]:
     bot = Bot(workdir=tmp_path_factory.mktemp("faults"))
-    bot.endpoints = private_sqlite_endpoints(bot.workdir, bot.action_port)
     yield from running_bot(bot)
 
 
