@@ -32,11 +32,13 @@ from sanic.response import HTTPResponse
 from weiquan import faults
 from weiquan.channels.render import render_rest
 from weiquan.limits import (
+    BodyTooLarge,
     Limits,
     RateGate,
     is_valid_sender,
     is_valid_unicode,
     json_depth,
+    read_body,
     shortcut_policy,
 )
 
@@ -81,27 +83,6 @@ def check_body(body: Any, limits: Limits = DEFAULT_LIMITS) -> tuple[str, str] | 
 def client_address(request: Request) -> str:
     """The client's address: a proxy's forwarded address when Sanic is configured to trust it, else the peer."""
     return request.remote_addr or request.ip or ""
-
-
-class BodyTooLarge(Exception):
-    pass
-
-
-async def read_body(request: Request, max_bytes: int) -> bytes:
-    """The request body, read as it streams in and refused as soon as it passes `max_bytes`."""
-    declared = request.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > max_bytes:
-        raise BodyTooLarge
-    body = bytearray()
-    if request.stream is None:  # Sanic read the body already (not a streamed route)
-        return bytes(request.body or b"")
-    while True:
-        chunk = await request.stream.read()
-        if chunk is None:
-            return bytes(body)
-        body += chunk
-        if len(body) > max_bytes:
-            raise BodyTooLarge
 
 
 class WholeMessageCollector(CollectingOutputChannel):

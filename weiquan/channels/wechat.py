@@ -72,7 +72,7 @@ from weiquan.channels.render import (
 )
 from weiquan.channels.rest import WholeMessageCollector
 from weiquan.channels.wechat_api import CustomerServiceApi, CustomerServiceError
-from weiquan.limits import Limits, RateGate, RateLimiter
+from weiquan.limits import BodyTooLarge, Limits, RateGate, RateLimiter, read_body
 from weiquan.privacy import mask
 from weiquan.services import customer_service_api
 
@@ -422,20 +422,10 @@ class WeChatInput(InputChannel):
         return webhook
 
     async def _read_body(self, request: Request) -> bytes:
-        declared = request.headers.get("content-length", "")
-        if declared.isdigit() and int(declared) > self.max_body_bytes:
-            raise Rejected(413, "body too large")
-        body = bytearray()
-        if request.stream is None:  # Sanic read the body already (not a streamed route)
-            return bytes(request.body or b"")
-        while True:
-            chunk = await request.stream.read()
-            if chunk is None:
-                break
-            body += chunk
-            if len(body) > self.max_body_bytes:
-                raise Rejected(413, "body too large")
-        return bytes(body)
+        try:
+            return await read_body(request, self.max_body_bytes)
+        except BodyTooLarge:
+            raise Rejected(413, "body too large") from None
 
     def _check_replay(self, args: Mapping[str, str], body: bytes) -> None:
         """In plaintext mode `signature` covers only token, timestamp and nonce, not the body: within the timestamp
