@@ -99,8 +99,9 @@ POLICY = ShortcutPolicy.from_domain()
 
 
 def domain_payloads() -> list[str]:
+    """What the buttons send: Rasa's NLG turns the domain's doubled braces into single ones."""
     domain = yaml.safe_load((ROOT / "domain.yml").read_text(encoding="utf-8"))
-    return [button["payload"] for variants in domain["responses"].values() for variant in variants
+    return [button["payload"].format() for variants in domain["responses"].values() for variant in variants
             for button in variant.get("buttons") or []]
 
 
