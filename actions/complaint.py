@@ -89,8 +89,14 @@ class ValidateComplaintForm(FormValidationAction):
         self, events: list[EventType], dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
     ) -> list[EventType]:
         """Counts a question asked again; after `max_asks` the form records that it could not learn the answer
-        and moves on, so no buyer is asked the same thing forever."""
+        and moves on, so no buyer is asked the same thing forever.
+
+        Only an answer that was tried counts (the slot has a candidate this turn). A question or a request for a
+        person maps to no slot: then this adds nothing, so Rasa rejects the form and the rule for that message runs.
+        """
         asked_before = tracker.get_slot("requested_slot")
+        if asked_before not in tracker.slots_to_validate():
+            return events
         plan = await self.required_slots(form_slots(), dispatcher, tracker, domain)  # tracker holds this turn
         missing = next((slot for slot in plan if tracker.slots.get(slot) is None), None)
         next_slot = next((e["value"] for e in events if e.get("name") == "requested_slot"), missing)
@@ -183,8 +189,9 @@ class ValidateComplaintForm(FormValidationAction):
         vocabulary = self.services.vocabulary
         codes = self._codes("evidence", value, tracker, vocabulary.codes("evidence") + vocabulary.codes(
             "evidence_answers"))
-        if len(codes) > 1 and "none" in codes:
-            codes.remove("none")  # "没有截图，有短信": the items named win over the "no"
+        for vague in ("none", "all"):
+            if len(codes) > 1 and vague in codes:
+                codes.remove(vague)  # "没有截图，有短信", "短信和通话记录都有": the items named win
         if not codes:
             dispatcher.utter_message(response="utter_invalid_evidence")
             return {"evidence": None}

@@ -182,6 +182,8 @@ def test_categorical_answers_accept_free_words(slot: str, answer: str, expected:
         (["手机里存着他的短信"], ["sms_photo"]),
         (["聊天记录截了图，还有通话记录"], ["chat_screenshot", "call_log"]),
         (["都有"], ["all"]),
+        (["短信和通话记录都有"], ["sms_photo", "call_log"]),  # 都有 here means "both of those"
+        (["sms_photo", "call_log", "all"], ["sms_photo", "call_log"]),
         (["没有"], ["none"]),
         (["啥也没留"], ["none"]),
         (["没截图，只有录音"], ["recording"]),
@@ -250,6 +252,16 @@ async def test_evidence_that_cannot_be_read_twice_ends_the_form_with_the_whole_c
     items = kwargs(dispatcher, "utter_complaint_evidence_checklist")["custom"]["items"]
     assert len(items) == len(RULES.buyer_evidence) and not any(item["have"] for item in items)
     assert said(dispatcher)[-1] == "utter_handoff_offer"
+
+
+async def test_a_request_for_a_person_mid_form_is_no_miss_and_leaves_the_form_to_the_rules() -> None:
+    # "转人工" maps to no slot (not_intent): the validation must add nothing, so Rasa rejects the form and the rule
+    # for request_human runs instead of the same question again.
+    slots = {"platform": "taobao", "trade_status": "success", "requested_slot": "success_time"}
+    events = await ValidateComplaintForm(SERVICES).run(CollectingDispatcher(), tracker(slots, text="转人工",
+                                                                                       intent="request_human"), {})
+    assert "form_misses" not in slot_events(events)
+    assert all(event.get("name") in (None, "requested_slot") for event in events)
 
 
 async def test_an_answer_that_fills_the_question_counts_no_miss() -> None:

@@ -133,13 +133,13 @@ def test_buttons_of_the_clarifying_question_pass(payload: str) -> None:
         ('/inform{"platform":"jd"}', 'inform{"platform":"jd"}'),  # outside the slot's values
         ('/inform{"platform":{"$ne":1}}', 'inform{"platform":{"$ne":1}}'),
         ('/inform{"evidence":"everything"}', 'inform{"evidence":"everything"}'),
-        ("/restart", "restart"),
         ("/session_start", "session_start"),
         ("/back", "back"),
         ("/nlu_fallback", "nlu_fallback"),
         ("/greet@0.01", "greet@0.01"),
         ("/buy_coupons", "buy_coupons"),
-        ("///restart", "restart"),
+        ("///restart", "restart"),  # not what a button sends
+        ("/restart@0.9", "restart@0.9"),
         ("/inform{not json}", "inform{not json}"),
         ("/", "/"),
         ("卖家/快递都在骚扰我", "卖家/快递都在骚扰我"),
@@ -147,6 +147,10 @@ def test_buttons_of_the_clarifying_question_pass(payload: str) -> None:
 )
 def test_other_shortcuts_are_read_as_text(typed: str, seen: str) -> None:
     assert POLICY.screen(typed) == seen
+
+
+def test_a_buyer_may_start_over() -> None:
+    assert POLICY.screen("/restart") == "/restart"  # their own conversation; the store keeps what was said
 
 
 # ---------------------------------------------------------------------- REST
@@ -220,7 +224,7 @@ async def test_rest_screens_typed_shortcuts_but_passes_button_payloads() -> None
     async with rest_server(GuardedRestInput(), bot) as url:
         for text in ('/inform{"platform": "taobao"}', '/inform{"outcome":"file_online"}', "/restart"):
             assert (await post(url, {"sender": "s", "message": text}))[0] == 200
-    assert bot.texts == ['/inform{"platform": "taobao"}', 'inform{"outcome":"file_online"}', "restart"]
+    assert bot.texts == ['/inform{"platform": "taobao"}', 'inform{"outcome":"file_online"}', "/restart"]
 
 
 # ---------------------------------------------------------------------- widget (socket.io)

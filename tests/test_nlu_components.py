@@ -146,6 +146,26 @@ def test_role_cue_settles_a_low_confidence_guess(typed: str, best: str, expected
     assert found == expected
 
 
+@pytest.mark.parametrize(
+    ("typed", "guesses", "asked"),
+    [
+        ("关于恶意骚扰", ("affirm", "stop", "seller_accused"), True),  # about harassment, no role: ask the role
+        ("恶意骚扰怎么办", ("report_harassment", "ask_deadline_passed"), True),
+        ("关于恶意骚扰", ("affirm", "stop", "greet"), False),  # no role among the guesses: the generic question
+        ("被卖家骚扰", ("seller_accused", "affirm"), True),  # a buyer's cue, the model's seller guess: ask
+        ("被差评师投诉了", ("seller_accused", "affirm"), False),  # the cue confirms the guess: no question
+        ("这种情况怎么办", ("report_harassment", "affirm"), False),  # not about harassment
+    ],
+)
+def test_a_harassment_message_without_a_role_gets_the_role_question(typed: str, guesses: tuple, asked: bool) -> None:
+    guard = create(hesitation.HesitationGuard)
+    model = ranking(("nlu_fallback", 0.45), *((name, 0.3 - 0.05 * i) for i, name in enumerate(guesses)))
+    msg = message(typed, "nlu_fallback", model)
+    guard.process([msg])
+    pair = (msg.as_dict(only_output_properties=True).get("nlu_hesitation") or {}).get("pair")
+    assert (pair == ["report_harassment", "seller_accused"]) is asked
+
+
 def test_guard_takes_the_confirmed_role_and_drops_the_fallback() -> None:
     guard = create(hesitation.HesitationGuard)
     msg = message("被差评师投诉了恶意骚扰，求助各位", "nlu_fallback",

@@ -241,6 +241,8 @@ CASES: list[Case] = [
         Case("記不清了", UNKNOWN),
         Case("我也不记得哪天确认收货的", UNKNOWN),
         Case("忘记什么时候确认收货了", UNKNOWN),
+        Case("真的查不到", UNKNOWN),  # told where to look, and could not find it
+        Case("没找到啊", UNKNOWN),
         Case("不记得具体哪天了，大概十天前", OK, (12, 8), approximate=True),
     ),
     *_rows(

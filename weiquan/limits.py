@@ -195,6 +195,7 @@ def is_valid_sender(sender: Any, max_chars: int) -> TypeGuard[str]:
 
 _SHORTCUT = re.compile(r"/(?P<intent>[A-Za-z_][A-Za-z0-9_]*)(?P<entities>\{.*\})?", re.DOTALL)
 MAX_ENTITY_VALUE_CHARS = 200
+USER_DEFAULT_INTENTS = frozenset({"restart"})  # Rasa's own intents a user may send: start over (docs/handoff.md)
 
 
 @dataclass(frozen=True)
@@ -203,8 +204,9 @@ class ShortcutPolicy:
 
     The widget's buttons send such payloads (`/inform{"platform": "taobao"}`, `/request_human`), and so do the buttons
     of the clarifying question, which carry the entities already understood. A buyer can type the same text, so a
-    shortcut is taken as one only when a button could have sent it: an intent of our domain (not Rasa's `restart`,
-    `session_start`, `back`, nor `nlu_fallback`), no confidence (`@0.9`), entities of our domain whose values are
+    shortcut is taken as one only when a button could have sent it, or it is `/restart` (the buyer starts their own
+    conversation over; the store keeps what was said): an intent of our domain (not Rasa's `session_start`, `back`,
+    nor `nlu_fallback`), no confidence (`@0.9`), entities of our domain whose values are
     short strings (lists of them), within the slot's values where the slot is categorical (`platform: jd` is not).
     Anything else starting with "/" is read as ordinary text with the slashes taken off: the NLU reads it, the buyer
     gets an answer, and the text is kept like any other.
@@ -229,7 +231,8 @@ class ShortcutPolicy:
         for slot, spec in (domain.get("slots") or {}).items():
             if (spec or {}).get("type") == "categorical":
                 values[slot] = frozenset(str(value) for value in spec.get("values") or [])
-        return cls(intents=names(domain.get("intents")), entities=names(domain.get("entities")), values=values)
+        return cls(intents=names(domain.get("intents")) | USER_DEFAULT_INTENTS, entities=names(domain.get("entities")),
+                   values=values)
 
     def allows(self, text: str) -> bool:
         match = _SHORTCUT.fullmatch(text.strip())

@@ -669,6 +669,7 @@ def _festival(m: re.Match, today: date) -> _Span | None:
 _UNSURE = re.compile(
     r"(?:不|没)(?:太|怎么|大)?(?:知道|记得|清楚|确定|晓得|记住|印象)|忘了|忘记了?|记不清楚?|记不得|记不住|记不太清"
     r"|想不起来?|搞不清楚?|说不清楚?|说不准"
+    r"|(?:查|找|看)不(?:到|着)|没(?:查|找|看)到"  # looked it up and could not find it
 )
 # Asking back about a past date; 什么时候能处理 is about the future and does not count.
 _TIME_QUESTION = re.compile(

@@ -73,7 +73,8 @@ class HandoffBot(Bot):
         port = port or self.rasa_port
         args = [str(Path(sys.executable).with_name("rasa")), "run", "-m", str(self.model or latest_model()),
                 "--port", str(port), "-i", "127.0.0.1", "--credentials", "credentials.yml",
-                "--endpoints", str(self.write_endpoints()), "--enable-api", "--auth-token", RASA_API_TOKEN]
+                "--endpoints", str(self.write_endpoints()), "--enable-api", "--auth-token", RASA_API_TOKEN,
+                *self.rasa_args]
         proc = self._spawn(name, args)
         wait_http(f"http://127.0.0.1:{port}/webhooks/rest/", START_TIMEOUT_S, proc)
 

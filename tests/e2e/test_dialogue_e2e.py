@@ -23,6 +23,8 @@ RULES = load_ruleset()
 DATE_QUESTION = "交易成功是哪一天"
 EVIDENCE_QUESTION = "你手上现在有哪些证据"
 PLATFORM_QUESTION = "淘宝还是天猫"
+STATUS_QUESTION = "订单现在是什么状态"  # asked first when the buyer already named 淘宝
+ROLE_QUESTION = "卖家在骚扰你"
 OFFER = "转人工客服"  # the button of utter_handoff_offer
 
 
@@ -99,7 +101,7 @@ def test_another_shopping_problem_gets_its_pointer_and_never_the_form(bot) -> No
     reply = chat.say("买的外套质量太差了，开线掉毛，申请退货卖家一直拖着不处理")
     assert PLATFORM_QUESTION not in reply and EVIDENCE_QUESTION not in reply
     assert "售后" in reply or "退款" in reply
-    assert "恶意骚扰" in reply  # and says why this is not one for the complaint
+    assert "骚扰" in reply  # and says to come back if the seller turns to harassment
     assert PLATFORM_QUESTION not in chat.say("快递三天都没更新物流")
 
 
@@ -114,13 +116,16 @@ def test_a_harassed_buyer_in_the_passive_never_gets_the_seller_answer(bot) -> No
         chat = Chat(bot)
         reply = chat.say(text)
         assert "被买家发起" not in reply, text
-        assert PLATFORM_QUESTION in reply or "卖家在骚扰你" in reply, (text, reply)
+        assert any(start in reply for start in (PLATFORM_QUESTION, STATUS_QUESTION, ROLE_QUESTION)), (text, reply)
+
+
+AMBIGUOUS = "关于恶意骚扰"  # no role in it: the buyer who is harassed, or the seller complained about?
 
 
 def test_buyer_or_seller_is_asked_with_buttons_and_the_answer_is_followed(bot) -> None:
     chat = Chat(bot)
-    reply = chat.say("被投诉恶意骚扰了，现在该怎么办")
-    if "卖家在骚扰你" not in reply:
+    reply = chat.say(AMBIGUOUS)
+    if ROLE_QUESTION not in reply:
         pytest.fail(f"expected the role question, got: {reply}")
     titles = chat.buttons()
     assert len(titles) == 2
@@ -129,7 +134,7 @@ def test_buyer_or_seller_is_asked_with_buttons_and_the_answer_is_followed(bot) -
     payloads = {b["title"]: b["payload"] for m in chat.last for b in m.get("buttons") or []}
     assert PLATFORM_QUESTION in chat.say(payloads[buyer])
     other = Chat(bot)
-    other.say("被投诉恶意骚扰了，现在该怎么办")
+    other.say(AMBIGUOUS)
     assert "被买家发起" in other.say(payloads[seller])
 
 
@@ -137,7 +142,7 @@ def test_a_safety_threat_never_waits_for_a_question(bot) -> None:
     chat = Chat(bot)
     reply = chat.say("被投诉恶意骚扰了？卖家说知道我家住哪，让我晚上小心点")
     assert RULES.contacts["police"] in chat.last[0]["text"]
-    assert "卖家在骚扰你，还是" not in reply
+    assert f"{ROLE_QUESTION}，还是" not in reply
 
 
 @pytest.mark.parametrize(

@@ -9,6 +9,10 @@ Runs after FallbackClassifier and before SafetyGuard. The message's intent becom
   "被卖家缠上了" (a buyer) taken for seller_accused. The other role's intent is moved up to second place in the
   ranking, so the clarifying question is the role question.
 
+- no role: FallbackClassifier hesitated, no role was confirmed (below), the text is about harassment (role_cues.yml
+  `topic`) or carries a role cue, and a role is among the model's first three guesses ("关于恶意骚扰"): the pair
+  becomes the two roles.
+
 - the other way round, when FallbackClassifier hesitated but the model's best guess is a role and the text carries
   that role's cue and not the other's ("被差评师投诉了恶意骚扰" with seller_accused on top), the guess is taken:
   the words settle what the model could not (`nlu_hesitation` is then empty and `role_confirmed` is true).
@@ -51,6 +55,11 @@ ROLE_CONFIRMED = "role_confirmed"
 class RoleCues:
     buyer: tuple[re.Pattern[str], ...]
     seller: tuple[re.Pattern[str], ...]
+    topic: tuple[re.Pattern[str], ...] = ()
+
+    def about_harassment(self, text: str) -> bool:
+        lowered = text.lower()
+        return any(p.search(lowered) for p in self.topic)
 
     def roles(self, text: str) -> tuple[bool, bool]:
         """(has a buyer cue, has a seller cue)."""
@@ -64,7 +73,7 @@ def load_cues(path: Path = CUES_FILE) -> RoleCues:
     seller = tuple(re.compile(str(p)) for p in data.get("seller") or [])
     if not buyer or not seller:
         raise ValueError(f"{path}: needs `buyer` and `seller` cue lists")
-    return RoleCues(buyer, seller)
+    return RoleCues(buyer, seller, tuple(re.compile(str(p)) for p in data.get("topic") or []))
 
 
 @functools.lru_cache(maxsize=1)
@@ -74,7 +83,7 @@ def default_cues() -> RoleCues:
 
 @dataclass(frozen=True)
 class Hesitation:
-    reason: str  # "margin" or "role_cue"
+    reason: str  # "margin", "role_cue" or "no_role"
     pair: tuple[str, str]  # the model's choice first
 
 
@@ -116,6 +125,17 @@ def confirmed_role(intent: str, ranking: Sequence[dict[str, Any]], text: str, cu
         return BUYER_INTENT
     if best == SELLER_INTENT and seller and not buyer:
         return SELLER_INTENT
+    return None
+
+
+def unplaced_role(intent: str, ranking: Sequence[dict[str, Any]], text: str, cues: RoleCues) -> Hesitation | None:
+    """Under nlu_fallback, when no role was confirmed: a message about harassment or with a role cue, with a role
+    among the model's first three guesses, gets the role question (its buttons are the two roles)."""
+    if intent != FALLBACK or not (cues.about_harassment(text) or any(cues.roles(text))):
+        return None
+    guesses = [item.get(INTENT_NAME_KEY) for item in ranking if item.get(INTENT_NAME_KEY) != FALLBACK][:3]
+    if BUYER_INTENT in guesses or SELLER_INTENT in guesses:
+        return Hesitation("no_role", (BUYER_INTENT, SELLER_INTENT))
     return None
 
 
@@ -182,7 +202,10 @@ class HesitationGuard(GraphComponent):
                 self._margin,
             )
             if hesitation is None:
-                message.set(HESITATION, fallback_hesitation(intent, ranking), add_to_output=True)
+                unplaced = unplaced_role(intent.get(INTENT_NAME_KEY) or "", ranking, message.get(TEXT) or "",
+                                         self._cues)
+                record = {"reason": unplaced.reason, "pair": list(unplaced.pair)} if unplaced else None
+                message.set(HESITATION, record or fallback_hesitation(intent, ranking), add_to_output=True)
                 continue
             new_ranking = ranking_for(ranking, hesitation)
             message.set(INTENT, dict(new_ranking[0]), add_to_output=True)
