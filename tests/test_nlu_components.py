@@ -166,6 +166,16 @@ def test_a_harassment_message_without_a_role_gets_the_role_question(typed: str, 
     assert (pair == ["report_harassment", "seller_accused"]) is asked
 
 
+def test_a_hesitation_between_two_ways_into_the_complaint_is_no_question() -> None:
+    guard = create(hesitation.HesitationGuard)
+    both = message("淘宝卖家天天短信轰炸我，交易成功了", "nlu_fallback",
+                   ranking(("nlu_fallback", 0.45), ("report_harassment", 0.52), ("inform", 0.44)))
+    other = message("嗯……", "nlu_fallback", ranking(("nlu_fallback", 0.45), ("inform", 0.4), ("affirm", 0.35)))
+    guard.process([both, other])
+    assert both.get("intent")["name"] == "report_harassment"
+    assert other.get("intent")["name"] == "nlu_fallback"
+
+
 def test_guard_takes_the_confirmed_role_and_drops_the_fallback() -> None:
     guard = create(hesitation.HesitationGuard)
     msg = message("被差评师投诉了恶意骚扰，求助各位", "nlu_fallback",

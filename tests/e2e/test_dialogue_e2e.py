@@ -119,7 +119,7 @@ def test_a_harassed_buyer_in_the_passive_never_gets_the_seller_answer(bot) -> No
         assert any(start in reply for start in (PLATFORM_QUESTION, STATUS_QUESTION, ROLE_QUESTION)), (text, reply)
 
 
-AMBIGUOUS = "关于恶意骚扰"  # no role in it: the buyer who is harassed, or the seller complained about?
+AMBIGUOUS = "恶意骚扰怎么办"  # no role in it: the buyer who is harassed, or the seller complained about?
 
 
 def test_buyer_or_seller_is_asked_with_buttons_and_the_answer_is_followed(bot) -> None:

@@ -13,6 +13,9 @@ Runs after FallbackClassifier and before SafetyGuard. The message's intent becom
   `topic`) or carries a role cue, and a role is among the model's first three guesses ("关于恶意骚扰"): the pair
   becomes the two roles.
 
+- no real hesitation: FallbackClassifier hesitated between two intents that lead to the same place (`same_path`:
+  report_harassment and inform both start the complaint form) — the model's best guess is taken.
+
 - the other way round, when FallbackClassifier hesitated but the model's best guess is a role and the text carries
   that role's cue and not the other's ("被差评师投诉了恶意骚扰" with seller_accused on top), the guess is taken:
   the words settle what the model could not (`nlu_hesitation` is then empty and `role_confirmed` is true).
@@ -139,6 +142,14 @@ def unplaced_role(intent: str, ranking: Sequence[dict[str, Any]], text: str, cue
     return None
 
 
+def one_path(intent: str, ranking: Sequence[dict[str, Any]], groups: Sequence[Sequence[str]]) -> bool:
+    """Under nlu_fallback: the model's top two intents lead to the same place, so there is nothing to ask."""
+    if intent != FALLBACK:
+        return False
+    names = {item.get(INTENT_NAME_KEY) for item in [i for i in ranking if i.get(INTENT_NAME_KEY) != FALLBACK][:2]}
+    return len(names) == 2 and any(names <= set(group) for group in groups)
+
+
 def ranking_for(ranking: Sequence[dict[str, Any]], hesitation: Hesitation) -> list[dict[str, Any]]:
     """nlu_fallback first, then the model's ranking with the pair's second intent right after its first."""
     top = ranking[0] if ranking else {PREDICTED_CONFIDENCE_KEY: 0.0}
@@ -166,12 +177,14 @@ class HesitationGuard(GraphComponent):
         return {
             "margin": 0.3,
             "pairs": [[BUYER_INTENT, SELLER_INTENT], [BUYER_INTENT, "out_of_scope"]],
+            "same_path": [[BUYER_INTENT, "inform"]],
             "cues_path": None,
         }
 
     def __init__(self, config: dict[str, Any], cues: RoleCues) -> None:
         self._margin = float(config.get("margin", 0.3))
         self._pairs = [tuple(pair) for pair in config.get("pairs") or []]
+        self._same_path = [tuple(group) for group in config.get("same_path") or []]
         self._cues = cues
 
     @classmethod
@@ -190,12 +203,12 @@ class HesitationGuard(GraphComponent):
             intent = message.get(INTENT) or {}
             ranking = message.get(INTENT_RANKING_KEY) or []
             confirmed = confirmed_role(intent.get(INTENT_NAME_KEY) or "", ranking, message.get(TEXT) or "", self._cues)
-            if confirmed:
+            if confirmed or one_path(intent.get(INTENT_NAME_KEY) or "", ranking, self._same_path):
                 model_ranking = [item for item in ranking if item.get(INTENT_NAME_KEY) != FALLBACK]
                 message.set(INTENT, dict(model_ranking[0]), add_to_output=True)
                 message.set(INTENT_RANKING_KEY, model_ranking, add_to_output=True)
                 message.set(HESITATION, None, add_to_output=True)
-                message.set(ROLE_CONFIRMED, True, add_to_output=True)
+                message.set(ROLE_CONFIRMED, bool(confirmed), add_to_output=True)
                 continue
             hesitation = decide(
                 intent.get(INTENT_NAME_KEY) or "", ranking, message.get(TEXT) or "", self._cues, self._pairs,
