@@ -151,7 +151,8 @@ def production_table(o: argparse.Namespace) -> list[Service]:
             f"rasa{i + 1}",
             [sys.executable, "-m", "weiquan.ops.serve", "run", "-m", MODEL, "-i", "127.0.0.1", "--port",
              str(port), "--credentials", "credentials.yml", "--endpoints", o.endpoints],
-            port=port, env=stores, ready_url=f"http://127.0.0.1:{port}/webhooks/rest/",
+            port=port, env={**stores, "SANIC_PROXIES_COUNT": "1"},  # the client address from HAProxy's forwardfor
+            ready_url=f"http://127.0.0.1:{port}/webhooks/rest/",
             note="Rasa replica: imports TensorFlow, loads the model"))
     rows.append(Service("widget", [sys.executable, "scripts/serve_widget.py", "--port", str(o.widget_port),
                                    "--server", f"http://localhost:{o.rasa_port}"], port=o.widget_port,

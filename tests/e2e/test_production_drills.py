@@ -71,7 +71,9 @@ class Production:
     def start(self) -> None:
         self.starts += 1
         env = {**os.environ, "PYTHONPATH": str(ROOT), "WECHAT_TOKEN": "", "WECHAT_APP_ID": "", "WECHAT_AES_KEY": "",
-               "WECHAT_APP_SECRET": "", "WIDGET_ALLOWED_ORIGINS": f"http://127.0.0.1:{self.widget}"}
+               "WECHAT_APP_SECRET": "", "WIDGET_ALLOWED_ORIGINS": f"http://127.0.0.1:{self.widget}",
+               # every simulated buyer here is 127.0.0.1: lift the per-address limit (the per-conversation one stays)
+               "LIMIT_RATE_PER_ADDRESS": "1000000/60"}
         args = [sys.executable, "scripts/run_all.py", "--production", "--replicas", "2", "--rasa-port",
                 str(self.public), "--action-port", str(self.actions), "--widget-port", str(self.widget),
                 "--replica-base", str(self.replica_base), "--action-base", str(self.action_base), "--ready-port",
