@@ -84,7 +84,7 @@ def moodbot_model() -> Path:
     log("creating Rasa's moodbot with `rasa init --no-prompt` in build/moodbot (trains it once, ~2 min) …")
     if MOODBOT_DIR.exists():
         shutil.rmtree(MOODBOT_DIR)
-    MOODBOT_DIR.parent.mkdir(parents=True, exist_ok=True)
+    MOODBOT_DIR.mkdir(parents=True)  # rasa init refuses a folder that does not exist yet
     subprocess.run([RASA, "init", "--no-prompt", "--init-dir", str(MOODBOT_DIR)], cwd=MOODBOT_DIR.parent, env=env(),
                    check=True, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
     models = sorted((MOODBOT_DIR / "models").glob("*.tar.gz"))

@@ -384,16 +384,9 @@ def cuts(summary: dict[str, Any], other: dict[str, Any] | None, stock: dict[str,
     def item(turn: str, label: str) -> float:
         return summary[turn]["items"].get(label, 0.0)
 
-    policy_per_prediction = []
-    for turn in turns:
-        items, calls = summary[turn]["items"], summary[turn]["calls"]
-        predictions = calls.get("node:select_prediction", 0)
-        if predictions:
-            policy_per_prediction.append(sum(v for k, v in items.items() if k.startswith("node:")
-                                             and not is_nlu(k[5:])) / predictions)
-    per_prediction = statistics.median(policy_per_prediction) if policy_per_prediction else 0.0
-    reset_ms = statistics.median([item(t, "action:action_reset_complaint") for t in ("t2", "t4")
-                                  if item(t, "action:action_reset_complaint")] or [0.0])
+    # Action calls on the ruling turns other than the form's own validation (1 since assess and reset merged).
+    ruling_calls = "/".join(str(sum(1 for k in summary[t]["calls"] if k.startswith("action:")
+                                    and not k.startswith("action:validate_"))) for t in ("t2", "t4"))
     sizes = summary["t1"]["sizes"]
     domain_bytes = sizes.get("action:validate_complaint_form:domain", 0)
     sent_bytes = sizes.get("action:validate_complaint_form", 0)
@@ -423,23 +416,19 @@ def cuts(summary: dict[str, Any], other: dict[str, Any] | None, stock: dict[str,
         lines.append(f"{rank}. **{headline}.** {text}.")
     lines.append(f"{len(made) + 1}. Start-up, not per turn: `weiquan.ops.serve` loads DIET without tracing its "
                  "training step (see reports/load.md for the start-up times before and after).")
-    lines += ["", "Proposed to the lead (files outside ops), expected gains from the figures above:", "",
-              f"1. **Merge `action_reset_complaint` into `action_assess_complaint`** (return the reset `SlotSet`s with "
-              f"the ruling; drop the step from the rule \"the form is complete, rule on it\" in "
-              f"data/rules/complaint.yml; the stop rule keeps `action_reset_complaint`): one action-server round trip "
-              f"(median {reset_ms:.1f} ms here) and one policy prediction (median {per_prediction:.1f} ms) less on "
-              f"every ruling turn (t2, t4).",
-              f"2. **`validate_complaint_form` without the domain**: declare it in domain.yml as "
-              f"`- validate_complaint_form: {{send_domain: false}}` (Rasa sends the domain to every `validate_*` "
-              f"action unless told so) and read the allowed `platform` / `trade_status` values from domain.yml once "
-              f"at import. Saves {domain_bytes:,} of the {sent_bytes:,} bytes of each form call and the domain's "
-              f"serialisation on every form turn (t1, t2, t4) — the per-call cost of sending the domain is the "
-              f"`enable_selective_domain` row above divided by the calls that stopped receiving it.",
-              f"3. **Tracker store writes**: saving the turn costs {', '.join(f'{v:.1f}' for v in saves)} ms (SQLite "
+    lines += ["", "Made in the dialogue (their effect is in every figure above, so this run cannot time them):", "",
+              "1. **One action call fewer per ruling**: `action_assess_complaint` returns the form's reset with the "
+              "ruling (the rule \"the form is complete, rule on it\" no longer calls `action_reset_complaint`; only "
+              f"the stop rule does). t2 and t4 show {ruling_calls} action call(s) after the form.",
+              "2. **`validate_complaint_form` without the domain** (`send_domain: false` in domain.yml; the form reads "
+              f"its questions from domain.yml once): the domain column above is {domain_bytes:,} bytes of the "
+              f"{sent_bytes:,} sent in the first form call.",
+              "", "Left:", "",
+              f"1. **Tracker store writes**: saving the turn costs {', '.join(f'{v:.1f}' for v in saves)} ms (SQLite "
               f"commit). Both bots pay it in `make run`; in run-production PostgreSQL takes it. Not a dialogue cut.",
-              "4. The payload grows with the conversation (Rasa sends the whole tracker, `EventVerbosity.ALL`): the "
+              "2. The payload grows with the conversation (Rasa sends the whole tracker, `EventVerbosity.ALL`): the "
               "last form call of a second complaint in one session sends several times the first. Nothing to set in "
-              "3.6; fewer action calls per turn (1, 2) is what helps.", ""]
+              "3.6; fewer action calls per turn is what helps.", ""]
     return lines
 
 
