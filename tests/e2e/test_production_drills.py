@@ -256,8 +256,11 @@ def test_kill_9_of_a_replica_under_load_loses_and_doubles_nothing(production: Pr
         for future in futures:
             future.result()
     failed = [r for r in results if r[2] != 200]
-    # Errors only for requests that were in flight when the replica died.
-    assert all(r[3] < kill_at[0] < r[4] + 0.5 for r in failed), failed
+    # Errors only for requests that were in flight when the replica died. Dying takes a moment: a connection the
+    # kernel accepted on the replica's socket in the milliseconds after the signal is in flight too (it is reset),
+    # so "in flight" is "overlaps the half second after the kill"; nothing that starts later may fail.
+    dying = (kill_at[0], kill_at[0] + 0.5)
+    assert all(r[3] < dying[1] and r[4] > dying[0] for r in failed), (kill_at, failed)
     assert len(failed) <= 8
     assert len([r for r in results if r[2] == 200 and r[3] > kill_at[0]]) > 10  # the other replica took over
     for sender in {r[0] for r in results}:
