@@ -101,7 +101,7 @@ def test_another_shopping_problem_gets_its_pointer_and_never_the_form(bot) -> No
     reply = chat.say("买的外套质量太差了，开线掉毛，申请退货卖家一直拖着不处理")
     assert PLATFORM_QUESTION not in reply and EVIDENCE_QUESTION not in reply
     assert "售后" in reply or "退款" in reply
-    assert "骚扰" in reply  # and says to come back if the seller turns to harassment
+    assert "恶意骚扰" in reply  # and says why this is not one for the complaint
     assert PLATFORM_QUESTION not in chat.say("快递三天都没更新物流")
 
 
