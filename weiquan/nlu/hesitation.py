@@ -118,11 +118,16 @@ def decide(
     return None
 
 
+def model_guesses(ranking: Sequence[dict[str, Any]], count: int) -> list[str]:
+    """The model's first `count` intents, nlu_fallback left out."""
+    return [str(item.get(INTENT_NAME_KEY)) for item in ranking if item.get(INTENT_NAME_KEY) != FALLBACK][:count]
+
+
 def confirmed_role(intent: str, ranking: Sequence[dict[str, Any]], text: str, cues: RoleCues) -> str | None:
     """Under nlu_fallback: the model's best role guess when the text's role cues agree with it and only with it."""
     if intent != FALLBACK:
         return None
-    best = next((item.get(INTENT_NAME_KEY) for item in ranking if item.get(INTENT_NAME_KEY) != FALLBACK), None)
+    best = next(iter(model_guesses(ranking, 1)), None)
     buyer, seller = cues.roles(text)
     if best == BUYER_INTENT and buyer and not seller:
         return BUYER_INTENT
@@ -136,7 +141,7 @@ def unplaced_role(intent: str, ranking: Sequence[dict[str, Any]], text: str, cue
     among the model's first three guesses, gets the role question (its buttons are the two roles)."""
     if intent != FALLBACK or not (cues.about_harassment(text) or any(cues.roles(text))):
         return None
-    guesses = [item.get(INTENT_NAME_KEY) for item in ranking if item.get(INTENT_NAME_KEY) != FALLBACK][:3]
+    guesses = model_guesses(ranking, 3)
     if BUYER_INTENT in guesses or SELLER_INTENT in guesses:
         return Hesitation("no_role", (BUYER_INTENT, SELLER_INTENT))
     return None
@@ -146,7 +151,7 @@ def one_path(intent: str, ranking: Sequence[dict[str, Any]], groups: Sequence[Se
     """Under nlu_fallback: the model's top two intents lead to the same place, so there is nothing to ask."""
     if intent != FALLBACK:
         return False
-    names = {item.get(INTENT_NAME_KEY) for item in [i for i in ranking if i.get(INTENT_NAME_KEY) != FALLBACK][:2]}
+    names = set(model_guesses(ranking, 2))
     return len(names) == 2 and any(names <= set(group) for group in groups)
 
 
@@ -166,8 +171,7 @@ def fallback_hesitation(intent: dict[str, Any], ranking: Sequence[dict[str, Any]
     """When FallbackClassifier already hesitated: the same record, with its top two intents as the pair."""
     if intent.get(INTENT_NAME_KEY) != FALLBACK:
         return None
-    names = [item.get(INTENT_NAME_KEY) for item in ranking if item.get(INTENT_NAME_KEY) != FALLBACK][:2]
-    return {"reason": "low_confidence", "pair": names}
+    return {"reason": "low_confidence", "pair": model_guesses(ranking, 2)}
 
 
 @DefaultV1Recipe.register(DefaultV1Recipe.ComponentType.INTENT_CLASSIFIER, is_trainable=False)
@@ -201,22 +205,19 @@ class HesitationGuard(GraphComponent):
     def process(self, messages: list[Message]) -> list[Message]:
         for message in messages:
             intent = message.get(INTENT) or {}
+            name, text = intent.get(INTENT_NAME_KEY) or "", message.get(TEXT) or ""
             ranking = message.get(INTENT_RANKING_KEY) or []
-            confirmed = confirmed_role(intent.get(INTENT_NAME_KEY) or "", ranking, message.get(TEXT) or "", self._cues)
-            if confirmed or one_path(intent.get(INTENT_NAME_KEY) or "", ranking, self._same_path):
+            confirmed = confirmed_role(name, ranking, text, self._cues)
+            if confirmed or one_path(name, ranking, self._same_path):
                 model_ranking = [item for item in ranking if item.get(INTENT_NAME_KEY) != FALLBACK]
                 message.set(INTENT, dict(model_ranking[0]), add_to_output=True)
                 message.set(INTENT_RANKING_KEY, model_ranking, add_to_output=True)
                 message.set(HESITATION, None, add_to_output=True)
                 message.set(ROLE_CONFIRMED, bool(confirmed), add_to_output=True)
                 continue
-            hesitation = decide(
-                intent.get(INTENT_NAME_KEY) or "", ranking, message.get(TEXT) or "", self._cues, self._pairs,
-                self._margin,
-            )
+            hesitation = decide(name, ranking, text, self._cues, self._pairs, self._margin)
             if hesitation is None:
-                unplaced = unplaced_role(intent.get(INTENT_NAME_KEY) or "", ranking, message.get(TEXT) or "",
-                                         self._cues)
+                unplaced = unplaced_role(name, ranking, text, self._cues)
                 record = {"reason": unplaced.reason, "pair": list(unplaced.pair)} if unplaced else None
                 message.set(HESITATION, record or fallback_hesitation(intent, ranking), add_to_output=True)
                 continue
