@@ -132,6 +132,15 @@ class ValidateComplaintForm(FormValidationAction):
             found += read_answer(words, answer_text(item, tracker))
         return [code for code in dict.fromkeys(found) if code in allowed]
 
+    def _unread(self, slot: str, response: str, dispatcher: CollectingDispatcher, tracker: Tracker) -> dict[str, Any]:
+        """An answer the question could not read. If the message names another platform than the one recorded
+        ("不对，是天猫"), it corrects that answer (the form then asks what the new platform needs); else the hint."""
+        named = read_answer(self.services.vocabulary.answers.get("platform", {}), normalized_text(tracker))
+        if named and named[0] not in (engine.UNKNOWN, tracker.get_slot("platform")):
+            return {slot: None, "platform": named[0]}
+        dispatcher.utter_message(response=response)
+        return {slot: None}
+
     def validate_platform(
         self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
     ) -> dict[str, Any]:
@@ -146,8 +155,7 @@ class ValidateComplaintForm(FormValidationAction):
     ) -> dict[str, Any]:
         code = self._code("trade_status", value, tracker)
         if code is None or code == engine.UNKNOWN:
-            dispatcher.utter_message(response="utter_invalid_trade_status")
-            return {"trade_status": None}
+            return self._unread("trade_status", "utter_invalid_trade_status", dispatcher, tracker)
         return {"trade_status": code}
 
     def validate_success_time(
@@ -160,8 +168,7 @@ class ValidateComplaintForm(FormValidationAction):
         said = answer_text(value, tracker)
         reading = parse_success_time(said, today)
         if reading is None:
-            dispatcher.utter_message(response="utter_invalid_success_time")
-            return {"success_time": None}
+            return self._unread("success_time", "utter_invalid_success_time", dispatcher, tracker)
         judgement = engine.judge_success_date(reading.status, reading.earliest, reading.latest, today, rules)
         if not judgement.accepted:
             presenter = Presenter(rules, today)
@@ -180,8 +187,8 @@ class ValidateComplaintForm(FormValidationAction):
     ) -> dict[str, Any]:
         kinds = self._codes("harassment_type", value, tracker, self.services.vocabulary.codes("harassment_type"))
         if not kinds:
-            dispatcher.utter_message(response="utter_invalid_harassment_type")
-        return {"harassment_type": kinds or None}
+            return self._unread("harassment_type", "utter_invalid_harassment_type", dispatcher, tracker)
+        return {"harassment_type": kinds}
 
     def validate_evidence(
         self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
@@ -193,8 +200,7 @@ class ValidateComplaintForm(FormValidationAction):
             if len(codes) > 1 and vague in codes:
                 codes.remove(vague)  # "没有截图，有短信", "短信和通话记录都有": the items named win
         if not codes:
-            dispatcher.utter_message(response="utter_invalid_evidence")
-            return {"evidence": None}
+            return self._unread("evidence", "utter_invalid_evidence", dispatcher, tracker)
         return {"evidence": codes}
 
 

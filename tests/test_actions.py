@@ -254,6 +254,19 @@ async def test_evidence_that_cannot_be_read_twice_ends_the_form_with_the_whole_c
     assert said(dispatcher)[-1] == "utter_handoff_offer"
 
 
+@pytest.mark.parametrize("slot", ["trade_status", "success_time", "harassment_type", "evidence"])
+def test_a_platform_correction_is_taken_whatever_question_was_asked(slot: str) -> None:
+    # The NLU need not tag 天猫 in "不对，是天猫": the form reads the platform words itself and says no hint.
+    form, dispatcher = ValidateComplaintForm(SERVICES), CollectingDispatcher()
+    answer = ["不对，是天猫"] if slot in ("harassment_type", "evidence") else "不对，是天猫"
+    result = getattr(form, f"validate_{slot}")(answer, dispatcher, tracker({"platform": "taobao"}, text="不对，是天猫"),
+                                               DOMAIN)
+    assert result == {slot: None, "platform": "tmall"} and said(dispatcher) == []
+    unchanged = getattr(form, f"validate_{slot}")(answer, dispatcher, tracker({"platform": "tmall"},
+                                                                              text="不对，是天猫"), DOMAIN)
+    assert unchanged == {slot: None} and said(dispatcher) == [f"utter_invalid_{slot}"]  # nothing to correct
+
+
 async def test_a_request_for_a_person_mid_form_is_no_miss_and_leaves_the_form_to_the_rules() -> None:
     # "转人工" maps to no slot (not_intent): the validation must add nothing, so Rasa rejects the form and the rule
     # for request_human runs instead of the same question again.
