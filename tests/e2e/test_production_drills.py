@@ -212,7 +212,13 @@ def test_one_conversation_sticks_to_one_replica(production: Production) -> None:
     before = production.log("proxy").count("rest_replicas/")
     for text in ("你好", "你是机器人吗", "谢谢", "再见"):
         assert post(production.public, sender, text)[0] == 200
-    lines = [line for line in production.log("proxy").splitlines() if "rest_replicas/" in line][before:]
+    def routed() -> list[str]:
+        return [line for line in production.log("proxy").splitlines() if "rest_replicas/" in line][before:]
+
+    deadline = time.monotonic() + 5  # HAProxy writes a request's line when its connection ends, a moment later
+    while len(routed()) < 4 and time.monotonic() < deadline:
+        time.sleep(0.1)
+    lines = routed()
     servers = {line.split("rest_replicas/")[1].split()[0] for line in lines}
     assert len(lines) == 4 and len(servers) == 1, lines
 
