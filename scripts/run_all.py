@@ -101,9 +101,12 @@ def haproxy_config(o: argparse.Namespace, target: Path) -> Path:
     replicas = [o.replica_base + i for i in range(o.replicas)]
     actions = [o.action_base + i for i in range(o.action_servers)]
 
-    def servers(ports: list[int], prefix: str, cookie: bool = False) -> str:
-        return "\n".join(f"    server {prefix}{i + 1} 127.0.0.1:{port} check" + (f" cookie r{i + 1}" if cookie else "")
-                         for i, port in enumerate(ports))
+    def servers(ports: list[int], prefix: str, cookie: bool = False, track: str = "") -> str:
+        # A backend that `track`s another shares its health checks: a replica is up or down for every route at once,
+        # so /ready (which counts the REST backend) also means the widget and WeChat routes have their servers.
+        health = (lambda name: f"track {track}/{name}") if track else (lambda name: "check")
+        return "\n".join(f"    server {prefix}{i + 1} 127.0.0.1:{port} {health(f'{prefix}{i + 1}')}"
+                         + (f" cookie r{i + 1}" if cookie else "") for i, port in enumerate(ports))
 
     text = (ROOT / "deploy" / "haproxy.cfg.tmpl").read_text(encoding="utf-8")
     for key, value in {
@@ -113,8 +116,8 @@ def haproxy_config(o: argparse.Namespace, target: Path) -> Path:
         "${REPLICAS}": str(o.replicas),
         "${ACTION_COUNT}": str(o.action_servers),
         "${REST_SERVERS}": servers(replicas, "rasa"),
-        "${WECHAT_SERVERS}": servers(replicas, "rasa"),
-        "${WIDGET_SERVERS}": servers(replicas, "rasa", cookie=True),
+        "${WECHAT_SERVERS}": servers(replicas, "rasa", track="rest_replicas"),
+        "${WIDGET_SERVERS}": servers(replicas, "rasa", cookie=True, track="rest_replicas"),
         "${ACTION_SERVERS}": servers(actions, "actions"),
     }.items():
         text = text.replace(key, value)
