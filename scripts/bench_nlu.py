@@ -6,7 +6,8 @@
   (c) keywords  bench/keyword_baseline.py, a hand-written table
 
 Each is scored on every held-out set (by default tests/data/nlu_heldout.yml and, when present,
-tests/data/nlu_heldout_real.yml, written apart by someone who never saw data/nlu): intent accuracy, macro-F1,
+tests/data/nlu_heldout_real.yml and tests/data/nlu_blind.yml, both written apart by someone who never saw data/nlu):
+intent accuracy, macro-F1,
 per-intent F1, buyer<->seller swaps counted apart (a role sent to nlu_fallback counts as "asked", not as a swap),
 entity F1 (micro over entity+value); and on tests/data/safety_set.yml: safety recall and precision (positive class
 report_safety_threat). Also training time and in-process parse time; k-fold CV on data/nlu only with --folds N.
@@ -285,6 +286,7 @@ def run_keywords(args: argparse.Namespace) -> dict[str, Any]:
 SET_TITLES = {
     "nlu_heldout": "held-out (team)",
     "nlu_heldout_real": "held-out (real, independent)",
+    "nlu_blind": "held-out (blind, round 5)",
 }
 
 
@@ -391,6 +393,8 @@ def write_report(
             row(f"{title}: seller → buyer swaps", lambda r, n=name: str(r["sets"][n]["swaps"]["seller_to_buyer"])),
             row(f"{title}: buyer/seller asked (nlu_fallback)", lambda r, n=name: str(r["sets"][n]["swaps"]["asked"])),
             row(f"{title}: all messages sent to nlu_fallback", lambda r, n=name: str(r["sets"][n]["fallbacks"])),
+            row(f"{title}: safety recall", lambda r, n=name: pct(
+                r["sets"][n]["intent"]["per_intent"].get(nlu_eval.SAFETY_INTENT, {}).get("recall"))),
             row(
                 f"{title}: other problems recognised, with a `problem` entity",
                 lambda r, n=name: f"{r['sets'][n]['with_problem']} of {r['sets'][n]['other_problems']}",
@@ -479,7 +483,11 @@ def write_report(
         "get the seller's advice); seller → buyer is the reverse. Either role predicted `nlu_fallback` is counted as "
         "asked: the bot asks who is speaking, which is not a swap.",
         "- Safety: positive class `report_safety_threat`; recall = threats caught / threats, precision = correct / "
-        "predicted threats, on the safety set (threats plus hard harassment negatives).",
+        "predicted threats, on the safety set (threats plus hard harassment negatives); each held-out set's own "
+        "threats give its \"safety recall\" row.",
+        "- None of these sets is trained on, but their errors were read after runs and some fixes followed, so their "
+        "figures are optimistic: the team and real sets over several rounds, the blind set once (its first run, "
+        "before any fix, is in reports/nlu_issue9.md). Only a set nobody has looked at measures the bot fairly.",
         "- Entity F1: micro over (entity, value) pairs per message, for the entity types each held-out file "
         "annotates; values are compared after synonym mapping, so a pipeline without synonyms (b) scores only where "
         "the annotated value is the typed text.",
@@ -545,7 +553,8 @@ def print_figures(results: dict[str, dict[str, Any]]) -> None:
 
 
 def default_heldout() -> list[Path]:
-    return [path for path in (nlu_eval.HELDOUT_FILE, nlu_eval.HELDOUT_REAL_FILE) if path.exists()]
+    return [path for path in (nlu_eval.HELDOUT_FILE, nlu_eval.HELDOUT_REAL_FILE, nlu_eval.HELDOUT_BLIND_FILE)
+            if path.exists()]
 
 
 def main() -> None:
@@ -555,7 +564,7 @@ def main() -> None:
     parser.add_argument("--variants", default="a,b,c", help="which of a,b,c to run")
     parser.add_argument("--config", type=Path, default=CONFIG_OURS, help="pipeline (a)")
     parser.add_argument("--nlu", type=Path, default=nlu_eval.NLU_DIR, help="training data (file or folder)")
-    parser.add_argument("--heldout", type=Path, action="append", help="held-out set (repeat; default: both)")
+    parser.add_argument("--heldout", type=Path, action="append", help="held-out set (repeat; default: all three)")
     parser.add_argument("--safety", type=Path, default=nlu_eval.SAFETY_FILE)
     parser.add_argument("--report-dir", type=Path, default=REPORT_DIR)
     parser.add_argument("--jobs", type=int, default=1, help="model variants trained at once (default 1)")

@@ -19,7 +19,7 @@ EXACT_MIN = 10  # normalised characters
 NEAR_MIN = 14
 NEAR_RATIO = 0.85
 HELDOUT_FILES = [ROOT / "tests" / "data" / name for name in ("nlu_heldout.yml", "nlu_heldout_real.yml",
-                                                             "safety_set.yml")]
+                                                             "nlu_blind.yml", "safety_set.yml")]
 
 
 def _load_checker() -> ModuleType:
