@@ -78,6 +78,7 @@ def test_broken_problem_file_fails_loudly(tmp_path: Path) -> None:
         ("卖家天天打电话给我", True, False),
         ("我是买家，想问问", True, False),
         ("投诉卖家骚扰要准备什么证据", True, False),
+        ("店主老是打给我，我都录下来了", True, False),
         ("被买家投诉骚扰了怎么办", False, True),
         ("我是卖家，有人投诉我", False, True),
         ("买家说我骚扰他", False, True),
@@ -164,6 +165,26 @@ def test_a_harassment_message_without_a_role_gets_the_role_question(typed: str, 
     guard.process([msg])
     pair = (msg.as_dict(only_output_properties=True).get("nlu_hesitation") or {}).get("pair")
     assert (pair == ["report_harassment", "seller_accused"]) is asked
+
+
+@pytest.mark.parametrize(
+    ("typed", "best", "pair"),
+    [
+        # the words say who is speaking: no role question, but the model's guess against that role's intent
+        ("淘宝卖家骚忧我，怎么处理啊", "ask_how_to_file", ["ask_how_to_file", "report_harassment"]),
+        ("被买家投诉骚扰了，这个怎么弄", "ask_evidence", ["ask_evidence", "seller_accused"]),
+        # the model's guess is the other role: that is the role question
+        ("店家一直骚扰我", "seller_accused", ["report_harassment", "seller_accused"]),
+    ],
+)
+def test_a_role_the_words_name_is_not_asked(typed: str, best: str, pair: list) -> None:
+    guard = create(hesitation.HesitationGuard)
+    model = ranking(("nlu_fallback", 0.45), (best, 0.4), ("seller_accused" if best != "seller_accused"
+                                                           else "ask_penalty", 0.2), ("report_harassment", 0.1))
+    msg = message(typed, "nlu_fallback", model)
+    guard.process([msg])
+    found = msg.as_dict(only_output_properties=True).get("nlu_hesitation") or {}
+    assert found.get("pair") == pair
 
 
 def test_a_hesitation_between_two_ways_into_the_complaint_is_no_question() -> None:
@@ -311,6 +332,22 @@ def threat_found(rules, typed: str) -> bool:
         "卖家把我单位的地址发给我了，什么也没说",
         "他说要让我在这里混不下去",
         "拆开快递里面是几片刀片",
+        "退款完过了两天，收到个没下单的快递，打开是一把斧头",
+        "店主放话说要让我一家人都别想好过",
+        "商家恐吓我，说会让我全家鸡犬不宁",
+        "卖家留言说迟早让我偿命",
+        "店家说你闺女几点进校门他都盯着",
+        "店主说我弟弟读哪所中学他都查到了",
+        "卖家私信：你儿子长得真可爱啊",
+        "他说我父母岁数不小了，别让他们出什么意外",
+        "卖家发过来一段我家门口的视频",
+        "卖家说在我们这边有人，叫我小心",
+        "他威胁说查到我公司了，明天就去闹",
+        "他说下次可就不是划车那么简单了",
+        "卖家说：最近回家挺晚啊",
+        "卖家留言：回家的时候当心点",
+        "收到一个包裹，里面有张冥钞",
+        "卖家说房子给你点了信不信",
     ],
 )
 def test_veiled_threats_are_caught_by_rules(rules, typed: str) -> None:
@@ -333,6 +370,13 @@ def test_veiled_threats_are_caught_by_rules(rules, typed: str) -> None:
         "卖家把我的地址发到他们的群里了",
         "我被骂得都快在这家公司待不下去了",
         "卖家说他没有威胁我的人身安全，只是想聊聊",
+        "收到的水果刀刀刃有缺口，想退货",
+        "差评以后卖家又寄了一个新的杯子过来",
+        "卖家天天打电话，吵得我睡不好，家人也烦",
+        "卖家发短信咒我出门被车撞，就是嘴上骂",
+        "现在有人在我的评论区下面骂我",
+        "煤气灶打不着火，想退货",
+        "孩子的学校要买校服，哪家店靠谱",
     ],
 )
 def test_rude_but_harmless_messages_are_not_threats(rules, typed: str) -> None:
