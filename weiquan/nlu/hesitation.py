@@ -11,7 +11,8 @@ Runs after FallbackClassifier and before SafetyGuard. The message's intent becom
 
 - no role: FallbackClassifier hesitated, no role was confirmed (below), the text is about harassment (role_cues.yml
   `topic`) or carries a role cue, and a role is among the model's first three guesses ("关于恶意骚扰"): the pair
-  becomes the two roles.
+  becomes the two roles. When the words name one role only, the role is not asked: the pair is the model's best
+  guess and that role's intent ("role_settled").
 
 - no real hesitation: FallbackClassifier hesitated between two intents that lead to the same place (`same_path`:
   report_harassment and inform both start the complaint form) — the model's best guess is taken.
@@ -138,13 +139,21 @@ def confirmed_role(intent: str, ranking: Sequence[dict[str, Any]], text: str, cu
 
 def unplaced_role(intent: str, ranking: Sequence[dict[str, Any]], text: str, cues: RoleCues) -> Hesitation | None:
     """Under nlu_fallback, when no role was confirmed: a message about harassment or with a role cue, with a role
-    among the model's first three guesses, gets the role question (its buttons are the two roles)."""
+    among the model's first three guesses, gets the role question (its buttons are the two roles) — unless the
+    words name one role only ("淘宝卖家骚扰我，怎么处理"): then the role is not in doubt, and the question offers the
+    model's best guess and that role's intent ("role_settled")."""
     if intent != FALLBACK or not (cues.about_harassment(text) or any(cues.roles(text))):
         return None
     guesses = model_guesses(ranking, 3)
-    if BUYER_INTENT in guesses or SELLER_INTENT in guesses:
-        return Hesitation("no_role", (BUYER_INTENT, SELLER_INTENT))
-    return None
+    if BUYER_INTENT not in guesses and SELLER_INTENT not in guesses:
+        return None
+    buyer, seller = cues.roles(text)
+    if buyer != seller and guesses:
+        named = BUYER_INTENT if buyer else SELLER_INTENT
+        other = SELLER_INTENT if buyer else BUYER_INTENT
+        if guesses[0] not in (named, other):
+            return Hesitation("role_settled", (guesses[0], named))
+    return Hesitation("no_role", (BUYER_INTENT, SELLER_INTENT))
 
 
 def one_path(intent: str, ranking: Sequence[dict[str, Any]], groups: Sequence[Sequence[str]]) -> bool:
