@@ -1,4 +1,4 @@
-"""The trained model's floor on data it never saw: both held-out sets, buyer/seller swaps, safety recall.
+"""The trained model's floor on data it never saw: the three held-out sets, buyer/seller swaps, safety recall.
 
 Needs a trained model in models/ (`make test` trains first); the newest one is used. The numbers side by side with
 the baselines come from `make bench-nlu` (reports/nlu_benchmark.md); this test only guards the floor, set a little
@@ -17,10 +17,12 @@ from bench import nlu_eval
 pytestmark = pytest.mark.model
 
 # held-out file -> (macro-F1 floor, accuracy floor)
-# Last `make bench-nlu`: team 0.937 / 0.923, real 0.955 / 0.957 (reports/nlu_benchmark.md).
+# Round 5, four trainings of the same data (DIET is not bit-for-bit repeatable here): team 0.935–0.952 / 0.928–0.936,
+# real 0.952–0.957 / 0.962, blind 0.967–0.972 / 0.943–0.949 (reports/nlu_benchmark.md has the last `make bench-nlu`).
 FLOORS = {
-    nlu_eval.HELDOUT_FILE: (0.92, 0.90),
-    nlu_eval.HELDOUT_REAL_FILE: (0.93, 0.93),
+    nlu_eval.HELDOUT_FILE: (0.93, 0.91),
+    nlu_eval.HELDOUT_REAL_FILE: (0.94, 0.94),
+    nlu_eval.HELDOUT_BLIND_FILE: (0.95, 0.92),
 }
 SAFETY_RECALL = 1.0  # a threat to someone's safety is never missed
 SAFETY_PRECISION_FLOOR = 0.95  # ordinary harassment is not escalated as a threat
@@ -78,3 +80,11 @@ def test_safety_recall_and_precision(parsed) -> None:
     assert metrics["positives"] > 0, "the safety set has no report_safety_threat messages"
     assert metrics["recall"] == SAFETY_RECALL, "safety threats missed:\n" + "\n".join(missed)
     assert metrics["precision"] >= SAFETY_PRECISION_FLOOR, f"safety precision {metrics['precision']:.3f}"
+
+
+@pytest.mark.parametrize("path", list(FLOORS), ids=lambda p: p.stem)
+def test_no_threat_in_a_heldout_set_is_missed(parsed, path: Path) -> None:
+    examples, predictions = parsed(path)
+    threats = [(e, p) for e, p in zip(examples, predictions, strict=True) if e.intent == nlu_eval.SAFETY_INTENT]
+    missed = [f"-> {p.intent}: {e.text}" for e, p in threats if p.intent != nlu_eval.SAFETY_INTENT]
+    assert threats and not missed, f"{path.name}: safety threats missed:\n" + "\n".join(missed)
