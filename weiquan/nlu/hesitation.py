@@ -148,7 +148,7 @@ def unplaced_role(intent: str, ranking: Sequence[dict[str, Any]], text: str, cue
     if BUYER_INTENT not in guesses and SELLER_INTENT not in guesses:
         return None
     buyer, seller = cues.roles(text)
-    if buyer != seller and guesses:
+    if buyer != seller:
         named = BUYER_INTENT if buyer else SELLER_INTENT
         other = SELLER_INTENT if buyer else BUYER_INTENT
         if guesses[0] not in (named, other):
