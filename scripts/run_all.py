@@ -41,8 +41,9 @@ def local_table(o: argparse.Namespace) -> list[Service]:
                               ROOT / "var" / "endpoints.run.yml")
     # Hand-off (docs/handoff.md): Rasa's HTTP API is on, with a token, for the operator console only, so Rasa listens
     # on loopback; a public host puts a proxy in front (make run-production). Both tokens are generated unless set.
+    # "--auth-token=…" in one word: a generated token may start with "-", which argparse would take for an option.
     rasa_args = ["--port", str(o.rasa_port), "-i", "127.0.0.1", "--credentials", "credentials.yml", "--endpoints",
-                 str(endpoints), "--enable-api", "--auth-token", o.rasa_token]
+                 str(endpoints), "--enable-api", f"--auth-token={o.rasa_token}"]
     tokens = {"OPERATOR_TOKEN": o.operator_token, "RASA_API_TOKEN": o.rasa_token}
     return [
         Service("actions", [RASA, "run", "actions", "--port", str(o.action_port)], port=o.action_port, env=PRIVATE,
