@@ -9,7 +9,8 @@ Each is scored on every held-out set (by default tests/data/nlu_heldout.yml and,
 tests/data/nlu_heldout_real.yml and tests/data/nlu_blind.yml, both written apart by someone who never saw data/nlu):
 intent accuracy, macro-F1, per-intent F1, buyer<->seller swaps counted apart (a role sent to nlu_fallback counts as
 "asked", not as a swap), the set's own safety recall, entity F1 (micro over entity+value); and on
-tests/data/safety_set.yml: safety recall and precision (positive class report_safety_threat). Also training time and in-process parse time; k-fold CV on data/nlu only with --folds N.
+tests/data/safety_set.yml: safety recall and precision (positive class report_safety_threat). Also training time
+and in-process parse time; k-fold CV on data/nlu only with --folds N.
 Writes reports/nlu_benchmark.md and one confusion-matrix PNG per held-out set; the LAST line printed is a JSON summary.
 
 Each model variant is trained and evaluated in its own Python process: jieba keeps user dictionaries in global state,
