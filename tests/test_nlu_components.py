@@ -168,6 +168,22 @@ def test_a_harassment_message_without_a_role_gets_the_role_question(typed: str, 
 
 
 @pytest.mark.parametrize(
+    ("typed", "confidence", "asked"),
+    [
+        ("恶意骚扰怎么办", 0.53, True),  # no role word, an unsure seller guess: ask, never guess seller
+        ("之前的骚扰投诉被判无效，可以重新来一次吗", 0.46, True),
+        ("恶意骚扰怎么办", 0.85, False),  # a sure guess is the model's to make
+        ("被买家投诉骚扰了怎么办", 0.53, False),  # the seller's own words
+    ],
+)
+def test_an_unsure_seller_guess_without_a_seller_word_gets_the_role_question(typed, confidence, asked) -> None:
+    model = ranking(("seller_accused", confidence), ("ask_deadline_passed", 0.2), ("report_harassment", 0.05))
+    found = hesitation.decide("seller_accused", model, normalize_text(typed), hesitation.default_cues(),
+                              [("report_harassment", "seller_accused")], 0.3, unnamed_seller_below=0.7)
+    assert (found == hesitation.Hesitation("unnamed_seller", ("seller_accused", "report_harassment"))) is asked
+
+
+@pytest.mark.parametrize(
     ("typed", "best", "pair"),
     [
         # the words say who is speaking: no role question, but the model's guess against that role's intent

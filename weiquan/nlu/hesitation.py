@@ -8,6 +8,9 @@ Runs after FallbackClassifier and before SafetyGuard. The message's intent becom
 - role cue: the model chose one role but the text carries only the other role's cue (role_cues.yml), e.g.
   "被卖家缠上了" (a buyer) taken for seller_accused. The other role's intent is moved up to second place in the
   ranking, so the clarifying question is the role question.
+- unnamed seller: the model chose seller_accused below `unnamed_seller_below` and the text has no seller cue at all
+  ("恶意骚扰怎么办"): the role question too. Giving a harassed buyer the seller's advice is the worst answer this bot
+  can give; a seller asked once loses one click.
 
 - no role: FallbackClassifier hesitated, no role was confirmed (below), the text is about harassment (role_cues.yml
   `topic`) or carries a role cue, and a role is among the model's first three guesses ("关于恶意骚扰"): the pair
@@ -87,7 +90,7 @@ def default_cues() -> RoleCues:
 
 @dataclass(frozen=True)
 class Hesitation:
-    reason: str  # "margin", "role_cue" or "no_role"
+    reason: str  # "margin", "role_cue", "unnamed_seller", "no_role" or "role_settled"
     pair: tuple[str, str]  # the model's choice first
 
 
@@ -98,6 +101,7 @@ def decide(
     cues: RoleCues,
     pairs: Sequence[Sequence[str]],
     margin: float,
+    unnamed_seller_below: float = 0.0,
 ) -> Hesitation | None:
     """Whether to ask instead of taking `intent`; pure, so it is tested without a model."""
     if intent == FALLBACK or not ranking:
@@ -107,6 +111,10 @@ def decide(
         return Hesitation("role_cue", (SELLER_INTENT, BUYER_INTENT))
     if intent == BUYER_INTENT and seller and not buyer:
         return Hesitation("role_cue", (BUYER_INTENT, SELLER_INTENT))
+    top = ranking[0]
+    sure = float(top.get(PREDICTED_CONFIDENCE_KEY) or 0) >= unnamed_seller_below
+    if intent == SELLER_INTENT and not seller and top.get(INTENT_NAME_KEY) == SELLER_INTENT and not sure:
+        return Hesitation("unnamed_seller", (SELLER_INTENT, BUYER_INTENT))
     if len(ranking) < 2:
         return None
     first, second = ranking[0], ranking[1]
@@ -189,6 +197,7 @@ class HesitationGuard(GraphComponent):
     def get_default_config() -> dict[str, Any]:
         return {
             "margin": 0.3,
+            "unnamed_seller_below": 0.7,
             "pairs": [[BUYER_INTENT, SELLER_INTENT], [BUYER_INTENT, "out_of_scope"]],
             "same_path": [[BUYER_INTENT, "inform"]],
             "cues_path": None,
@@ -196,6 +205,7 @@ class HesitationGuard(GraphComponent):
 
     def __init__(self, config: dict[str, Any], cues: RoleCues) -> None:
         self._margin = float(config.get("margin", 0.3))
+        self._unnamed_seller_below = float(config.get("unnamed_seller_below", 0.7))
         self._pairs = [tuple(pair) for pair in config.get("pairs") or []]
         self._same_path = [tuple(group) for group in config.get("same_path") or []]
         self._cues = cues
@@ -224,7 +234,7 @@ class HesitationGuard(GraphComponent):
                 message.set(HESITATION, None, add_to_output=True)
                 message.set(ROLE_CONFIRMED, bool(confirmed), add_to_output=True)
                 continue
-            hesitation = decide(name, ranking, text, self._cues, self._pairs, self._margin)
+            hesitation = decide(name, ranking, text, self._cues, self._pairs, self._margin, self._unnamed_seller_below)
             if hesitation is None:
                 unplaced = unplaced_role(name, ranking, text, self._cues)
                 record = {"reason": unplaced.reason, "pair": list(unplaced.pair)} if unplaced else None
