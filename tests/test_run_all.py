@@ -20,12 +20,14 @@ def run_all():
 
 
 @pytest.mark.parametrize("token", ["-U5Xf7etuSnjvDzx7aRHsWdaXi3El10H", "plainToken_123"])
-def test_rasa_gets_its_api_token_whatever_it_starts_with(token: str, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_rasa_gets_its_api_token_whatever_it_starts_with(token: str, monkeypatch: pytest.MonkeyPatch,
+                                                         tmp_path: Path) -> None:
     """A generated token that starts with "-" once made `make run` fail: rasa's parser took it for an option."""
     from rasa.__main__ import create_argument_parser
 
     monkeypatch.setenv("RASA_API_TOKEN", token)
     module = run_all()
+    monkeypatch.setattr(module, "run_endpoints", lambda *_: tmp_path / "endpoints.run.yml")  # nothing written in var/
     options = module.parse(["--rasa-port", "5999", "--action-port", "5998"])
     rasa = next(service for service in module.local_table(options) if service.name == "rasa")
     assert rasa.argv[1:3] == ["-m", "weiquan.ops.serve"]
