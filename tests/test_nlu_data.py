@@ -6,13 +6,13 @@ held-out sets out of the training data.
 """
 from __future__ import annotations
 
-import importlib.util
-import sys
 from pathlib import Path
 from types import ModuleType
 
 import pytest
 import yaml
+
+from tests.scripts import load_script
 
 ROOT = Path(__file__).resolve().parents[1]
 EXACT_MIN = 10  # normalised characters
@@ -23,12 +23,7 @@ HELDOUT_FILES = [ROOT / "tests" / "data" / name for name in ("nlu_heldout.yml", 
 
 
 def _load_checker() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("check_nlu_data", ROOT / "scripts" / "check_nlu_data.py")
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["check_nlu_data"] = module
-    spec.loader.exec_module(module)
-    return module
+    return load_script("check_nlu_data")
 
 
 @pytest.fixture(scope="module")

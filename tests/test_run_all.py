@@ -1,22 +1,11 @@
 """`make run`'s table of services (scripts/run_all.py): what the Rasa server is started with."""
 from __future__ import annotations
 
-import importlib.util
-import sys
 from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
-
-
-def run_all():
-    spec = importlib.util.spec_from_file_location("run_all", ROOT / "scripts" / "run_all.py")
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["run_all"] = module
-    spec.loader.exec_module(module)
-    return module
+from tests.scripts import load_script
 
 
 @pytest.mark.parametrize("token", ["-U5Xf7etuSnjvDzx7aRHsWdaXi3El10H", "plainToken_123"])
@@ -26,7 +15,7 @@ def test_rasa_gets_its_api_token_whatever_it_starts_with(token: str, monkeypatch
     from rasa.__main__ import create_argument_parser
 
     monkeypatch.setenv("RASA_API_TOKEN", token)
-    module = run_all()
+    module = load_script("run_all")
     monkeypatch.setattr(module, "run_endpoints", lambda *_: tmp_path / "endpoints.run.yml")  # nothing written in var/
     options = module.parse(["--rasa-port", "5999", "--action-port", "5998"])
     rasa = next(service for service in module.local_table(options) if service.name == "rasa")
