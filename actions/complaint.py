@@ -13,10 +13,10 @@ from rasa_sdk.executor import CollectingDispatcher
 from rasa_sdk.types import DomainDict
 
 from actions.presenter import Presenter
-from weiquan import engine
+from weiquan.core import engine
+from weiquan.core.timeparse import parse_success_time
+from weiquan.core.vocabulary import read_answer
 from weiquan.services import Services, default_services
-from weiquan.timeparse import parse_success_time
-from weiquan.vocabulary import read_answer
 
 FORM = "complaint_form"
 DOMAIN_FILE = Path(__file__).resolve().parent.parent / "domain.yml"

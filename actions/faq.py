@@ -9,7 +9,7 @@ from rasa_sdk.executor import CollectingDispatcher
 from rasa_sdk.types import DomainDict
 
 from actions.presenter import Presenter
-from weiquan.engine import processing_dates
+from weiquan.core.engine import processing_dates
 from weiquan.services import Services, default_services
 
 # Which responses answer each FAQ intent; the deadline question also gets the phone script.

@@ -26,8 +26,8 @@ from actions.presenter import Presenter
 from weiquan.handoff import pause, state, summary
 from weiquan.handoff.settings import Availability, HandoffSettings, availability
 from weiquan.handoff.state import Ending, Handoff
-from weiquan.handoff.store import OPERATOR, SERVICE, HandoffStore, store_from_env
 from weiquan.services import Services, default_services
+from weiquan.stores.handoff import OPERATOR, SERVICE, HandoffStore, store_from_env
 
 logger = logging.getLogger(__name__)
 

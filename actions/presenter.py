@@ -2,7 +2,8 @@
 
 Words come from domain.yml (the responses) and the rule data (labels, steps, script lines, date formats); nothing
 here writes a sentence. Lists travel as data in `custom` — the filing paths, the phone script, the evidence
-checklist — and each channel draws them (weiquan/channels/render.py for plain-text channels, the widget for the web).
+checklist — and each channel draws them (weiquan/edge/channels/render.py for plain-text channels, the widget for the
+web).
 
 Payloads (the contract with render.py and widget/src/render.js; see docs/architecture.md):
 - {"kind": "filing_steps", "paths": [{"title", "url", "steps": [str]}]}
@@ -19,8 +20,8 @@ from typing import Any
 
 from rasa_sdk.executor import CollectingDispatcher
 
-from weiquan.engine import Decision, EvidenceCheck, Processing, evidence_checks
-from weiquan.ruleset import RuleSet
+from weiquan.core.engine import Decision, EvidenceCheck, Processing, evidence_checks
+from weiquan.core.ruleset import RuleSet
 
 # Which responses carry which card. A response not listed here is text only.
 RESPONSE_CARDS: Mapping[str, str] = {

@@ -8,9 +8,9 @@ from rasa_sdk.types import DomainDict
 
 from actions.complaint import normalized_text
 from actions.presenter import Presenter
-from weiquan.engine import evidence_checks, seller_advice
+from weiquan.core.engine import evidence_checks, seller_advice
+from weiquan.core.timeparse import OK, parse_success_time
 from weiquan.services import Services, default_services
-from weiquan.timeparse import OK, parse_success_time
 
 
 class ActionAdviseSeller(Action):

@@ -55,7 +55,7 @@ def env() -> dict[str, str]:
     return {**os.environ, "PYTHONPATH": str(ROOT), "TF_CPP_MIN_LOG_LEVEL": "2", "SQLALCHEMY_SILENCE_UBER_WARNING": "1",
             "WECHAT_TOKEN": "", "WECHAT_APP_ID": "", "WECHAT_AES_KEY": "", "WECHAT_APP_SECRET": "",
             "WIDGET_ALLOWED_ORIGINS": "http://127.0.0.1:1", "SANIC_HOST": "127.0.0.1",
-            # Every virtual user comes from 127.0.0.1: lift the per-address rate limit (weiquan/limits.py) for the
+            # Every virtual user comes from 127.0.0.1: lift the per-address rate limit (weiquan/edge/limits.py) for the
             # bench. The per-conversation limit stays; each conversation here is 4 messages.
             "LIMIT_RATE_PER_ADDRESS": "1000000/60"}
 

@@ -1,4 +1,4 @@
-"""Benchmark weiquan.timeparse against cn2an (+ a minimal regex) and jionlp on the test table.
+"""Benchmark weiquan.core.timeparse against cn2an (+ a minimal regex) and jionlp on the test table.
 
     .venv/bin/python scripts/bench_timeparse.py [--jionlp-venv /tmp/jionlp-venv] [--install-jionlp]
 
@@ -32,8 +32,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from tests.timeparse_cases import CASES, HELD_OUT, Case  # noqa: E402
-from weiquan.nlu.textnorm import normalize_text  # noqa: E402
-from weiquan.timeparse import (  # noqa: E402
+from weiquan.core.timeparse import (  # noqa: E402
     FUTURE,
     MAX_YEARS_BACK,
     OK,
@@ -41,6 +40,7 @@ from weiquan.timeparse import (  # noqa: E402
     add_months,
     parse_success_time,
 )
+from weiquan.nlu.textnorm import normalize_text  # noqa: E402
 
 REPORT = ROOT / "reports" / "timeparse.md"
 ALL = CASES + HELD_OUT
@@ -321,7 +321,7 @@ def main() -> None:
         "held_out_rows": len(HELD_OUT),
         "ours": {
             **scores(outcomes["ours"]),
-            **import_ms(sys.executable, "weiquan.timeparse"),
+            **import_ms(sys.executable, "weiquan.core.timeparse"),
             "per_call_us": per_call_us(ours),
         },
     }
@@ -354,7 +354,7 @@ def main() -> None:
 
 
 LABELS = {
-    "ours": "weiquan.timeparse",
+    "ours": "weiquan.core.timeparse",
     "cn2an_regex": "cn2an 0.5.24 + `\\d+(天|周|个月|年)` regex",
     "jionlp": "jionlp 1.5.31 `ner.extract_time`",
 }

@@ -9,7 +9,7 @@ import argparse
 import os
 import sys
 
-from weiquan import retention
+from weiquan.stores import retention
 
 
 def main(argv: list[str] | None = None) -> int:

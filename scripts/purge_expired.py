@@ -10,7 +10,7 @@ import os
 import sys
 from datetime import datetime, timezone
 
-from weiquan import retention
+from weiquan.stores import retention
 
 
 def main(argv: list[str] | None = None) -> int:

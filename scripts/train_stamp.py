@@ -29,7 +29,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 # What a model is made of: the training inputs and the code of our own NLU components (their source is part of
 # Rasa's fingerprint too). Directories are walked; order does not matter, paths are part of the hash.
-MODEL_INPUTS = ["config.yml", "domain.yml", "data", "weiquan/nlu", "weiquan/timeparse.py"]
+MODEL_INPUTS = ["config.yml", "domain.yml", "data", "weiquan/nlu", "weiquan/core/timeparse.py"]
 # Rasa never looks inside the jieba dictionary folder: when it changes, the training must be forced.
 FORCE_INPUTS = ["data/dictionary"]
 PACKAGES = ["rasa", "tensorflow", "jieba", "opencc"]

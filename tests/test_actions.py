@@ -19,9 +19,9 @@ from actions.presenter import Presenter
 from actions.safety import ActionAdviseSafety
 from actions.seller import ActionAdviseSeller
 from tests.test_consistency import DOMAIN
-from weiquan.clock import FixedClock
+from weiquan.core.clock import FixedClock
+from weiquan.core.workdays import WeekdayCalendar
 from weiquan.services import default_services
-from weiquan.workdays import WeekdayCalendar
 
 TODAY = date(2026, 11, 23)  # a Monday
 SERVICES = replace(default_services(), clock=FixedClock(TODAY), calendar=WeekdayCalendar())

@@ -16,8 +16,8 @@ import actions
 from actions.presenter import Presenter
 from scripts.validate_data import CODE_DIRS
 from scripts.validate_data import responses_named_in_code as code_response_names
-from weiquan.ruleset import load_ruleset
-from weiquan.vocabulary import load_vocabulary
+from weiquan.core.ruleset import load_ruleset
+from weiquan.core.vocabulary import load_vocabulary
 
 ROOT = Path(__file__).resolve().parent.parent
 DOMAIN = yaml.safe_load((ROOT / "domain.yml").read_text(encoding="utf-8"))
@@ -225,7 +225,7 @@ README_PATH = re.compile(r"`((?:[\w.-]+/)*[\w.-]+\.(?:py|yml|yaml|md|txt|json|js
 
 
 def repo_names() -> set[str]:
-    """Base names of everything in the repo, for the file map's short names (`rest.py` in `weiquan/channels/`)."""
+    """Base names of everything in the repo, for the file map's short names (`rest.py` in `weiquan/edge/channels/`)."""
     skip = {".venv", ".git", "node_modules", "models", "build", "var", "results"}
     return {path.name for path in ROOT.rglob("*") if not skip & set(path.relative_to(ROOT).parts)}
 

@@ -5,7 +5,7 @@ from datetime import date, timedelta
 
 import pytest
 
-from weiquan.engine import (
+from weiquan.core.engine import (
     UNKNOWN,
     Case,
     Outcome,
@@ -17,8 +17,8 @@ from weiquan.engine import (
     seller_advice,
     window_state,
 )
-from weiquan.ruleset import load_ruleset
-from weiquan.workdays import ChineseWorkdayCalendar, WeekdayCalendar
+from weiquan.core.ruleset import load_ruleset
+from weiquan.core.workdays import ChineseWorkdayCalendar, WeekdayCalendar
 
 RULES = load_ruleset("taobao_2013")
 TODAY = date(2026, 11, 23)  # a Monday

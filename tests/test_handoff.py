@@ -7,7 +7,7 @@ from datetime import time as clock_time
 
 import pytest
 
-from weiquan.clock import BEIJING
+from weiquan.core.clock import BEIJING
 from weiquan.handoff import pause, state, summary
 from weiquan.handoff.settings import (
     OPERATOR_FRESH_S,

@@ -18,12 +18,12 @@ from actions.handoff import (
     ActionSessionStart,
 )
 from tests.test_consistency import DOMAIN
-from weiquan.clock import FixedClock
+from weiquan.core.clock import FixedClock
 from weiquan.handoff import state
 from weiquan.handoff.settings import HandoffSettings
 from weiquan.handoff.state import Ending, Status
-from weiquan.handoff.store import OPERATOR, SERVICE, SqlHandoffStore
 from weiquan.services import default_services
+from weiquan.stores.handoff import OPERATOR, SERVICE, SqlHandoffStore
 
 NOW = 1_800_000_000.0
 SERVICES = replace(default_services(), clock=FixedClock(date(2026, 11, 24)))

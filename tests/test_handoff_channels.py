@@ -17,9 +17,9 @@ from socketio import AsyncManager, AsyncRedisManager
 from tests.test_socketio_channel import Client, FakeBot, serve, widget_channel
 from tests.test_wechat_channel import Harness, text_xml
 from tests.test_wechat_channel import make as make  # noqa: F401 - the fixture
-from weiquan.channels.socketio import client_manager
-from weiquan.channels.wechat import WeChatInput, WeChatPushOutput
-from weiquan.channels.wechat_api import CustomerServiceError, FakeCustomerServiceApi
+from weiquan.edge.channels.socketio import client_manager
+from weiquan.edge.channels.wechat import WeChatInput, WeChatPushOutput
+from weiquan.edge.channels.wechat_api import CustomerServiceError, FakeCustomerServiceApi
 
 REDIS_URL = "redis://127.0.0.1:6379/0"
 OPERATOR_MESSAGE = {"text": "你好，我是人工客服小王。", "custom": {"kind": "operator", "label": "人工客服"}}

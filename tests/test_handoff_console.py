@@ -12,14 +12,14 @@ import pytest
 import pytest_asyncio
 from aiohttp.test_utils import TestClient, TestServer
 
-from weiquan.clock import FixedClock
+from weiquan.core.clock import FixedClock
 from weiquan.handoff import state
 from weiquan.handoff.console import create_app, token_matches
 from weiquan.handoff.rasa_api import FakeRasa
 from weiquan.handoff.service import HandoffService
 from weiquan.handoff.settings import HandoffSettings
 from weiquan.handoff.state import Ending, Status
-from weiquan.handoff.store import OPERATOR, SERVICE, SqlHandoffStore
+from weiquan.stores.handoff import OPERATOR, SERVICE, SqlHandoffStore
 
 TOKEN = "operator-token-for-tests-0123456789"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}

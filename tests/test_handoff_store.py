@@ -13,7 +13,7 @@ import pytest
 
 from weiquan.handoff import state
 from weiquan.handoff.state import Status
-from weiquan.handoff.store import OPERATOR, SERVICE, SqlHandoffStore
+from weiquan.stores.handoff import OPERATOR, SERVICE, SqlHandoffStore
 
 T0 = 1_800_000_000.0
 PG = {"host": "127.0.0.1", "port": 5432, "user": "postgres"}

@@ -21,10 +21,10 @@ from tests.test_socketio_channel import Client, FakeBot, serve, widget_channel
 from tests.test_wechat_channel import AES_KEY, APP_ID, TOKEN, Harness, WeChatServer, run_app, text_xml
 from tests.test_wechat_channel import FakeBot as WeChatBot
 from tests.test_wechat_channel import serve as serve_wechat
-from weiquan.channels.rest import GuardedRestInput, rest_texts
-from weiquan.channels.socketio import widget_texts
-from weiquan.channels.wechat import WeChatInput, wechat_limit_texts
-from weiquan.limits import Limits, Rate, RateGate, RateLimiter, ShortcutPolicy, json_depth
+from weiquan.edge.channels.rest import GuardedRestInput, rest_texts
+from weiquan.edge.channels.socketio import widget_texts
+from weiquan.edge.channels.wechat import WeChatInput, wechat_limit_texts
+from weiquan.edge.limits import Limits, Rate, RateGate, RateLimiter, ShortcutPolicy, json_depth
 
 _apps = itertools.count()
 

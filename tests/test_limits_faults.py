@@ -21,7 +21,7 @@ from rasa.utils.endpoints import EndpointConfig
 
 from tests.e2e.conftest import ROOT
 from tests.net import free_port
-from weiquan.faults import APOLOGY_RESPONSE, GuardedActionEndpoint, guard_action_endpoint
+from weiquan.edge.faults import APOLOGY_RESPONSE, GuardedActionEndpoint, guard_action_endpoint
 
 DOMAIN = Domain.load(str(ROOT / "domain.yml"))
 APOLOGY = DOMAIN.responses[APOLOGY_RESPONSE][0]["text"]

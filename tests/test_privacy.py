@@ -1,4 +1,5 @@
-"""weiquan.privacy finds and masks personal data; weiquan.logmask puts every log line of a process through it."""
+"""weiquan.core.privacy finds and masks personal data; weiquan.edge.logmask puts every log line of a process through
+it."""
 from __future__ import annotations
 
 import json
@@ -10,7 +11,7 @@ import time
 import pytest
 
 from tests.e2e.conftest import ROOT
-from weiquan import privacy
+from weiquan.core import privacy
 
 
 @pytest.mark.parametrize(
@@ -115,7 +116,7 @@ RASA_LIKE_PROCESS = textwrap.dedent(
     early = structlog.get_logger()
     early.debug("cached.before.install", text="warm-up")  # a logger cached before our code loads
 
-    from weiquan import logmask
+    from weiquan.edge import logmask
     logmask.install()  # what the channels' start-up listener and the tracker store do when Rasa starts
 
     handler = logging.StreamHandler(sys.stderr)  # a handler added after start-up

@@ -15,8 +15,8 @@ from rasa.shared.core.events import ActionExecuted, BotUttered, SessionStarted, 
 from rasa.shared.core.trackers import DialogueStateTracker
 
 from tests.e2e.conftest import ROOT
-from weiquan import retention
-from weiquan.tracker_store import PrivateSQLTrackerStore, resolve_retention_days
+from weiquan.stores import retention
+from weiquan.stores.tracker_store import PrivateSQLTrackerStore, resolve_retention_days
 
 DOMAIN = Domain.load(str(ROOT / "domain.yml"))
 PHONE, ORDER, ID_CARD, ADDRESS = "13812345678", "2345678901234567", "110101199003071234", "文三路477号"
@@ -154,7 +154,7 @@ def test_retention_period_comes_from_the_environment_then_the_endpoints_then_thi
 
 
 def sqlite_endpoints(db: Path, days: float = 30) -> dict:
-    return {"tracker_store": {"type": "weiquan.tracker_store.PrivateSQLTrackerStore", "dialect": "sqlite",
+    return {"tracker_store": {"type": "weiquan.stores.tracker_store.PrivateSQLTrackerStore", "dialect": "sqlite",
                               "db": str(db), "retention_days": days}}
 
 
@@ -217,7 +217,7 @@ def test_make_forget_and_purge_expired_work_on_the_endpoints_file(tmp_path: Path
     asyncio.run(fill(store, time.time()))
     endpoints = tmp_path / "endpoints.yml"
     endpoints.write_text(
-        "tracker_store:\n  type: weiquan.tracker_store.PrivateSQLTrackerStore\n  dialect: sqlite\n"
+        "tracker_store:\n  type: weiquan.stores.tracker_store.PrivateSQLTrackerStore\n  dialect: sqlite\n"
         f"  db: {db}\n  retention_days: 30\n",
         encoding="utf-8",
     )
@@ -240,7 +240,7 @@ def test_make_forget_and_purge_expired_work_on_the_endpoints_file(tmp_path: Path
 def test_forget_and_purge_reach_the_hand_off_store_too(sqlite_store, tmp_path: Path,
                                                        monkeypatch: pytest.MonkeyPatch) -> None:
     from weiquan.handoff import state
-    from weiquan.handoff.store import store_from_env
+    from weiquan.stores.handoff import store_from_env
 
     monkeypatch.delenv("RETENTION_DAYS", raising=False)
     handoffs = store_from_env()  # HANDOFF_STORE_URL: a SQLite file in tmp_path (tests/conftest.py)

@@ -1,4 +1,5 @@
-"""Per-channel rendering (weiquan/channels/render.py): WeChat text, numbered menus, splitting; the web pass-through."""
+"""Per-channel rendering (weiquan/edge/channels/render.py): WeChat text, numbered menus, splitting; the web
+pass-through."""
 from __future__ import annotations
 
 import re
@@ -6,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from weiquan.channels.render import (
+from weiquan.edge.channels.render import (
     TEXTS_PATH,
     URL_RE,
     WECHAT_TEXT_LIMIT_BYTES,

@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 from sanic.response import HTTPResponse
 
-from weiquan.channels.rest import MAX_MESSAGE_CHARS, WholeMessageCollector, check_body
+from weiquan.edge.channels.rest import MAX_MESSAGE_CHARS, WholeMessageCollector, check_body
 
 
 @pytest.mark.parametrize(

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from weiquan.ruleset import RULESET_DIR, RuleSetError, available_rulesets, load_ruleset, parse_ruleset
+from weiquan.core.ruleset import RULESET_DIR, RuleSetError, available_rulesets, load_ruleset, parse_ruleset
 
 SEED_FILE = RULESET_DIR / "taobao_2013.yml"
 

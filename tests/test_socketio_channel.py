@@ -28,8 +28,8 @@ from sanic import Sanic
 
 from scripts import serve_widget
 from tests.net import free_port
-from weiquan.channels.render import render_widget
-from weiquan.channels.socketio import (
+from weiquan.edge.channels.render import render_widget
+from weiquan.edge.channels.socketio import (
     DEFAULT_ALLOWED_ORIGINS,
     WidgetSocketIOInput,
     WidgetSocketIOOutput,

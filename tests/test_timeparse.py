@@ -1,4 +1,5 @@
-"""Table-driven tests of weiquan.timeparse; the table lives in tests/timeparse_cases.py (the benchmark reads it too)."""
+"""Table-driven tests of weiquan.core.timeparse; the table lives in tests/timeparse_cases.py (the benchmark reads it
+too)."""
 
 from __future__ import annotations
 
@@ -8,8 +9,7 @@ from datetime import date, timedelta
 import pytest
 
 from tests.timeparse_cases import CASES, HELD_OUT, Case
-from weiquan.nlu.textnorm import normalize_text
-from weiquan.timeparse import (
+from weiquan.core.timeparse import (
     OK,
     TimeReading,
     add_months,
@@ -18,6 +18,7 @@ from weiquan.timeparse import (
     find_time_spans,
     parse_success_time,
 )
+from weiquan.nlu.textnorm import normalize_text
 
 
 def test_table_is_big_enough() -> None:
@@ -127,7 +128,7 @@ def test_add_months(day: date, months: int, expected: date) -> None:
 
 
 def test_no_clock_and_no_third_party_import() -> None:
-    import weiquan.timeparse as module
+    import weiquan.core.timeparse as module
 
     with open(module.__file__, encoding="utf-8") as handle:
         source = handle.read()

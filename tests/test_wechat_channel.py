@@ -27,9 +27,9 @@ from sanic import Sanic
 from wechatpy.crypto import WeChatCrypto
 
 from tests.net import free_port
-from weiquan.channels.render import WECHAT_TEXT_LIMIT_BYTES, load_texts, utf8_size
-from weiquan.channels.wechat import WeChatInput
-from weiquan.channels.wechat_api import (
+from weiquan.edge.channels.render import WECHAT_TEXT_LIMIT_BYTES, load_texts, utf8_size
+from weiquan.edge.channels.wechat import WeChatInput
+from weiquan.edge.channels.wechat_api import (
     CustomerServiceError,
     FakeCustomerServiceApi,
     WeChatCustomerServiceApi,
@@ -320,7 +320,7 @@ async def test_credentials_yml_wires_the_channel_into_rasa(monkeypatch: pytest.M
     }
     for name, value in {**settings, "WIDGET_ALLOWED_ORIGINS": "http://127.0.0.1:1"}.items():
         monkeypatch.setenv(name, value)
-    [channel] = create_http_input_channels("weiquan.channels.wechat.WeChatInput", str(ROOT / "credentials.yml"))
+    [channel] = create_http_input_channels("weiquan.edge.channels.wechat.WeChatInput", str(ROOT / "credentials.yml"))
     assert isinstance(channel, WeChatInput)
     Sanic.test_mode = True
     app = configure_app([channel], enable_api=False)
@@ -528,7 +528,7 @@ async def test_menus_belong_to_one_buyer_and_expire(make: Callable[..., Awaitabl
 async def test_retries_of_one_msgid_share_one_turn(
     make: Callable[..., Awaitable[Harness]], caplog: pytest.LogCaptureFixture
 ) -> None:
-    caplog.set_level(logging.INFO, logger="weiquan.channels.wechat")
+    caplog.set_level(logging.INFO, logger="weiquan.edge.channels.wechat")
     bot = FakeBot(gate=asyncio.Event())
     h = await make(bot=bot, api=FakeCustomerServiceApi(), reply_timeout_s=5)
     xml = text_xml("oBuyer", "你好", msg_id=777)

@@ -1,4 +1,4 @@
-"""WeChat protocol (weiquan/channels/wechat.py, no HTTP): public signature vectors, the official safe-mode samples
+"""WeChat protocol (weiquan/edge/channels/wechat.py, no HTTP): public signature vectors, the official safe-mode samples
 (wechatpy's tests/test_crypto.py and WeChat's own WXBizMsgCrypt sample), round trips, forged and stale requests, safe
 XML parsing, log masking and the bounded caches."""
 from __future__ import annotations
@@ -13,7 +13,7 @@ import xmltodict
 from wechatpy.exceptions import InvalidSignatureException
 from wechatpy.utils import check_signature
 
-from weiquan.channels.wechat import (
+from weiquan.edge.channels.wechat import (
     Rejected,
     TtlCache,
     WeChatProtocol,
@@ -308,7 +308,7 @@ def test_billion_laughs_is_refused_fast() -> None:
 
 
 def test_entities_are_refused_even_past_the_dtd_check(monkeypatch: pytest.MonkeyPatch) -> None:
-    import weiquan.channels.wechat as wechat
+    import weiquan.edge.channels.wechat as wechat
 
     monkeypatch.setattr(wechat, "DTD_RE", wechat.re.compile(rb"(?!)"))  # a DTD check that never fires
     for body in (BILLION_LAUGHS, XXE):

@@ -6,7 +6,7 @@ from datetime import date
 
 import pytest
 
-from weiquan.workdays import (
+from weiquan.core.workdays import (
     ChineseWorkdayCalendar,
     WeekdayCalendar,
     WorkdayCalendar,

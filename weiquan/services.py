@@ -10,13 +10,13 @@ from dataclasses import dataclass
 from functools import cache
 from typing import TYPE_CHECKING
 
-from weiquan.clock import Clock, SystemClock
-from weiquan.ruleset import DEFAULT_RULESET, RuleSet, load_ruleset
-from weiquan.vocabulary import Vocabulary, load_vocabulary
-from weiquan.workdays import ChineseWorkdayCalendar, WorkdayCalendar
+from weiquan.core.clock import Clock, SystemClock
+from weiquan.core.ruleset import DEFAULT_RULESET, RuleSet, load_ruleset
+from weiquan.core.vocabulary import Vocabulary, load_vocabulary
+from weiquan.core.workdays import ChineseWorkdayCalendar, WorkdayCalendar
 
 if TYPE_CHECKING:
-    from weiquan.channels.wechat_api import CustomerServiceApi
+    from weiquan.edge.channels.wechat_api import CustomerServiceApi
 
 RULESET_ENV = "WEIQUAN_RULESET"  # which rulesets/<id>.yml the bot applies; the default is the seed's 2013 rules
 
@@ -43,6 +43,6 @@ def customer_service_api(app_id: str, app_secret: str) -> CustomerServiceApi | N
     """WeChat's customer-service message API for this account; None without the credentials it needs."""
     if not (app_id and app_secret):
         return None
-    from weiquan.channels.wechat_api import WeChatCustomerServiceApi  # aiohttp: only where a channel needs it
+    from weiquan.edge.channels.wechat_api import WeChatCustomerServiceApi  # aiohttp: only where a channel needs it
 
     return WeChatCustomerServiceApi(app_id, app_secret)

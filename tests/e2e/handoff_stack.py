@@ -22,7 +22,7 @@ from urllib.parse import quote
 from tests.e2e.conftest import START_TIMEOUT_S, Bot, latest_model, wait_http
 from tests.net import free_port
 from weiquan.handoff.settings import store_url_from_env
-from weiquan.handoff.store import SERVICE, SqlHandoffStore
+from weiquan.stores.handoff import SERVICE, SqlHandoffStore
 
 OPERATOR_TOKEN = "e2e-operator-token-0123456789"
 RASA_API_TOKEN = "e2e-rasa-api-token"

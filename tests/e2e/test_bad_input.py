@@ -21,11 +21,11 @@ import pytest
 from tests.e2e.conftest import WECHAT_TOKEN, Bot
 from tests.e2e.test_wechat_e2e import WeChatUser, warm_up
 from tests.test_socketio_channel import Client
-from weiquan.channels.render import load_texts
-from weiquan.channels.rest import rest_texts
-from weiquan.channels.socketio import widget_texts
-from weiquan.limits import shortcut_policy
-from weiquan.privacy import mask
+from weiquan.core.privacy import mask
+from weiquan.edge.channels.render import load_texts
+from weiquan.edge.channels.rest import rest_texts
+from weiquan.edge.channels.socketio import widget_texts
+from weiquan.edge.limits import shortcut_policy
 
 pytestmark = pytest.mark.e2e
 _senders = itertools.count()

@@ -14,8 +14,8 @@ from datetime import datetime, timedelta
 import pytest
 
 from actions.presenter import Presenter
-from weiquan.clock import BEIJING
-from weiquan.ruleset import load_ruleset
+from weiquan.core.clock import BEIJING
+from weiquan.core.ruleset import load_ruleset
 
 pytestmark = pytest.mark.e2e
 

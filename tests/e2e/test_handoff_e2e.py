@@ -14,7 +14,7 @@ from playwright.sync_api import Browser, Page, expect, sync_playwright
 from scripts.screenshots import BOT, INPUT, launch_chromium, loopback_only, open_widget, widget_page_server
 from tests.e2e.handoff_stack import OPERATOR_TOKEN, HandoffBot, eventually, operator_online, texts
 from weiquan.handoff.state import Status
-from weiquan.handoff.store import OPERATOR
+from weiquan.stores.handoff import OPERATOR
 
 pytestmark = pytest.mark.e2e
 

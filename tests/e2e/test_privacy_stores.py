@@ -15,8 +15,8 @@ import pytest
 
 from tests.e2e.conftest import ROOT
 from tests.test_privacy_store import CLEAR, DOMAIN, SAID, fill, turn
-from weiquan import retention
-from weiquan.tracker_store import PrivateSQLTrackerStore
+from weiquan.stores import retention
+from weiquan.stores.tracker_store import PrivateSQLTrackerStore
 
 pytestmark = pytest.mark.e2e
 PG = {"host": "127.0.0.1", "port": 5432, "user": "postgres"}
@@ -41,7 +41,7 @@ def store(database: str) -> PrivateSQLTrackerStore:
 
 
 def endpoints(database: str) -> dict:
-    return {"tracker_store": {"type": "weiquan.tracker_store.PrivateSQLTrackerStore", "dialect": "postgresql",
+    return {"tracker_store": {"type": "weiquan.stores.tracker_store.PrivateSQLTrackerStore", "dialect": "postgresql",
                               "url": PG["host"], "port": PG["port"], "db": database, "username": PG["user"],
                               "retention_days": 30}}
 

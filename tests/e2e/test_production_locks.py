@@ -1,4 +1,4 @@
-"""weiquan.ops.lockstore.AtomicRedisLockStore against the real Redis: tickets stay unique when several Rasa servers
+"""weiquan.stores.lockstore.AtomicRedisLockStore against the real Redis: tickets stay unique when several Rasa servers
 take them for one conversation at the same moment (Rasa's own RedisLockStore hands out duplicates then), and a Redis
 outage is an error that names itself, not a turn run without a lock.
 """
@@ -11,7 +11,7 @@ import uuid
 import pytest
 from rasa.core.lock_store import LockError, RedisLockStore
 
-from weiquan.ops.lockstore import AtomicRedisLockStore
+from weiquan.stores.lockstore import AtomicRedisLockStore
 
 pytestmark = pytest.mark.e2e
 REDIS_DB = 10
@@ -45,7 +45,7 @@ def test_built_from_the_endpoint_config_like_rasa_does() -> None:
     from rasa.core.lock_store import LockStore
     from rasa.utils.endpoints import EndpointConfig
 
-    config = EndpointConfig(url="127.0.0.1", type="weiquan.ops.lockstore.AtomicRedisLockStore", port="6379",
+    config = EndpointConfig(url="127.0.0.1", type="weiquan.stores.lockstore.AtomicRedisLockStore", port="6379",
                             db=str(REDIS_DB), key_prefix="weiquan")
     store = LockStore.create(config)
     assert isinstance(store, AtomicRedisLockStore)

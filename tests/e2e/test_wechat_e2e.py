@@ -23,7 +23,7 @@ import xmltodict
 from wechatpy.crypto import WeChatCrypto
 
 from tests.e2e.conftest import WECHAT_AES_KEY, WECHAT_APP_ID, WECHAT_TOKEN, Bot
-from weiquan.channels.render import load_texts
+from weiquan.edge.channels.render import load_texts
 
 pytestmark = pytest.mark.e2e
 

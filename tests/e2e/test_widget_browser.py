@@ -40,7 +40,7 @@ from scripts.screenshots import (
 )
 from tests.e2e.conftest import Bot
 from tests.net import free_port
-from weiquan.channels.socketio import WidgetSocketIOInput
+from weiquan.edge.channels.socketio import WidgetSocketIOInput
 
 pytestmark = pytest.mark.e2e
 

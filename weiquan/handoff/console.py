@@ -31,7 +31,7 @@ from aiohttp import web
 from weiquan.handoff.rasa_api import HttpRasaApi
 from weiquan.handoff.service import HandoffError, HandoffService
 from weiquan.handoff.settings import HandoffSettings
-from weiquan.handoff.store import OPERATOR, store_from_env
+from weiquan.stores.handoff import OPERATOR, store_from_env
 
 logger = logging.getLogger(__name__)
 

@@ -23,12 +23,12 @@ from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
-from weiquan.clock import BEIJING, Clock, SystemClock
+from weiquan.core.clock import BEIJING, Clock, SystemClock
 from weiquan.handoff import state, summary
 from weiquan.handoff.rasa_api import RasaApi, RasaError
 from weiquan.handoff.settings import HandoffSettings
 from weiquan.handoff.state import Handoff, Status, TransitionError
-from weiquan.handoff.store import SERVICE, HandoffStore
+from weiquan.stores.handoff import SERVICE, HandoffStore
 
 logger = logging.getLogger(__name__)
 

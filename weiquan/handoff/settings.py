@@ -22,7 +22,7 @@ from datetime import time as clock_time
 from pathlib import Path
 from urllib.parse import quote
 
-from weiquan.clock import BEIJING
+from weiquan.core.clock import BEIJING
 
 ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_SQLITE = ROOT / "var" / "handoff.db"

@@ -1,7 +1,7 @@
 """What an operator reads about a conversation, taken from a Rasa tracker (the JSON Rasa's API returns, or the
 tracker the action server receives): a one-screen summary of what the bot learned, and the transcript.
 
-Phone, ID-card and order numbers are masked in everything returned here (weiquan/logmask.py): the operator talks to
+Phone, ID-card and order numbers are masked in everything returned here (weiquan/edge/logmask.py): the operator talks to
 the user through the chat and does not need them; the tracker store keeps the conversation whole.
 """
 from __future__ import annotations
@@ -15,7 +15,7 @@ from typing import Any
 
 import yaml
 
-from weiquan.logmask import mask
+from weiquan.edge.logmask import mask
 
 TEXTS_PATH = Path(__file__).with_name("texts.yml")
 FACT_SLOTS = ("platform", "trade_status", "success_time", "harassment_type", "evidence", "outcome")

@@ -1,7 +1,7 @@
 """Rasa component: entities that rules find better than a model.
 
 - `order_id` and `phone` from the spaCy rule pipeline (build/spacy_zh, built by `make setup`);
-- `success_time`, the buyer's own words for when the trade succeeded, from weiquan.timeparse;
+- `success_time`, the buyer's own words for when the trade succeeded, from weiquan.core.timeparse;
 - danger phrases (THREAT) from the spaCy pipeline, kept on the message as `safety_signals` for the SafetyGuard.
 Phone numbers are never echoed: the entity value is masked.
 """
@@ -19,9 +19,9 @@ from rasa.shared.nlu.constants import ENTITIES, TEXT
 from rasa.shared.nlu.training_data.message import Message
 from rasa.shared.nlu.training_data.training_data import TrainingData
 
+from weiquan.core.privacy import mask_phone
+from weiquan.core.timeparse import find_time_spans
 from weiquan.nlu.spacy_pipeline import ROOT, load_pipeline
-from weiquan.privacy import mask_phone
-from weiquan.timeparse import find_time_spans
 
 SAFETY_SIGNALS = "safety_signals"
 LABEL_TO_ENTITY = {"ORDER_ID": "order_id", "PHONE": "phone"}

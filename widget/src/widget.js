@@ -1,5 +1,5 @@
 // 恶意骚扰维权助手 — the web chat widget. One <script> tag embeds it (see docs/widget.md); it talks to Rasa's
-// socket.io channel (weiquan.channels.socketio.WidgetSocketIOInput) with socket.io-client 4, bundled here.
+// socket.io channel (weiquan.edge.channels.socketio.WidgetSocketIOInput) with socket.io-client 4, bundled here.
 //
 // Socket protocol: after every (re)connect emit `session_request {session_id}`; the server answers
 // `session_confirm <id>`; user text goes out as `user_uttered {message, session_id, customData}`; each bot message

@@ -1,4 +1,4 @@
-"""Every log line of the process goes through `weiquan.privacy.mask`: phone, ID-card and order numbers, e-mail and
+"""Every log line of the process goes through `weiquan.core.privacy.mask`: phone, ID-card and order numbers, e-mail and
 street addresses never reach a log file in clear.
 
 Rasa's DEBUG lines carry the user's text (`processor.message.parse … parse_data_text=…`, slot values, tracker states),
@@ -11,7 +11,8 @@ before rendering) and plain `logging` records. `install()` covers both, and warn
 - `warnings.showwarning` masks the warning text (Rasa's regex-message warnings quote what the user typed).
 
 `install()` is idempotent and runs at start-up, never on import: in the Rasa server when the channels start
-(weiquan/faults.py) and when the tracker store is created (weiquan/tracker_store.py); in the action server through
+(weiquan/edge/faults.py) and when the tracker store is created (weiquan/stores/tracker_store.py); in the action server
+through
 rasa-sdk's plugin hook (rasa_sdk_plugins/). Each is after the CLI configured logging.
 """
 from __future__ import annotations
@@ -22,7 +23,7 @@ import warnings
 from collections.abc import Callable, MutableMapping
 from typing import Any
 
-from weiquan.privacy import mask, mask_data
+from weiquan.core.privacy import mask, mask_data
 
 _KEPT_STRUCTLOG_KEYS = frozenset({"level", "timestamp", "logger", "logger_name"})
 _PLAIN_TYPES = (str, int, float, bool, type(None), dict, list, tuple)

@@ -12,8 +12,8 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 from enum import Enum
 
-from weiquan.ruleset import EvidenceItem, RuleSet
-from weiquan.workdays import WorkdayCalendar
+from weiquan.core.ruleset import EvidenceItem, RuleSet
+from weiquan.core.workdays import WorkdayCalendar
 
 
 class Outcome(str, Enum):

@@ -8,9 +8,9 @@ JSON says what is wrong (`error`, English, for developers) and what to tell the 
 - 400: not JSON, invalid UTF-8, nested deeper than `max_json_depth`, not an object, `message` not a string (or not
   valid Unicode), `sender` not a short printable string;
 - 413: a body over `max_body_bytes`, a message over `max_message_chars`;
-- 429 (with Retry-After): more messages than `rate_per_sender` / `rate_per_address` allow (weiquan/limits.py).
+- 429 (with Retry-After): more messages than `rate_per_sender` / `rate_per_address` allow (weiquan/edge/limits.py).
 
-A typed `/intent{…}` is screened (weiquan/limits.py: ShortcutPolicy). Otherwise it behaves like Rasa's (same URL,
+A typed `/intent{…}` is screened (weiquan/edge/limits.py: ShortcutPolicy). Otherwise it behaves like Rasa's (same URL,
 same reply format), except that each bot message comes back as one entry.
 """
 from __future__ import annotations
@@ -29,9 +29,9 @@ from sanic import Blueprint, response
 from sanic.request import Request
 from sanic.response import HTTPResponse
 
-from weiquan import faults
-from weiquan.channels.render import render_rest
-from weiquan.limits import (
+from weiquan.edge import faults
+from weiquan.edge.channels.render import render_rest
+from weiquan.edge.limits import (
     BodyTooLarge,
     Limits,
     RateGate,

@@ -26,7 +26,7 @@ from typing import Any
 import aiohttp
 from rasa.utils.endpoints import ClientResponseError, EndpointConfig
 
-from weiquan import logmask
+from weiquan.edge import logmask
 
 logger = logging.getLogger(__name__)
 

@@ -169,7 +169,7 @@ def _configure_sqlite(dbapi_connection: Any, _: Any) -> None:
 class SqlHandoffStore:
     """`HandoffStore` on SQLite or PostgreSQL (any SQLAlchemy URL of those two)."""
 
-    name = "handoff"  # as make forget / purge-expired report it (weiquan/retention.py)
+    name = "handoff"  # as make forget / purge-expired report it (weiquan/stores/retention.py)
 
     def __init__(self, url: str) -> None:
         self.url = url

@@ -5,7 +5,7 @@ file (`ENDPOINTS`, default endpoints.yml, so the same command works with endpoin
 to every registered store.
 
 **Registering a store** (the hand-off store, say): add one line to `STORES` below naming a function that returns the
-store, e.g. `"weiquan.handoff.store:store_from_env"`. The function is called with the parsed endpoints file if it
+store, e.g. `"weiquan.stores.handoff:store_from_env"`. The function is called with the parsed endpoints file if it
 takes a required argument, with nothing otherwise, and returns None when that store is not configured. The store
 needs `forget(sender_id) -> int` (what it deleted) and either `purge(before: float) -> int` (seconds since the epoch)
 or `purge_before(when: datetime) -> int`; a `name` is optional. The retention period is the same for every store:
@@ -24,14 +24,14 @@ from typing import Any, Protocol
 
 import sqlalchemy as sa
 
-from weiquan.tracker_store import resolve_retention_days
+from weiquan.stores.tracker_store import resolve_retention_days
 
 SECONDS_PER_DAY = 86_400
 
 # Every store that keeps personal data, as "module:function". One line per store.
 STORES: tuple[str, ...] = (
-    "weiquan.retention:conversation_store",
-    "weiquan.handoff.store:store_from_env",  # hand-off queue and left messages (HANDOFF_STORE_URL / DB_* / SQLite)
+    "weiquan.stores.retention:conversation_store",
+    "weiquan.stores.handoff:store_from_env",  # hand-off queue and left messages (HANDOFF_STORE_URL / DB_* / SQLite)
 )
 
 

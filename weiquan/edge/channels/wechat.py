@@ -60,8 +60,9 @@ from wechatpy.messages import BaseMessage
 from wechatpy.replies import TextReply, TransferCustomerServiceReply
 from wechatpy.utils import WeChatSigner
 
-from weiquan import faults
-from weiquan.channels.render import (
+from weiquan.core.privacy import mask
+from weiquan.edge import faults
+from weiquan.edge.channels.render import (
     WECHAT_TEXT_LIMIT_BYTES,
     RenderedReply,
     WeChatTexts,
@@ -70,10 +71,9 @@ from weiquan.channels.render import (
     render_wechat,
     utf8_size,
 )
-from weiquan.channels.rest import WholeMessageCollector
-from weiquan.channels.wechat_api import CustomerServiceApi, CustomerServiceError
-from weiquan.limits import BodyTooLarge, Limits, RateGate, RateLimiter, read_body
-from weiquan.privacy import mask
+from weiquan.edge.channels.rest import WholeMessageCollector
+from weiquan.edge.channels.wechat_api import CustomerServiceApi, CustomerServiceError
+from weiquan.edge.limits import BodyTooLarge, Limits, RateGate, RateLimiter, read_body
 from weiquan.services import customer_service_api
 
 logger = logging.getLogger(__name__)

@@ -1,4 +1,4 @@
-"""The bot's codes (weiquan/vocabulary.yml): one list per vocabulary, loaded once and read by everything else.
+"""The bot's codes (weiquan/core/vocabulary.yml): one list per vocabulary, loaded once and read by everything else.
 
 Also reads a buyer's free answer to a form question ("手机里存着他的短信", "都有", "没截图") into codes, with the
 words listed in the same file. Pure apart from loading the file: no Rasa, no clock.

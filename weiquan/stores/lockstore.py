@@ -10,7 +10,7 @@ transaction (WATCH the key, MULTI/EXEC the write, retry when another server chan
 endpoints.production.yml:
 
     lock_store:
-      type: weiquan.ops.lockstore.AtomicRedisLockStore
+      type: weiquan.stores.lockstore.AtomicRedisLockStore
       url: …
 
 When Redis is unreachable the error is logged with what it means for the user and raised as Rasa's `LockError`, so

@@ -1,7 +1,8 @@
 """Personal data in text: mobile and landline numbers, ID-card numbers, order (and card) numbers, e-mail addresses and
 street addresses, found and masked.
 
-The one masking module of the project. Log lines (weiquan/logmask.py), the tracker store (weiquan/tracker_store.py),
+The one masking module of the project. Log lines (weiquan/edge/logmask.py), the tracker store
+(weiquan/stores/tracker_store.py),
 the rule entity extractor's phone value (weiquan/nlu/rule_entities.py) and the WeChat channel's own log lines all call
 `mask`. Pure: no I/O, no Rasa, no logging.
 

@@ -32,9 +32,9 @@ from typing import Any, TypeGuard
 
 import yaml
 
-from weiquan.vocabulary import load_vocabulary
+from weiquan.core.vocabulary import load_vocabulary
 
-DOMAIN_PATH = Path(__file__).resolve().parent.parent / "domain.yml"
+DOMAIN_PATH = Path(__file__).resolve().parents[2] / "domain.yml"
 ENV_PREFIX = "LIMIT_"
 
 

@@ -12,9 +12,9 @@ from typing import Any
 
 import yaml
 
-from weiquan.vocabulary import Vocabulary, load_vocabulary
+from weiquan.core.vocabulary import Vocabulary, load_vocabulary
 
-RULESET_DIR = Path(__file__).resolve().parent.parent / "rulesets"
+RULESET_DIR = Path(__file__).resolve().parents[2] / "rulesets"
 DEFAULT_RULESET = "taobao_2013"
 
 

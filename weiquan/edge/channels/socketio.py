@@ -42,9 +42,9 @@ from sanic.request import Request
 from sanic.response import HTTPResponse
 from socketio import AsyncManager, AsyncRedisManager, AsyncServer
 
-from weiquan import faults
-from weiquan.channels.render import render_widget
-from weiquan.limits import Limits, RateGate, is_valid_unicode, json_depth, shortcut_policy
+from weiquan.edge import faults
+from weiquan.edge.channels.render import render_widget
+from weiquan.edge.limits import Limits, RateGate, is_valid_unicode, json_depth, shortcut_policy
 
 logger = logging.getLogger(__name__)
 

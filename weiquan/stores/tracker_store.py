@@ -1,10 +1,11 @@
 """Rasa's SQL tracker store (SQLite or PostgreSQL), made safe with people's data and with a database that goes away.
 
-`endpoints.yml` / `endpoints.production.yml`: `tracker_store: {type: weiquan.tracker_store.PrivateSQLTrackerStore, …}`
-with Rasa's SQL settings (dialect, url, port, db, username, password, login_db, query) plus `retention_days`.
+`endpoints.yml` / `endpoints.production.yml`: `tracker_store: {type:
+weiquan.stores.tracker_store.PrivateSQLTrackerStore, …}` with Rasa's SQL settings (dialect, url, port, db, username,
+password, login_db, query) plus `retention_days`.
 
-- **Masked before stored.** Every event is written through `weiquan.privacy.mask_event`: user and bot text, parse data
-  and entity values, slot values and metadata keep no phone, ID-card or order number, e-mail or street address in
+- **Masked before stored.** Every event is written through `weiquan.core.privacy.mask_event`: user and bot text, parse
+  data and entity values, slot values and metadata keep no phone, ID-card or order number, e-mail or street address in
   clear. The tracker Rasa works with during a turn is never touched, so this turn's actions get the real values; the
   next turn starts from the stored, masked history (nothing in the dialogue reads an older turn's number or address).
 - **Database down.** Rasa's store retries forever at start-up (the server never comes up) and, later, its fail-safe
@@ -13,7 +14,7 @@ with Rasa's SQL settings (dialect, url, port, db, username, password, login_db, 
   written once the database answers again (`tracker_store.recovered`). While it is down the database is tried again
   at most every `retry_after_s`, so a dead database does not slow every turn.
 - **Retention.** `retention_days` (default 30; the environment variable `RETENTION_DAYS` wins) is what
-  `make purge-expired` uses; `make forget` deletes one conversation. See weiquan/retention.py.
+  `make purge-expired` uses; `make forget` deletes one conversation. See weiquan/stores/retention.py.
 """
 from __future__ import annotations
 
@@ -34,8 +35,8 @@ from rasa.shared.core.domain import Domain
 from rasa.shared.core.trackers import DialogueStateTracker
 from sqlalchemy.exc import SQLAlchemyError
 
-from weiquan import logmask
-from weiquan.privacy import mask_event
+from weiquan.core.privacy import mask_event
+from weiquan.edge import logmask
 
 logger = logging.getLogger(__name__)
 
