@@ -1,7 +1,6 @@
 """complaint: the form that collects the facts, and the ruling at its end."""
 from __future__ import annotations
 
-from datetime import date
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -14,6 +13,7 @@ from rasa_sdk.types import DomainDict
 
 from actions.presenter import Presenter
 from weiquan.core import engine
+from weiquan.core.contracts import SuccessTime
 from weiquan.core.timeparse import parse_success_time
 from weiquan.core.vocabulary import read_answer
 from weiquan.services import Services, default_services
@@ -25,7 +25,7 @@ MISSES = "form_misses"  # {slot: how often its question went unanswered}
 GIVE_UP_VALUES: dict[str, Any] = {
     "platform": engine.UNKNOWN,
     "trade_status": engine.UNKNOWN,
-    "success_time": {"said": None, "earliest": None, "latest": None},
+    "success_time": SuccessTime.unknown().to_slot(),
     "harassment_type": [engine.UNKNOWN],
     "evidence": [engine.UNKNOWN],
 }
@@ -162,7 +162,7 @@ class ValidateComplaintForm(FormValidationAction):
         self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
     ) -> dict[str, Any]:
         """The one place a 交易成功 time is read: the words become a date range in the same slot."""
-        if isinstance(value, dict):  # already a range (a re-validation of a value set earlier)
+        if SuccessTime.from_slot(value) is not None:  # already read (a re-validation of a value set earlier)
             return {"success_time": value}
         rules, today = self.services.rules, self.services.clock.today()
         said = answer_text(value, tracker)
@@ -179,8 +179,7 @@ class ValidateComplaintForm(FormValidationAction):
             dispatcher.utter_message(response=judgement.response, **variables)
             return {"success_time": None}
         assert judgement.earliest is not None and judgement.latest is not None
-        return {"success_time": {"said": reading.text, "earliest": judgement.earliest.isoformat(),
-                                 "latest": judgement.latest.isoformat()}}
+        return {"success_time": SuccessTime(reading.text, judgement.earliest, judgement.latest).to_slot()}
 
     def validate_harassment_type(
         self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
@@ -205,19 +204,13 @@ class ValidateComplaintForm(FormValidationAction):
 
 
 def case_from(tracker: Tracker, max_asks: int) -> engine.Case:
-    when = tracker.get_slot("success_time")
-    when = when if isinstance(when, dict) else {}
-
-    def day(key: str) -> date | None:
-        value = when.get(key)
-        return date.fromisoformat(value) if value else None
-
+    when = SuccessTime.from_slot(tracker.get_slot("success_time")) or SuccessTime.unknown()
     misses = tracker.get_slot(MISSES) or {}
     return engine.Case(
         platform=tracker.get_slot("platform"),
         trade_status=tracker.get_slot("trade_status"),
-        success_earliest=day("earliest"),
-        success_latest=day("latest"),
+        success_earliest=when.earliest,
+        success_latest=when.latest,
         harassment=tuple(as_list(tracker.get_slot("harassment_type"))),
         evidence=tuple(as_list(tracker.get_slot("evidence"))),
         safety_threat=bool(tracker.get_slot("safety_threat")),

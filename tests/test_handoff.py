@@ -8,6 +8,7 @@ from datetime import time as clock_time
 import pytest
 
 from weiquan.core.clock import BEIJING
+from weiquan.core.contracts import SuccessTime
 from weiquan.handoff import pause, state, summary
 from weiquan.handoff.settings import (
     OPERATOR_FRESH_S,
@@ -203,10 +204,21 @@ def test_metadata_of_the_latest_user_message() -> None:
 TODAY = date(2026, 11, 24)
 
 
+def read_time(said: str, earliest: str, latest: str) -> dict[str, str | None]:
+    """The success_time slot as the form sets it once it has read the words."""
+    return SuccessTime(said, date.fromisoformat(earliest), date.fromisoformat(latest)).to_slot()
+
+
+def test_words_the_form_has_not_read_yet_are_shown_without_a_day_count() -> None:
+    result = summary.summarize({"events": [slot("success_time", "上个月")]}, TODAY)
+    assert result["days_since_success"] is None
+    assert "交易成功：用户说「上个月」" in result["lines"]
+
+
 def test_summary_shows_what_the_bot_learned_in_chinese_even_after_the_form_reset() -> None:
     events = [
         slot("platform", "taobao"), slot("trade_status", "success"), slot("success_time", "5天前"),
-        slot("success_earliest", "2026-11-19"), slot("success_latest", "2026-11-19"),
+        slot("success_time", read_time("5天前", "2026-11-19", "2026-11-19")),
         slot("harassment_type", ["calls", "im_insult"]), slot("evidence", ["chat_screenshot"]),
         slot("outcome", "file_online"),
         slot("platform", None), slot("harassment_type", None),  # action_reset_complaint after the ruling
@@ -220,8 +232,8 @@ def test_summary_shows_what_the_bot_learned_in_chinese_even_after_the_form_reset
 
 
 def test_summary_of_a_vague_date_a_threat_and_unknowns() -> None:
-    events = [slot("success_time", "半个多月前"), slot("success_earliest", "2026-11-01"),
-              slot("success_latest", "2026-11-08"), slot("safety_threat", True)]
+    events = [slot("success_time", "半个多月前"), slot("success_time", read_time("半个多月前", "2026-11-01", "2026-11-08")),
+              slot("safety_threat", True)]
     result = summary.summarize({"events": events}, TODAY)
     assert result["safety"] and result["lines"][0].startswith("⚠️")
     assert "交易成功：16–23 天前（用户说「半个多月前」）" in result["lines"]
@@ -285,7 +297,7 @@ def test_after_an_expired_session_the_stretch_starts_at_the_reasserted_pause() -
 
 
 def test_the_summary_leaves_out_what_was_extracted_while_paused() -> None:
-    events = [slot("success_time", "5天"), slot("success_earliest", "2026-11-19"), slot("success_latest", "2026-11-19"),
+    events = [slot("success_time", read_time("5天", "2026-11-19", "2026-11-19")),
               slot("harassment_type", ["calls"]), {"event": "pause"},
               {"event": "user", "text": "昨晚还在打，还把我的信息发到网上了"},
               slot("success_time", "昨晚"), slot("harassment_type", ["info_leak"])]

@@ -15,11 +15,11 @@ from typing import Any
 
 import yaml
 
-from weiquan.edge.logmask import mask
+from weiquan.core.contracts import HandoffSummary, SuccessTime
+from weiquan.core.privacy import mask
 
 TEXTS_PATH = Path(__file__).with_name("texts.yml")
 FACT_SLOTS = ("platform", "trade_status", "success_time", "harassment_type", "evidence", "outcome")
-DATE_SLOTS = ("success_earliest", "success_latest")
 MAX_TRANSCRIPT = 300
 OPERATOR = "operator"  # metadata["handoff"] of a message an operator sent
 STATUS_KIND = "handoff_status"  # custom["kind"] of the hand-off's status lines
@@ -51,12 +51,12 @@ def latest_facts(tracker: Mapping[str, Any]) -> dict[str, Any]:
             facts, paused = {}, False
         elif kind in ("pause", "resume"):
             paused = kind == "pause"
-        elif (kind == "slot" and not paused and event.get("name") in (*FACT_SLOTS, *DATE_SLOTS, "safety_threat")
+        elif (kind == "slot" and not paused and event.get("name") in (*FACT_SLOTS, "safety_threat")
               and event.get("value") not in (None, [], "")):
             facts[event["name"]] = event["value"]
     if not paused:
         slots = tracker.get("slots") or {}
-        for name in (*FACT_SLOTS, *DATE_SLOTS, "safety_threat"):
+        for name in (*FACT_SLOTS, "safety_threat"):
             if slots.get(name) not in (None, [], ""):
                 facts[name] = slots[name]
     return facts
@@ -68,22 +68,15 @@ def _as_list(value: Any) -> list[str]:
     return [str(item) for item in (value if isinstance(value, list) else [value])]
 
 
-def _days(facts: Mapping[str, Any], today: date) -> tuple[int, int] | None:
-    try:
-        earliest = date.fromisoformat(str(facts["success_earliest"]))
-        latest = date.fromisoformat(str(facts["success_latest"]))
-    except (KeyError, ValueError):
-        return None
-    return (today - latest).days, (today - earliest).days
-
-
-def summarize(tracker: Mapping[str, Any], today: date) -> dict[str, Any]:
-    """`{"facts": {...slot values...}, "days_since_success": [low, high] | None, "safety": bool, "lines": [...]}`."""
+def summarize(tracker: Mapping[str, Any], today: date) -> HandoffSummary:
+    """What the bot learned, as the console shows it (`HandoffSummary`, weiquan/core/contracts.py)."""
     words = texts()
     labels, fields = words["labels"], words["fields"]
     facts = latest_facts(tracker)
-    said = mask(str(facts.get("success_time") or ""))
-    days = _days(facts, today)
+    words_said = facts.get("success_time")  # the buyer's words until the form has read them into a range
+    when_read = SuccessTime.from_slot(words_said)
+    said = mask((when_read.said if when_read else words_said) or "")
+    days = when_read.days_since(today) if when_read else None
     safety = bool(facts.get("safety_threat"))
 
     def label(slot: str) -> str:
@@ -107,8 +100,8 @@ def summarize(tracker: Mapping[str, Any], today: date) -> dict[str, Any]:
         f"{fields['evidence']}：{label('evidence')}",
         f"{fields['outcome']}：{label('outcome')}",
     ]
-    return {
-        "facts": {
+    return HandoffSummary(
+        facts={
             "platform": facts.get("platform"),
             "trade_status": facts.get("trade_status"),
             "success_time": said or None,
@@ -116,10 +109,10 @@ def summarize(tracker: Mapping[str, Any], today: date) -> dict[str, Any]:
             "evidence": _as_list(facts.get("evidence")),
             "outcome": facts.get("outcome"),
         },
-        "days_since_success": list(days) if days else None,
-        "safety": safety,
-        "lines": lines,
-    }
+        days_since_success=list(days) if days else None,
+        safety=safety,
+        lines=lines,
+    )
 
 
 @dataclass(frozen=True)
