@@ -232,8 +232,8 @@ def test_summary_shows_what_the_bot_learned_in_chinese_even_after_the_form_reset
 
 
 def test_summary_of_a_vague_date_a_threat_and_unknowns() -> None:
-    events = [slot("success_time", "半个多月前"), slot("success_time", read_time("半个多月前", "2026-11-01", "2026-11-08")),
-              slot("safety_threat", True)]
+    events = [slot("success_time", "半个多月前"),
+              slot("success_time", read_time("半个多月前", "2026-11-01", "2026-11-08")), slot("safety_threat", True)]
     result = summary.summarize({"events": events}, TODAY)
     assert result["safety"] and result["lines"][0].startswith("⚠️")
     assert "交易成功：16–23 天前（用户说「半个多月前」）" in result["lines"]

@@ -14,8 +14,8 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from functools import cache
 from datetime import date
+from functools import cache
 from typing import Any, Literal, TypedDict, Union, get_args, get_type_hints
 
 
@@ -136,7 +136,7 @@ class HandoffStatusCard(TypedDict):
     kind: Literal["handoff_status"]
 
 
-Card = Union[FilingStepsCard, PhoneScriptCard, EvidenceCard, SafetyCard, OperatorCard, HandoffStatusCard]
+Card = Union[FilingStepsCard, PhoneScriptCard, EvidenceCard, SafetyCard, OperatorCard, HandoffStatusCard]  # noqa: UP007 - get_args reads it
 
 
 @cache

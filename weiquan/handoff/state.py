@@ -12,6 +12,8 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from enum import Enum
 
+from weiquan.core.contracts import HandoffSummary
+
 
 class Status(str, Enum):
     WAITING = "waiting"  # the bot is paused; no operator has taken it yet
@@ -54,7 +56,7 @@ class Handoff:
     ending: Ending | None = None
     last_user_message: str | None = None
     last_user_at: float | None = None
-    summary: dict | None = None
+    summary: HandoffSummary | None = None
     updated_at: float = 0.0
 
     @property

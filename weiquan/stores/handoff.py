@@ -25,6 +25,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import IntegrityError, OperationalError, ProgrammingError
 
+from weiquan.core.contracts import HandoffSummary
 from weiquan.handoff.settings import HandoffSettings
 from weiquan.handoff.state import Ending, Handoff, Status
 
@@ -56,7 +57,8 @@ class HandoffStore(Protocol):
         """Compare-and-set: writes `handoff` only if the stored status is still `expected`."""
 
     def note_activity(
-        self, sender_id: str, last_user_message: str | None, last_user_at: float | None, summary: dict | None
+        self, sender_id: str, last_user_message: str | None, last_user_at: float | None,
+        summary: HandoffSummary | None,
     ) -> bool:
         """Keeps the list's summary and last user message up to date; True when something changed."""
 
@@ -134,7 +136,7 @@ def _row(handoff: Handoff) -> dict[str, Any]:
     }
 
 
-def _json(value: dict | None) -> str | None:
+def _json(value: HandoffSummary | None) -> str | None:
     return json.dumps(value, ensure_ascii=False, sort_keys=True) if value is not None else None
 
 
@@ -272,7 +274,8 @@ class SqlHandoffStore:
             return True
 
     def note_activity(
-        self, sender_id: str, last_user_message: str | None, last_user_at: float | None, summary: dict | None
+        self, sender_id: str, last_user_message: str | None, last_user_at: float | None,
+        summary: HandoffSummary | None,
     ) -> bool:
         values: dict[str, Any] = {"summary": _json(summary)}
         if last_user_at is not None:
