@@ -13,8 +13,6 @@
 from __future__ import annotations
 
 import logging
-import time
-from collections.abc import Callable
 
 from rasa_sdk import Action, Tracker
 from rasa_sdk.events import ActionExecuted, ActiveLoop, ConversationPaused, EventType, SessionStarted, SlotSet
@@ -24,10 +22,10 @@ from rasa_sdk.types import DomainDict
 from actions.complaint import FORM
 from actions.presenter import Presenter
 from weiquan.handoff import pause, state, summary
-from weiquan.handoff.settings import Availability, HandoffSettings, availability
+from weiquan.handoff.settings import Availability, availability
 from weiquan.handoff.state import Ending, Handoff
 from weiquan.services import Services, default_services
-from weiquan.stores.handoff import OPERATOR, SERVICE, HandoffStore, store_from_env
+from weiquan.stores.handoff import OPERATOR, SERVICE, HandoffStore
 
 logger = logging.getLogger(__name__)
 
@@ -43,28 +41,17 @@ PENDING_QUESTIONS = {
 
 
 class HandoffWiring:
-    """Shared by the hand-off actions: the store, the settings, the time and the services (clock, rules), injectable
-    for tests (real ones by default). A mixin, not an Action: the SDK registers only the concrete actions."""
+    """Shared by the hand-off actions: the services (clock, rules, hand-off settings and store), built once by the
+    composition root; tests hand in their own. A mixin, not an Action: the SDK registers only the concrete actions."""
 
-    def __init__(
-        self,
-        store: HandoffStore | None = None,
-        settings: HandoffSettings | None = None,
-        now: Callable[[], float] = time.time,
-        services: Services | None = None,
-    ) -> None:
-        self._store = store
-        self._settings = settings
-        self.now = now
+    def __init__(self, services: Services | None = None) -> None:
         self.services = services or default_services()
-
-    @property
-    def settings(self) -> HandoffSettings:
-        return self._settings or HandoffSettings.from_env()
+        self.settings = self.services.handoff
+        self.now = self.services.clock.now
 
     @property
     def store(self) -> HandoffStore:
-        return self._store or store_from_env(self.settings)
+        return self.services.handoff_store()
 
     def current(self, sender_id: str) -> Handoff | None:
         """The conversation's hand-off; None when the store cannot be read (the bot then carries on alone)."""

@@ -10,6 +10,7 @@ import os
 import sys
 from datetime import datetime, timezone
 
+from weiquan.services import default_services
 from weiquan.stores import retention
 
 
@@ -18,9 +19,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--endpoints", default=os.environ.get("ENDPOINTS") or "endpoints.yml")
     args = parser.parse_args(argv)
     endpoints = retention.load_endpoints(args.endpoints)
-    cutoff, deleted = retention.purge_expired(endpoints)
+    services = default_services()
+    cutoff, deleted = retention.purge_expired(endpoints, services.clock.now(), services.env)
     when = datetime.fromtimestamp(cutoff, timezone.utc).isoformat(timespec="seconds")
-    print(f"retention {retention.retention_days(endpoints):g} days: deleting what is older than {when}")
+    print(f"retention {retention.retention_days(endpoints, services.env):g} days: deleting what is older than {when}")
     if not deleted:
         print(f"{args.endpoints} configures no store that keeps conversations; nothing to delete.")
     for store, count in deleted.items():

@@ -218,9 +218,9 @@ def main(argv: list[str] | None = None) -> int:
         if problems:
             print("\n".join(problems) + "\nmake run-production needs both (make run needs neither).", file=sys.stderr)
             return 1
-        supervisor = Supervisor(production_table(options), log_dir=log_dir, cwd=ROOT)
+        supervisor = Supervisor(production_table(options), log_dir=log_dir, cwd=ROOT, env=os.environ)
         return supervisor.run(banner=lambda: production_banner(options))
-    supervisor = Supervisor(local_table(options), log_dir=log_dir, cwd=ROOT)
+    supervisor = Supervisor(local_table(options), log_dir=log_dir, cwd=ROOT, env=os.environ)
     return supervisor.run(banner=lambda: local_banner(options))
 
 

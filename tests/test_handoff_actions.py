@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 from dataclasses import replace
-from datetime import date
 from typing import Any
 
 import pytest
@@ -18,7 +17,7 @@ from actions.handoff import (
     ActionSessionStart,
 )
 from tests.test_consistency import DOMAIN
-from weiquan.core.clock import FixedClock
+from weiquan.core.clock import FakeClock
 from weiquan.handoff import state
 from weiquan.handoff.settings import HandoffSettings
 from weiquan.handoff.state import Ending, Status
@@ -26,7 +25,7 @@ from weiquan.services import default_services
 from weiquan.stores.handoff import OPERATOR, SERVICE, SqlHandoffStore
 
 NOW = 1_800_000_000.0
-SERVICES = replace(default_services(), clock=FixedClock(date(2026, 11, 24)))
+SERVICES = replace(default_services(), clock=FakeClock(NOW))
 
 
 @pytest.fixture
@@ -48,7 +47,7 @@ def said(dispatcher: CollectingDispatcher) -> list[str]:
 
 def action(cls, store: SqlHandoffStore, operators: str = "auto"):
     settings = HandoffSettings(operators=operators, wait_s=300)
-    return cls(store=store, settings=settings, now=lambda: NOW, services=SERVICES)
+    return cls(services=replace(SERVICES, handoff=settings, handoff_store_factory=lambda _: store))
 
 
 async def test_without_a_running_console_the_bot_does_not_pause_and_points_to_taobao(store) -> None:

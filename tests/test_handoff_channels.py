@@ -20,18 +20,18 @@ from tests.test_wechat_channel import make as make  # noqa: F401 - the fixture
 from weiquan.edge.channels.socketio import client_manager
 from weiquan.edge.channels.wechat import WeChatInput, WeChatPushOutput
 from weiquan.edge.channels.wechat_api import CustomerServiceError, FakeCustomerServiceApi
+from weiquan.services import build_services
 
 REDIS_URL = "redis://127.0.0.1:6379/0"
 OPERATOR_MESSAGE = {"text": "你好，我是人工客服小王。", "custom": {"kind": "operator", "label": "人工客服"}}
 
 
-def test_rooms_are_in_memory_unless_a_redis_url_is_set(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_rooms_are_in_memory_unless_a_redis_url_is_set() -> None:
     assert type(client_manager("")) is AsyncManager
     assert isinstance(client_manager(REDIS_URL), AsyncRedisManager)
-    monkeypatch.delenv("WIDGET_REDIS_URL", raising=False)
-    assert widget_channel(redis_url="${WIDGET_REDIS_URL}").redis_url == ""  # quoted and unset: in-memory
-    monkeypatch.setenv("WIDGET_REDIS_URL", REDIS_URL)
-    assert widget_channel(redis_url="${WIDGET_REDIS_URL}").redis_url == REDIS_URL
+    assert widget_channel(env={}, redis_url="${WIDGET_REDIS_URL}").redis_url == ""  # quoted and unset: in-memory
+    redis = widget_channel(env={"WIDGET_REDIS_URL": REDIS_URL}, redis_url="${WIDGET_REDIS_URL}")
+    assert redis.redis_url == REDIS_URL
 
 
 async def operator_message_reaches_socket_on_other_server(redis_url: str) -> dict[str, Any] | None:
@@ -108,9 +108,8 @@ async def test_without_the_setting_the_hand_off_line_is_an_ordinary_text_reply(m
     assert "transfer_customer_service" not in h.bot.received[-1].metadata["wechat"]
 
 
-def test_the_setting_is_read_from_credentials(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_setting_is_read_from_credentials() -> None:
     credentials = {"token": "t", "transfer_customer_service": "${WECHAT_TRANSFER_CUSTOMER_SERVICE}"}
-    monkeypatch.setenv("WECHAT_TRANSFER_CUSTOMER_SERVICE", "true")
-    assert WeChatInput.from_credentials(credentials).transfer_customer_service
-    monkeypatch.delenv("WECHAT_TRANSFER_CUSTOMER_SERVICE")
-    assert not WeChatInput.from_credentials(credentials).transfer_customer_service
+    on = build_services({"WECHAT_TRANSFER_CUSTOMER_SERVICE": "true"})
+    assert WeChatInput.from_settings(credentials, on).transfer_customer_service
+    assert not WeChatInput.from_settings(credentials, build_services({})).transfer_customer_service

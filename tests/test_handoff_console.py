@@ -6,13 +6,12 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, replace
-from datetime import date
 
 import pytest
 import pytest_asyncio
 from aiohttp.test_utils import TestClient, TestServer
 
-from weiquan.core.clock import FixedClock
+from weiquan.core.clock import FakeClock
 from weiquan.handoff import state
 from weiquan.handoff.console import create_app, token_matches
 from weiquan.handoff.rasa_api import FakeRasa
@@ -26,12 +25,7 @@ AUTH = {"Authorization": f"Bearer {TOKEN}"}
 CONNECTED = {"text": "客服已接入，接下来由真人为你服务。", "custom": {"kind": "handoff_status", "state": "connected"}}
 
 
-@dataclass
-class Clock:
-    now: float = 1_800_000_000.0
-
-    def __call__(self) -> float:
-        return self.now
+START = 1_800_000_000.0
 
 
 @dataclass
@@ -39,22 +33,22 @@ class Console:
     client: TestClient
     store: SqlHandoffStore
     rasa: FakeRasa
-    clock: Clock
+    clock: FakeClock
     service: HandoffService
 
     def ask(self, sender: str = "u1", channel: str = "socketio", offline: bool = False, wait_s: float = 600) -> None:
         """What action_request_human does: queue the conversation and pause it."""
         self.rasa.conversation(sender, channel)["paused"] = True
-        self.rasa.user_says(sender, "转人工", at=self.clock.now - 1)
-        self.store.create(state.request(None, sender, channel, self.clock.now, wait_s, offline=offline))
+        self.rasa.user_says(sender, "转人工", at=self.clock.at - 1)
+        self.store.create(state.request(None, sender, channel, self.clock.at, wait_s, offline=offline))
 
 
 @pytest_asyncio.fixture
 async def console(tmp_path) -> AsyncIterator[Console]:
     store = SqlHandoffStore(f"sqlite:///{tmp_path / 'handoff.db'}")
-    rasa = FakeRasa({"utter_handoff_connected": CONNECTED})
-    clock = Clock()
-    service = HandoffService(store, rasa, HandoffSettings(), now=clock, clock=FixedClock(date(2026, 11, 24)))
+    clock = FakeClock(START)
+    rasa = FakeRasa(clock, {"utter_handoff_connected": CONNECTED})
+    service = HandoffService(store, rasa, HandoffSettings(), clock)
     app = create_app(service, TOKEN, sweep_interval_s=3600, poll_interval_s=0.05, heartbeat_s=0.1)
     async with TestClient(TestServer(app)) as client:
         yield Console(client, store, rasa, clock, service)
@@ -88,7 +82,9 @@ def test_token_comparison() -> None:
 
 
 def test_a_short_operator_token_is_refused_at_start(tmp_path) -> None:
-    service = HandoffService(SqlHandoffStore(f"sqlite:///{tmp_path / 'h.db'}"), FakeRasa())
+    clock = FakeClock(START)
+    store = SqlHandoffStore(f"sqlite:///{tmp_path / 'h.db'}")
+    service = HandoffService(store, FakeRasa(clock), HandoffSettings(), clock)
     with pytest.raises(ValueError, match="OPERATOR_TOKEN"):
         create_app(service, "short")
 
@@ -214,7 +210,7 @@ async def test_rest_messages_are_stored_and_wechat_respects_the_48_hour_window(c
     await console.client.post("/api/conversations/w1/takeover", headers=AUTH)
     ok = await console.client.post("/api/conversations/w1/messages", headers=AUTH, json={"text": "你好"})
     assert (await ok.json())["delivery"] == "wechat_customer_service"
-    console.clock.now += 48 * 3600 + 60  # the user wrote nothing for two days
+    console.clock.at += 48 * 3600 + 60  # the user wrote nothing for two days
     late = await console.client.post("/api/conversations/w1/messages", headers=AUTH, json={"text": "还在吗"})
     assert late.status == 409 and "48 小时" in (await late.json())["message"]
     assert [e["text"] for s, _, e in console.rasa.delivered if s == "w1"][-1] == "你好"
@@ -240,16 +236,16 @@ async def test_when_rasa_is_down_a_move_is_undone_and_says_so(console: Console) 
 
 async def test_sweep_keeps_left_messages_and_gives_a_waiting_conversation_back_after_the_wait(console) -> None:
     console.ask(offline=True, wait_s=300)
-    console.rasa.user_says("u1", "我想请客服回个电话", at=console.clock.now + 10)
-    console.clock.now += 20
+    console.rasa.user_says("u1", "我想请客服回个电话", at=console.clock.at + 10)
+    console.clock.at += 20
     await console.service.sweep()
-    assert console.store.seen(SERVICE) == console.clock.now  # the action server now knows a console runs
+    assert console.store.seen(SERVICE) == console.clock.at  # the action server now knows a console runs
     assert [m.text for m in console.store.left_messages("u1")] == ["我想请客服回个电话"]
     detail = await (await console.client.get("/api/conversations/u1", headers=AUTH)).json()
     assert detail["left"][0]["text"] == "我想请客服回个电话" and detail["offline"] is True
     assert console.rasa.executed == []
 
-    console.clock.now += 300
+    console.clock.at += 300
     await console.service.sweep()
     assert console.store.get("u1").ending is Ending.TIMEOUT
     assert console.rasa.executed == [("u1", "action_handoff_resume", "socketio")]
@@ -259,7 +255,7 @@ async def test_sweep_keeps_left_messages_and_gives_a_waiting_conversation_back_a
 
 async def test_what_was_left_just_before_a_release_is_kept(console: Console) -> None:
     console.ask(offline=True)
-    console.rasa.user_says("u1", "请尽快联系我", at=console.clock.now + 1)  # no sweep since
+    console.rasa.user_says("u1", "请尽快联系我", at=console.clock.at + 1)  # no sweep since
     assert (await console.client.post("/api/conversations/u1/release", headers=AUTH)).status == 200
     assert [m.text for m in console.store.left_messages("u1")] == ["请尽快联系我"]
 
@@ -267,14 +263,14 @@ async def test_what_was_left_just_before_a_release_is_kept(console: Console) -> 
 async def test_a_conversation_taken_over_is_never_timed_out(console: Console) -> None:
     console.ask(wait_s=60)
     await console.client.post("/api/conversations/u1/takeover", headers=AUTH)
-    console.clock.now += 3600
+    console.clock.at += 3600
     await console.service.sweep()
     assert console.store.get("u1").status is Status.ACTIVE and console.rasa.executed == []
 
 
 async def test_a_failed_timeout_is_retried_on_the_next_sweep(console: Console) -> None:
     console.ask(wait_s=60)
-    console.clock.now += 61
+    console.clock.at += 61
     console.rasa.down = True
     await console.service.sweep()
     assert console.store.get("u1").status is Status.WAITING
@@ -297,7 +293,7 @@ async def test_events_stream_announces_changes_and_marks_an_operator_online(cons
                 return line
 
     await asyncio.wait_for(next_change(), 5)  # the current version, at once
-    assert console.store.seen(OPERATOR) == console.clock.now
+    assert console.store.seen(OPERATOR) == console.clock.at
     console.ask()  # a new conversation in the queue
     await asyncio.wait_for(next_change(), 5)
     reply.close()
@@ -305,7 +301,8 @@ async def test_events_stream_announces_changes_and_marks_an_operator_online(cons
 
 def test_entry_of_a_closed_hand_off(tmp_path) -> None:
     store = SqlHandoffStore(f"sqlite:///{tmp_path / 'h.db'}")
-    service = HandoffService(store, FakeRasa())
+    clock = FakeClock(START)
+    service = HandoffService(store, FakeRasa(clock), HandoffSettings(), clock)
     handoff = store.create(state.request(None, "u1", "rest", 1_800_000_000.0, 60, offline=False))
     closed = state.release(handoff, 1_800_000_100.0)
     entry = service.entry(replace(closed))

@@ -192,7 +192,7 @@ async def test_purge_deletes_idle_conversations_and_old_sessions_but_keeps_the_c
     now = time.time()
     await fill(store, now)
     before = senders(db)
-    cutoff, deleted = retention.purge_expired(sqlite_endpoints(db, days=30), now=now)
+    cutoff, deleted = retention.purge_expired(sqlite_endpoints(db, days=30), now=now, env={})
     assert cutoff == pytest.approx(now - 30 * 86_400)
     after = senders(db)
     assert "old" not in after and after["new"] == before["new"]
@@ -240,10 +240,10 @@ def test_make_forget_and_purge_expired_work_on_the_endpoints_file(tmp_path: Path
 def test_forget_and_purge_reach_the_hand_off_store_too(sqlite_store, tmp_path: Path,
                                                        monkeypatch: pytest.MonkeyPatch) -> None:
     from weiquan.handoff import state
-    from weiquan.stores.handoff import store_from_env
+    from weiquan.services import default_services
 
     monkeypatch.delenv("RETENTION_DAYS", raising=False)
-    handoffs = store_from_env()  # HANDOFF_STORE_URL: a SQLite file in tmp_path (tests/conftest.py)
+    handoffs = default_services().handoff_store()  # HANDOFF_STORE_URL: a SQLite file in tmp_path (tests/conftest.py)
     now = time.time()
     for sender in ("someone", "other"):
         handoffs.create(state.request(None, sender, "socketio", now, 600, offline=True))
@@ -255,5 +255,5 @@ def test_forget_and_purge_reach_the_hand_off_store_too(sqlite_store, tmp_path: P
     assert retention.forget(sqlite_endpoints(db), "someone") == {"conversations": 0, "handoff": 2}
     assert handoffs.get("someone") is None and handoffs.left_messages("someone") == []
     assert handoffs.get("other") is not None
-    _, deleted = retention.purge_expired(sqlite_endpoints(db, days=30), now=now)
+    _, deleted = retention.purge_expired(sqlite_endpoints(db, days=30), now=now, env={})
     assert deleted["handoff"] == 1 and handoffs.get("old") is None and handoffs.get("other") is not None

@@ -13,7 +13,7 @@ import threading
 import urllib.error
 import urllib.request
 import warnings
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -99,7 +99,7 @@ async def serve(channel: Any, bot: FakeBot) -> AsyncIterator[Server]:
                 task.cancel()
 
 
-def widget_channel(**overrides: Any) -> WidgetSocketIOInput:
+def widget_channel(env: Mapping[str, str] | None = None, **overrides: Any) -> WidgetSocketIOInput:
     credentials = {
         "user_message_evt": "user_uttered",
         "bot_message_evt": "bot_uttered",
@@ -108,7 +108,7 @@ def widget_channel(**overrides: Any) -> WidgetSocketIOInput:
         "allowed_origins": PAGE,
         **overrides,
     }
-    return WidgetSocketIOInput.from_credentials(credentials)  # type: ignore[return-value]
+    return WidgetSocketIOInput.from_settings(credentials, {} if env is None else env)
 
 
 @pytest_asyncio.fixture
@@ -177,12 +177,12 @@ def test_parse_origins(value: Any, expected: set) -> None:
     assert parse_origins(value) == expected
 
 
-def test_parse_origins_expands_a_quoted_environment_variable(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("WIDGET_ALLOWED_ORIGINS", "http://127.0.0.1:9000 http://localhost:9000")
-    assert parse_origins("${WIDGET_ALLOWED_ORIGINS}") == {"http://127.0.0.1:9000", "http://localhost:9000"}
-    monkeypatch.delenv("WIDGET_ALLOWED_ORIGINS")
+def test_a_quoted_environment_variable_in_the_origins_is_expanded() -> None:
+    env = {"WIDGET_ALLOWED_ORIGINS": "http://127.0.0.1:9000 http://localhost:9000"}
+    channel = widget_channel(env=env, allowed_origins="${WIDGET_ALLOWED_ORIGINS}")
+    assert channel.allowed_origins == {"http://127.0.0.1:9000", "http://localhost:9000"}
     with pytest.raises(ValueError):  # unset: refused loudly, not silently "allow nothing" or "allow all"
-        parse_origins("${WIDGET_ALLOWED_ORIGINS}")
+        widget_channel(env={}, allowed_origins="${WIDGET_ALLOWED_ORIGINS}")
 
 
 @pytest.mark.parametrize("value", ["*", "http://*.example.com", "localhost:8080", "http://a.example/chat"])

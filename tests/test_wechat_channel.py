@@ -27,6 +27,7 @@ from sanic import Sanic
 from wechatpy.crypto import WeChatCrypto
 
 from tests.net import free_port
+from weiquan.core.clock import SystemClock
 from weiquan.edge.channels.render import WECHAT_TEXT_LIMIT_BYTES, load_texts, utf8_size
 from weiquan.edge.channels.wechat import WeChatInput
 from weiquan.edge.channels.wechat_api import (
@@ -34,6 +35,7 @@ from weiquan.edge.channels.wechat_api import (
     FakeCustomerServiceApi,
     WeChatCustomerServiceApi,
 )
+from weiquan.services import build_services
 
 TOKEN = "unit-token"
 APP_ID = "wx0123456789abcdef"
@@ -298,17 +300,16 @@ def test_from_credentials_reads_the_credentials_keys() -> None:
     assert WeChatInput.name() == "wechat"
 
 
-def test_quoted_environment_placeholders_are_expanded(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_quoted_environment_placeholders_are_expanded() -> None:
     """Rasa leaves a quoted "${VAR}" as it is; the channel reads the variable itself, unset meaning empty."""
-    monkeypatch.setenv("WECHAT_TOKEN", "from-env")
-    monkeypatch.delenv("WECHAT_APP_SECRET", raising=False)
-    channel = WeChatInput.from_credentials(
-        {"token": "${WECHAT_TOKEN}", "app_id": APP_ID, "aes_key": "", "app_secret": "${WECHAT_APP_SECRET}"}
+    channel = WeChatInput.from_settings(
+        {"token": "${WECHAT_TOKEN}", "app_id": APP_ID, "aes_key": "", "app_secret": "${WECHAT_APP_SECRET}"},
+        build_services({"WECHAT_TOKEN": "from-env"}),
     )
     assert channel.protocol is not None and channel.protocol.token == "from-env"
     assert channel.api is None  # the unset secret counts as empty
-    monkeypatch.setenv("WECHAT_TOKEN", "")
-    assert WeChatInput.from_credentials({"token": "${WECHAT_TOKEN}"}).protocol is None
+    off = WeChatInput.from_settings({"token": "${WECHAT_TOKEN}"}, build_services({"WECHAT_TOKEN": ""}))
+    assert off.protocol is None
 
 
 @pytest.mark.asyncio
@@ -724,7 +725,7 @@ async def test_api_client_caches_the_token_until_it_expires(wechat_api: tuple[Fa
 @pytest.mark.asyncio
 async def test_api_client_refreshes_a_revoked_token_once(wechat_api: tuple[FakeWeChatApi, str]) -> None:
     fake, url = wechat_api
-    client = WeChatCustomerServiceApi(APP_ID, "s3cret", base_url=url)
+    client = WeChatCustomerServiceApi(APP_ID, "s3cret", base_url=url, now=SystemClock().now)
     try:
         await client.send_text("oBuyer", "一")
         fake.revoked.add("token-1")
@@ -741,8 +742,9 @@ async def test_api_client_refreshes_a_revoked_token_once(wechat_api: tuple[FakeW
 @pytest.mark.asyncio
 async def test_api_client_reports_bad_credentials_and_unreachable_hosts(wechat_api: tuple[FakeWeChatApi, str]) -> None:
     _, url = wechat_api
-    wrong = WeChatCustomerServiceApi(APP_ID, "wrong", base_url=url)
-    unreachable = WeChatCustomerServiceApi(APP_ID, "s3cret", base_url=f"http://127.0.0.1:{free_port()}", timeout_s=2)
+    wrong = WeChatCustomerServiceApi(APP_ID, "wrong", base_url=url, now=SystemClock().now)
+    unreachable = WeChatCustomerServiceApi(APP_ID, "s3cret", base_url=f"http://127.0.0.1:{free_port()}", timeout_s=2,
+                                           now=SystemClock().now)
     try:
         with pytest.raises(CustomerServiceError) as error:
             await wrong.send_text("oBuyer", "x")
@@ -761,7 +763,8 @@ async def test_channel_pushes_through_the_real_client(
 ) -> None:
     fake, url = wechat_api
     bot = FakeBot(gate=asyncio.Event())
-    h = await make(bot=bot, api=WeChatCustomerServiceApi(APP_ID, "s3cret", base_url=url), reply_timeout_s=0.05)
+    api = WeChatCustomerServiceApi(APP_ID, "s3cret", base_url=url, now=SystemClock().now)
+    h = await make(bot=bot, api=api, reply_timeout_s=0.05)
     assert await h.wechat.send(text_xml("oBuyer", "你好")) is None
     open_gate(bot)
     await h.channel.drain()

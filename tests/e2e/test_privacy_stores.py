@@ -77,7 +77,7 @@ async def test_postgresql_forget_and_purge(database: str, monkeypatch: pytest.Mo
     await fill(store(database), now)
     before = senders(database)
     assert retention.forget(endpoints(database), "new") == {"conversations": before["new"], "handoff": 0}
-    cutoff, deleted = retention.purge_expired(endpoints(database), now=now)
+    cutoff, deleted = retention.purge_expired(endpoints(database), now=now, env={})
     after = senders(database)
     assert set(after) == {"both"} and 0 < after["both"] < before["both"]
     assert deleted == {"conversations": before["old"] + before["both"] - after["both"], "handoff": 0}

@@ -18,15 +18,16 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 import time
 from collections import OrderedDict
+from collections.abc import Mapping
 from typing import Any
 
 import aiohttp
 from rasa.utils.endpoints import ClientResponseError, EndpointConfig
 
 from weiquan.edge import logmask
+from weiquan.services import default_services
 
 logger = logging.getLogger(__name__)
 
@@ -36,9 +37,9 @@ TIMEOUT_ENV = "ACTION_TIMEOUT_S"
 REQUESTED_SLOT = "requested_slot"
 
 
-def action_timeout_s(configured: Any = None) -> float:
+def action_timeout_s(configured: Any, env: Mapping[str, str]) -> float:
     """$ACTION_TIMEOUT_S, else the endpoint's `timeout`, else 1.5 s."""
-    for value in (os.environ.get(TIMEOUT_ENV), configured):
+    for value in (env.get(TIMEOUT_ENV), configured):
         if value is not None and value != "":
             timeout = float(value)
             if timeout <= 0:
@@ -73,7 +74,7 @@ class GuardedActionEndpoint(EndpointConfig):
         super().__init__(wrapped.url, wrapped.params, wrapped.headers, wrapped.basic_auth, wrapped.token,
                          wrapped.token_name, wrapped.cafile, **kwargs)
         self.type = wrapped.type
-        self.timeout_s = timeout_s if timeout_s is not None else action_timeout_s(configured)
+        self.timeout_s = timeout_s if timeout_s is not None else action_timeout_s(configured, default_services().env)
         self._memory_s = memory_s
         self._failed_turns: OrderedDict[str, float] = OrderedDict()
 

@@ -20,7 +20,6 @@ Sanic is told to trust a proxy's forwarding header (`SANIC_PROXIES_COUNT=1` or `
 from __future__ import annotations
 
 import json
-import os
 import re
 import time
 from collections import OrderedDict, deque
@@ -68,10 +67,9 @@ class Limits:
 
     @classmethod
     def from_settings(
-        cls, credentials: Mapping[str, Any] | None, max_message_chars: int, environ: Mapping[str, str] | None = None
+        cls, credentials: Mapping[str, Any] | None, max_message_chars: int, environ: Mapping[str, str]
     ) -> Limits:
         credentials = credentials or {}
-        environ = os.environ if environ is None else environ
 
         def setting(key: str) -> Any:
             value = credentials.get(key)

@@ -20,7 +20,6 @@ import contextlib
 import hmac
 import json
 import logging
-import os
 import sys
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -30,8 +29,8 @@ from aiohttp import web
 
 from weiquan.handoff.rasa_api import HttpRasaApi
 from weiquan.handoff.service import HandoffError, HandoffService
-from weiquan.handoff.settings import HandoffSettings
-from weiquan.stores.handoff import OPERATOR, store_from_env
+from weiquan.services import default_services
+from weiquan.stores.handoff import OPERATOR
 
 logger = logging.getLogger(__name__)
 
@@ -213,22 +212,24 @@ def create_app(
 
 
 def main(argv: list[str] | None = None) -> int:
+    services = default_services()  # the console process's composition root
+    env = services.env
     parser = argparse.ArgumentParser(description="the operator console (hand-off to a person)")
-    parser.add_argument("--host", default=os.environ.get("CONSOLE_HOST", "127.0.0.1"),
+    parser.add_argument("--host", default=env.get("CONSOLE_HOST", "127.0.0.1"),
                         help="interface to listen on (default: loopback only)")
-    parser.add_argument("--port", type=int, default=int(os.environ.get("CONSOLE_PORT", "8090")))
-    parser.add_argument("--rasa-url", default=os.environ.get("RASA_URL", "http://127.0.0.1:5005"),
+    parser.add_argument("--port", type=int, default=int(env.get("CONSOLE_PORT", "8090")))
+    parser.add_argument("--rasa-url", default=env.get("RASA_URL", "http://127.0.0.1:5005"),
                         help="Rasa's HTTP API, reached privately (default: loopback)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s - %(message)s")
-    token = os.environ.get("OPERATOR_TOKEN", "")
-    rasa_token = os.environ.get("RASA_API_TOKEN", "")
+    token = env.get("OPERATOR_TOKEN", "")
+    rasa_token = env.get("RASA_API_TOKEN", "")
     if len(token) < MIN_TOKEN_CHARS or not rasa_token:
         print(f"set OPERATOR_TOKEN (at least {MIN_TOKEN_CHARS} characters) and RASA_API_TOKEN "
               "(`make run` generates both)", file=sys.stderr)
         return 2
-    settings = HandoffSettings.from_env()
-    service = HandoffService(store_from_env(settings), HttpRasaApi(args.rasa_url, rasa_token), settings)
+    service = HandoffService(services.handoff_store(), HttpRasaApi(args.rasa_url, rasa_token), services.handoff,
+                             services.clock)
     web.run_app(create_app(service, token), host=args.host, port=args.port, print=None, shutdown_timeout=5,
                 access_log=None)
     return 0

@@ -14,11 +14,12 @@ the console reaches it on loopback (or a private network) and never exposes it.
 from __future__ import annotations
 
 import asyncio
-import time
 from typing import Any, Protocol
 from urllib.parse import quote
 
 import aiohttp
+
+from weiquan.core.clock import Clock
 
 
 class RasaError(Exception):
@@ -93,7 +94,8 @@ class HttpRasaApi:
 class FakeRasa:
     """Trackers in memory; `pause`/`resume`/`bot` events applied as Rasa would; `delivered` is what users saw."""
 
-    def __init__(self, responses: dict[str, dict[str, Any]] | None = None) -> None:
+    def __init__(self, clock: Clock, responses: dict[str, dict[str, Any]] | None = None) -> None:
+        self.clock = clock
         self.trackers: dict[str, dict[str, Any]] = {}
         self.delivered: list[tuple[str, str | None, dict[str, Any]]] = []
         self.executed: list[tuple[str, str, str | None]] = []
@@ -107,7 +109,7 @@ class FakeRasa:
 
     def user_says(self, sender_id: str, text: str, at: float | None = None) -> None:
         self.conversation(sender_id)["events"].append(
-            {"event": "user", "text": text, "timestamp": time.time() if at is None else at})
+            {"event": "user", "text": text, "timestamp": self.clock.now() if at is None else at})
 
     def _check(self) -> None:
         if self.down:
@@ -121,7 +123,7 @@ class FakeRasa:
         self._check()
         tracker = self.conversation(sender_id)
         for event in events:
-            tracker["events"].append({"timestamp": time.time(), **event})
+            tracker["events"].append({"timestamp": self.clock.now(), **event})
             if event["event"] == "pause":
                 tracker["paused"] = True
             elif event["event"] == "resume":

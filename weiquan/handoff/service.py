@@ -17,13 +17,11 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import time
-from collections.abc import Callable
 from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
-from weiquan.core.clock import BEIJING, Clock, SystemClock
+from weiquan.core.clock import BEIJING, Clock
 from weiquan.handoff import state, summary
 from weiquan.handoff.rasa_api import RasaApi, RasaError
 from weiquan.handoff.settings import HandoffSettings
@@ -56,19 +54,12 @@ def iso(moment: float | None) -> str | None:
 
 
 class HandoffService:
-    def __init__(
-        self,
-        store: HandoffStore,
-        rasa: RasaApi,
-        settings: HandoffSettings | None = None,
-        now: Callable[[], float] = time.time,
-        clock: Clock | None = None,
-    ) -> None:
+    def __init__(self, store: HandoffStore, rasa: RasaApi, settings: HandoffSettings, clock: Clock) -> None:
         self.store = store
         self.rasa = rasa
-        self.settings = settings or HandoffSettings()
-        self.now = now
-        self.today = (clock or SystemClock()).today
+        self.settings = settings
+        self.now = clock.now
+        self.today = clock.today
 
     # ------------------------------------------------------------------ reading
 

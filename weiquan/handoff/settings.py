@@ -1,4 +1,4 @@
-"""Hand-off settings (from the environment) and who counts as available. Pure apart from reading `os.environ`.
+"""Hand-off settings (from the environment the composition root read) and who counts as available. Pure.
 
 - `HANDOFF_OPERATORS` (`auto`): `auto` — someone is available while an operator has the console open; `on` —
   always, within the hours; `off` — never: users can only leave a message.
@@ -13,7 +13,6 @@ Without a console heartbeat nobody could answer or hand back: the bot then does 
 """
 from __future__ import annotations
 
-import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -40,8 +39,7 @@ class HandoffSettings:
     store_url: str = f"sqlite:///{DEFAULT_SQLITE}"
 
     @classmethod
-    def from_env(cls, env: Mapping[str, str] | None = None) -> HandoffSettings:
-        env = os.environ if env is None else env
+    def from_env(cls, env: Mapping[str, str]) -> HandoffSettings:
         operators = (env.get("HANDOFF_OPERATORS") or "auto").strip().lower()
         if operators not in OPERATOR_MODES:
             raise ValueError(f"HANDOFF_OPERATORS must be one of {OPERATOR_MODES}, not {operators!r}")

@@ -25,7 +25,7 @@ import socket
 import subprocess
 import time
 import urllib.request
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -86,9 +86,10 @@ class Supervisor:
     BACKOFF_MAX_S = 30.0
     STABLE_AFTER_S = 60.0  # a service up this long has its back-off reset
 
-    def __init__(self, services: Sequence[Service], log_dir: Path, cwd: Path, grace_s: float = 20.0,
-                 out: Callable[[str], None] | None = None) -> None:
+    def __init__(self, services: Sequence[Service], log_dir: Path, cwd: Path, env: Mapping[str, str],
+                 grace_s: float = 20.0, out: Callable[[str], None] | None = None) -> None:
         self.rows = [_Running(service) for service in services]
+        self.env = dict(env)  # what every child starts from (the launcher's environment), plus its own settings
         self.log_dir = log_dir
         self.cwd = cwd
         self.grace_s = grace_s
@@ -115,7 +116,7 @@ class Supervisor:
         log = open(self.log_dir / f"{service.name}.log", "ab")  # noqa: SIM115 - handed to the child
         log.write(f"\n=== {time.strftime('%Y-%m-%d %H:%M:%S')} start {' '.join(service.argv)}\n".encode())
         log.flush()
-        row.proc = subprocess.Popen(service.argv, cwd=self.cwd, env={**os.environ, **service.env}, stdout=log,
+        row.proc = subprocess.Popen(service.argv, cwd=self.cwd, env={**self.env, **service.env}, stdout=log,
                                     stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                                     preexec_fn=_die_with_parent)  # noqa: PLW1509
         log.close()

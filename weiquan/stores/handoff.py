@@ -15,7 +15,6 @@ import logging
 from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from functools import lru_cache
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -26,7 +25,6 @@ from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import IntegrityError, OperationalError, ProgrammingError
 
 from weiquan.core.contracts import HandoffSummary
-from weiquan.handoff.settings import HandoffSettings
 from weiquan.handoff.state import Ending, Handoff, Status
 
 logger = logging.getLogger(__name__)
@@ -329,13 +327,3 @@ class SqlHandoffStore:
 
     def close(self) -> None:
         self.engine.dispose()
-
-
-@lru_cache(maxsize=4)
-def _shared(url: str) -> SqlHandoffStore:
-    return SqlHandoffStore(url)
-
-
-def store_from_env(settings: HandoffSettings | None = None) -> SqlHandoffStore:
-    """The store the settings name, created on first use and shared within the process."""
-    return _shared((settings or HandoffSettings.from_env()).store_url)

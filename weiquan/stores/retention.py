@@ -5,7 +5,7 @@ file (`ENDPOINTS`, default endpoints.yml, so the same command works with endpoin
 to every registered store.
 
 **Registering a store** (the hand-off store, say): add one line to `STORES` below naming a function that returns the
-store, e.g. `"weiquan.stores.handoff:store_from_env"`. The function is called with the parsed endpoints file if it
+store, e.g. `"weiquan.services:retention_handoff_store"`. The function is called with the parsed endpoints file if it
 takes a required argument, with nothing otherwise, and returns None when that store is not configured. The store
 needs `forget(sender_id) -> int` (what it deleted) and either `purge(before: float) -> int` (seconds since the epoch)
 or `purge_before(when: datetime) -> int`; a `name` is optional. The retention period is the same for every store:
@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import importlib
 import inspect
-import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -31,7 +30,7 @@ SECONDS_PER_DAY = 86_400
 # Every store that keeps personal data, as "module:function". One line per store.
 STORES: tuple[str, ...] = (
     "weiquan.stores.retention:conversation_store",
-    "weiquan.stores.handoff:store_from_env",  # hand-off queue and left messages (HANDOFF_STORE_URL / DB_* / SQLite)
+    "weiquan.services:retention_handoff_store",  # hand-off queue, left messages (HANDOFF_STORE_URL / DB_* / SQLite)
 )
 
 
@@ -50,8 +49,8 @@ def load_endpoints(path: str | Path) -> dict[str, Any]:
     return read_config_file(str(path)) or {}
 
 
-def retention_days(endpoints: Mapping[str, Any]) -> float:
-    return resolve_retention_days((endpoints.get("tracker_store") or {}).get("retention_days"))
+def retention_days(endpoints: Mapping[str, Any], env: Mapping[str, str]) -> float:
+    return resolve_retention_days((endpoints.get("tracker_store") or {}).get("retention_days"), env)
 
 
 @dataclass
@@ -94,9 +93,9 @@ def forget(endpoints: Mapping[str, Any], sender_id: str) -> dict[str, int]:
     return {store.name: store.forget(sender_id) for store in registered_stores(endpoints)}
 
 
-def purge_expired(endpoints: Mapping[str, Any], now: float | None = None) -> tuple[float, dict[str, int]]:
+def purge_expired(endpoints: Mapping[str, Any], now: float, env: Mapping[str, str]) -> tuple[float, dict[str, int]]:
     """Deletes what is older than the retention period; (cut-off as seconds since the epoch, {store: items deleted})."""
-    cutoff = (time.time() if now is None else now) - retention_days(endpoints) * SECONDS_PER_DAY
+    cutoff = now - retention_days(endpoints, env) * SECONDS_PER_DAY
     return cutoff, {store.name: store.purge(cutoff) for store in registered_stores(endpoints)}
 
 

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import time
 from collections import OrderedDict
 from collections.abc import Iterable, Mapping
@@ -37,6 +36,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from weiquan.core.privacy import mask_event
 from weiquan.edge import logmask
+from weiquan.services import default_services
 
 logger = logging.getLogger(__name__)
 
@@ -45,9 +45,8 @@ RETENTION_ENV = "RETENTION_DAYS"
 ERROR_EVERY_S = 60.0
 
 
-def resolve_retention_days(configured: Any = None, environ: Mapping[str, str] | None = None) -> float:
+def resolve_retention_days(configured: Any, environ: Mapping[str, str]) -> float:
     """The retention period in days: $RETENTION_DAYS, else the endpoints setting, else 30. Must be positive."""
-    environ = os.environ if environ is None else environ
     for source, value in ((RETENTION_ENV, environ.get(RETENTION_ENV)), ("retention_days", configured)):
         if value is None or str(value).strip() == "":
             continue
@@ -98,7 +97,7 @@ class PrivateSQLTrackerStore(SQLTrackerStore):
         # Not SQLTrackerStore.__init__: it loops forever while the database is unreachable.
         TrackerStore.__init__(self, domain, event_broker, **kwargs)
         logmask.install()
-        self.retention_days = resolve_retention_days(retention_days)
+        self.retention_days = resolve_retention_days(retention_days, default_services().env)
         if dialect == "sqlite" and db and db != ":memory:":
             Path(db).parent.mkdir(parents=True, exist_ok=True)
         url = self.get_db_url(dialect, host, validate_port(port), db, username, password, login_db, query)

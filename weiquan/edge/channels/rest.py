@@ -41,6 +41,7 @@ from weiquan.edge.limits import (
     read_body,
     shortcut_policy,
 )
+from weiquan.services import default_services
 
 logger = logging.getLogger(__name__)
 
@@ -102,7 +103,7 @@ class GuardedRestInput(RestInput):
 
     @classmethod
     def from_credentials(cls, credentials: dict[str, Any] | None) -> InputChannel:
-        return cls(Limits.from_settings(credentials, MAX_MESSAGE_CHARS))
+        return cls(Limits.from_settings(credentials, MAX_MESSAGE_CHARS, default_services().env))
 
     def __init__(self, limits: Limits = DEFAULT_LIMITS) -> None:
         self.limits = limits

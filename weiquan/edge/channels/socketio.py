@@ -25,10 +25,9 @@ from __future__ import annotations
 import inspect
 import json
 import logging
-import os
 import re
 import uuid
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, TypeGuard
@@ -45,6 +44,7 @@ from socketio import AsyncManager, AsyncRedisManager, AsyncServer
 from weiquan.edge import faults
 from weiquan.edge.channels.render import render_widget
 from weiquan.edge.limits import Limits, RateGate, is_valid_unicode, json_depth, shortcut_policy
+from weiquan.services import default_services, expand_env
 
 logger = logging.getLogger(__name__)
 
@@ -70,8 +70,7 @@ def widget_texts() -> dict[str, str]:
 def parse_origins(value: Any) -> frozenset[str]:
     """Exact origins from a space- or comma-separated string (or a list); empty means the local demo page."""
     if isinstance(value, str):
-        # Rasa expands ${VAR} only in unquoted YAML scalars; a quoted "${VAR}" arrives here as written.
-        items = re.split(r"[\s,]+", os.path.expandvars(value))
+        items = re.split(r"[\s,]+", value)
     elif isinstance(value, Iterable):
         items = [str(item) for item in value]
     else:
@@ -164,7 +163,17 @@ class WidgetSocketIOInput(SocketIOInput):
 
     @classmethod
     def from_credentials(cls, credentials: dict[str, Any] | None) -> InputChannel:
+        return cls.from_settings(credentials, default_services().env)
+
+    @classmethod
+    def from_settings(cls, credentials: Mapping[str, Any] | None, env: Mapping[str, str]) -> WidgetSocketIOInput:
+        """The channel from credentials.yml's section and the environment the composition root read. Rasa expands
+        ${VAR} only in unquoted YAML scalars; a quoted "${VAR}" arrives as written and is expanded here."""
         credentials = credentials or {}
+
+        def expanded(value: Any) -> Any:
+            return expand_env(value, env) if isinstance(value, str) else value
+
         return cls(
             user_message_evt=credentials.get("user_message_evt", "user_uttered"),
             bot_message_evt=credentials.get("bot_message_evt", "bot_uttered"),
@@ -174,10 +183,10 @@ class WidgetSocketIOInput(SocketIOInput):
             jwt_key=credentials.get("jwt_key"),
             jwt_method=credentials.get("jwt_method", "HS256"),
             metadata_key=credentials.get("metadata_key", "metadata"),
-            allowed_origins=credentials.get("allowed_origins"),
+            allowed_origins=expanded(credentials.get("allowed_origins")),
             max_message_chars=int(credentials.get("max_message_chars") or DEFAULT_MAX_MESSAGE_CHARS),
-            limits=Limits.from_settings(credentials, DEFAULT_MAX_MESSAGE_CHARS),
-            redis_url=credentials.get("redis_url"),
+            limits=Limits.from_settings(credentials, DEFAULT_MAX_MESSAGE_CHARS, env),
+            redis_url=expanded(credentials.get("redis_url")),
         )
 
     def __init__(
@@ -211,7 +220,7 @@ class WidgetSocketIOInput(SocketIOInput):
         self.max_message_chars = max_message_chars
         self.limits = limits or Limits(max_message_chars=max_message_chars, max_body_bytes=MAX_FRAME_BYTES)
         self.gate = RateGate(self.limits)
-        self.redis_url = os.path.expandvars(str(redis_url or "")).strip()
+        self.redis_url = str(redis_url or "").strip()
         if "${" in self.redis_url:  # a quoted "${VAR}" whose variable is unset: no Redis
             self.redis_url = ""
 

@@ -36,7 +36,6 @@ import binascii
 import hashlib
 import hmac
 import logging
-import os
 import re
 import time
 from collections import OrderedDict
@@ -74,7 +73,7 @@ from weiquan.edge.channels.render import (
 from weiquan.edge.channels.rest import WholeMessageCollector
 from weiquan.edge.channels.wechat_api import CustomerServiceApi, CustomerServiceError
 from weiquan.edge.limits import BodyTooLarge, Limits, RateGate, RateLimiter, read_body
-from weiquan.services import customer_service_api
+from weiquan.services import Services, default_services
 
 logger = logging.getLogger(__name__)
 
@@ -152,13 +151,13 @@ class WeChatProtocol:
         aes_key: str = "",
         *,
         max_skew_s: float = 300.0,
-        now: Callable[[], float] = time.time,
+        now: Callable[[], float] | None = None,
     ) -> None:
         if not token:
             raise ValueError("token is empty")
         self.token = token
         self.max_skew_s = max_skew_s
-        self._now = now
+        self._now = now or default_services().clock.now
         self.crypto: WeChatCrypto | None = None
         if aes_key:
             if len(aes_key) != AES_KEY_LENGTH:
@@ -275,6 +274,11 @@ class WeChatInput(InputChannel):
 
     @classmethod
     def from_credentials(cls, credentials: dict[str, Any] | None) -> WeChatInput:
+        return cls.from_settings(credentials, default_services())
+
+    @classmethod
+    def from_settings(cls, credentials: Mapping[str, Any] | None, services: Services) -> WeChatInput:
+        """The channel from credentials.yml's section and the process's services (environment, clock, API)."""
         credentials = credentials or {}
 
         def value(key: str) -> str:
@@ -283,14 +287,14 @@ class WeChatInput(InputChannel):
             # Rasa expands ${VAR} only in unquoted YAML scalars (and refuses to start when VAR is unset); a quoted
             # "${VAR}" arrives verbatim. Expand it here, an unset variable meaning "empty", so either form works.
             placeholder = PLACEHOLDER_RE.fullmatch(text)
-            return os.environ.get(placeholder.group(1), "").strip() if placeholder else text
+            return services.env.get(placeholder.group(1), "").strip() if placeholder else text
 
         app_id, app_secret = value("app_id"), value("app_secret")
-        api = customer_service_api(app_id, app_secret) if value("token") else None
-        limits = Limits.from_settings(credentials, int(credentials.get("max_message_chars") or 500))
+        api = services.customer_service_api(app_id, app_secret) if value("token") else None
+        limits = Limits.from_settings(credentials, int(credentials.get("max_message_chars") or 500), services.env)
         transfer = value("transfer_customer_service").lower() in ("1", "true", "yes", "on")
         return cls(token=value("token"), app_id=app_id, aes_key=value("aes_key"), app_secret=app_secret, api=api,
-                   limits=limits, transfer_customer_service=transfer)
+                   limits=limits, transfer_customer_service=transfer, now=services.clock.now)
 
     def __init__(
         self,
@@ -300,7 +304,7 @@ class WeChatInput(InputChannel):
         app_secret: str = "",
         *,
         api: CustomerServiceApi | None = None,
-        now: Callable[[], float] = time.time,
+        now: Callable[[], float] | None = None,
         texts: WeChatTexts | None = None,
         reply_timeout_s: float = 4.0,
         hold_timeout_s: float = 6.0,
@@ -316,6 +320,7 @@ class WeChatInput(InputChannel):
         transfer_customer_service: bool = False,
     ) -> None:
         self.transfer_customer_service = transfer_customer_service
+        now = now or default_services().clock.now
         if limits is not None:
             max_body_bytes, max_text_chars = limits.max_body_bytes, limits.max_message_chars
         # Per OpenID: new messages (WeChat's retries of one message count once). Per address: forged requests only,

@@ -14,7 +14,6 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import time
 from collections.abc import Callable
 from typing import Any, Protocol
 
@@ -55,7 +54,7 @@ class WeChatCustomerServiceApi:
         app_secret: str,
         *,
         base_url: str = DEFAULT_BASE_URL,
-        now: Callable[[], float] = time.time,
+        now: Callable[[], float],
         timeout_s: float = 5.0,
         refresh_margin_s: float = 300.0,
     ) -> None:
