@@ -1,11 +1,8 @@
 """complaint: the form that collects the facts, and the ruling at its end."""
 from __future__ import annotations
 
-from functools import cache
-from pathlib import Path
 from typing import Any
 
-import yaml
 from rasa_sdk import Action, FormValidationAction, Tracker
 from rasa_sdk.events import EventType, SlotSet
 from rasa_sdk.executor import CollectingDispatcher
@@ -14,34 +11,15 @@ from rasa_sdk.types import DomainDict
 from actions.presenter import Presenter
 from weiquan.core import engine
 from weiquan.core.contracts import SuccessTime
+from weiquan.core.domain import COMPLAINT_FORM, form_slots, give_up_value
 from weiquan.core.timeparse import parse_success_time
 from weiquan.core.vocabulary import read_answer
 from weiquan.services import Services, default_services
 
-FORM = "complaint_form"
-DOMAIN_FILE = Path(__file__).resolve().parent.parent / "domain.yml"
+FORM = COMPLAINT_FORM
 MISSES = "form_misses"  # {slot: how often its question went unanswered}
-# Recorded for a question the form moved past after asking it `max_asks` times.
-GIVE_UP_VALUES: dict[str, Any] = {
-    "platform": engine.UNKNOWN,
-    "trade_status": engine.UNKNOWN,
-    "success_time": SuccessTime.unknown().to_slot(),
-    "harassment_type": [engine.UNKNOWN],
-    "evidence": [engine.UNKNOWN],
-}
 # Slots of one complaint that are not asked by the form but go with it when it is over.
 COMPLAINT_EXTRAS = (MISSES, "order_id", "safety_threat")
-
-
-@cache
-def form_slots() -> list[str]:
-    """The complaint form's questions, as domain.yml lists them (the one list), read once.
-
-    Read from the file because Rasa is told not to send the domain to the form's validation (domain.yml,
-    `send_domain: false`): it was two thirds of every form call's payload.
-    """
-    domain = yaml.safe_load(DOMAIN_FILE.read_text(encoding="utf-8"))
-    return list(domain["forms"][FORM]["required_slots"])
 
 
 def as_list(value: Any) -> list[str]:
@@ -72,7 +50,7 @@ class ValidateComplaintForm(FormValidationAction):
         return "validate_complaint_form"
 
     def domain_slots(self, domain: DomainDict) -> list[str]:
-        return form_slots()
+        return list(form_slots())
 
     async def required_slots(
         self, domain_slots: list[str], dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
@@ -97,7 +75,7 @@ class ValidateComplaintForm(FormValidationAction):
         asked_before = tracker.get_slot("requested_slot")
         if asked_before not in tracker.slots_to_validate():
             return events
-        plan = await self.required_slots(form_slots(), dispatcher, tracker, domain)  # tracker holds this turn
+        plan = await self.required_slots(list(form_slots()), dispatcher, tracker, domain)  # tracker holds this turn
         missing = next((slot for slot in plan if tracker.slots.get(slot) is None), None)
         next_slot = next((e["value"] for e in events if e.get("name") == "requested_slot"), missing)
         if next_slot is None or next_slot != asked_before:
@@ -108,10 +86,10 @@ class ValidateComplaintForm(FormValidationAction):
         if misses[next_slot] < self.services.rules.max_asks:
             return events
         dispatcher.utter_message(response="utter_complaint_skip_question")
-        tracker.slots[next_slot] = GIVE_UP_VALUES[next_slot]
-        plan = await self.required_slots(form_slots(), dispatcher, tracker, domain)
+        tracker.slots[next_slot] = give_up_value(next_slot)
+        plan = await self.required_slots(list(form_slots()), dispatcher, tracker, domain)
         following = next((slot for slot in plan if tracker.slots.get(slot) is None), None)
-        return [*events, SlotSet(next_slot, GIVE_UP_VALUES[next_slot]), SlotSet("requested_slot", following)]
+        return [*events, SlotSet(next_slot, give_up_value(next_slot)), SlotSet("requested_slot", following)]
 
     def _code(self, slot: str, value: Any, tracker: Tracker) -> str | None:
         """A code from a button or an entity, else the first one the free answer names."""

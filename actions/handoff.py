@@ -21,6 +21,7 @@ from rasa_sdk.types import DomainDict
 
 from actions.complaint import FORM
 from actions.presenter import Presenter
+from weiquan.core.domain import form_slots, question
 from weiquan.handoff import pause, state, summary
 from weiquan.handoff.settings import Availability, availability
 from weiquan.handoff.state import Ending, Handoff
@@ -29,15 +30,6 @@ from weiquan.stores.handoff import OPERATOR, SERVICE, HandoffStore
 
 logger = logging.getLogger(__name__)
 
-# The form's questions, asked again when the bot takes a conversation back in the middle of the form (the keys are
-# the form's slots in domain.yml; tests/test_actions.py checks they match).
-PENDING_QUESTIONS = {
-    "platform": "utter_ask_platform",
-    "trade_status": "utter_ask_trade_status",
-    "success_time": "utter_ask_success_time",
-    "harassment_type": "utter_ask_harassment_type",
-    "evidence": "utter_ask_evidence",
-}
 
 
 class HandoffWiring:
@@ -114,9 +106,9 @@ class ActionHandoffResume(HandoffWiring, Action):
             dispatcher.utter_message(response="utter_handoff_offer")
         events: list[EventType] = [SlotSet(name, value) for name, value in
                                    pause.restored_slots(tracker.events, tracker.slots).items()]
-        question = PENDING_QUESTIONS.get(tracker.get_slot("requested_slot") or "")
-        if tracker.active_loop.get("name") == FORM and question:
-            dispatcher.utter_message(response=question)
+        pending = tracker.get_slot("requested_slot")
+        if tracker.active_loop.get("name") == FORM and pending in form_slots():
+            dispatcher.utter_message(response=question(pending))
             # The request for a person was an unhappy path the form never came back from (it rejected the message,
             # then the bot paused): mark the form active afresh so the next answer is validated as usual.
             events.append(ActiveLoop(FORM))

@@ -5,11 +5,8 @@ here writes a sentence. Lists travel as data in `custom` — the filing paths, t
 checklist — and each channel draws them (weiquan/edge/channels/render.py for plain-text channels, the widget for the
 web).
 
-Payloads (the contract with render.py and widget/src/render.js; see docs/architecture.md):
-- {"kind": "filing_steps", "paths": [{"title", "url", "steps": [str]}]}
-- {"kind": "phone_script", "lines": [{"speaker", "name", "text"}]}
-- {"kind": "evidence", "items": [{"code", "label", "url" (or null), "have": bool}]}
-- {"kind": "safety"}
+The cards' shapes are types in weiquan/core/contracts.py, which render.py reads too; which response carries which
+card is declared once, on the response in domain.yml (weiquan/core/domain.py reads it).
 """
 from __future__ import annotations
 
@@ -20,19 +17,19 @@ from typing import Any
 
 from rasa_sdk.executor import CollectingDispatcher
 
+from weiquan.core.contracts import (
+    Card,
+    EvidenceCard,
+    EvidenceEntry,
+    FilingPath,
+    FilingStepsCard,
+    PhoneScriptCard,
+    SafetyCard,
+    ScriptLine,
+)
+from weiquan.core.domain import response_cards
 from weiquan.core.engine import Decision, EvidenceCheck, Processing, evidence_checks
 from weiquan.core.ruleset import RuleSet
-
-# Which responses carry which card. A response not listed here is text only.
-RESPONSE_CARDS: Mapping[str, str] = {
-    "utter_complaint_filing_steps": "filing_steps",
-    "utter_faq_how_to_file": "filing_steps",
-    "utter_complaint_phone_script": "phone_script",
-    "utter_complaint_evidence_checklist": "evidence",
-    "utter_faq_evidence": "evidence",
-    "utter_seller_evidence": "evidence",
-    "utter_safety_police_first": "safety",
-}
 
 Variables = dict[str, Any]
 
@@ -91,40 +88,29 @@ class Presenter:
         return variables
 
     # ------------------------------------------------------------------------------------------------------ cards
-    def filing_card(self) -> dict[str, Any]:
-        return {
-            "kind": "filing_steps",
-            "paths": [
-                {"title": path.name, "url": self.rules.link(path.link), "steps": list(path.steps)}
-                for path in self.rules.filing_paths
-            ],
-        }
+    def filing_card(self) -> FilingStepsCard:
+        return FilingStepsCard(kind="filing_steps", paths=[
+            FilingPath(title=path.name, url=self.rules.link(path.link), steps=list(path.steps))
+            for path in self.rules.filing_paths
+        ])
 
-    def script_card(self) -> dict[str, Any]:
-        return {
-            "kind": "phone_script",
-            "lines": [
-                {"speaker": line.speaker, "name": self.rules.speakers[line.speaker], "text": line.line}
-                for line in self.rules.phone_script
-            ],
-        }
+    def script_card(self) -> PhoneScriptCard:
+        return PhoneScriptCard(kind="phone_script", lines=[
+            ScriptLine(speaker=line.speaker, name=self.rules.speakers[line.speaker], text=line.line)
+            for line in self.rules.phone_script
+        ])
 
-    def evidence_card(self, checks: Iterable[EvidenceCheck]) -> dict[str, Any]:
-        return {
-            "kind": "evidence",
-            "items": [
-                {
-                    "code": check.item.code,
-                    "label": check.item.label,
-                    "url": self.rules.link(check.item.howto) if check.item.howto else None,
-                    "have": check.have,
-                }
-                for check in checks
-            ],
-        }
+    def evidence_card(self, checks: Iterable[EvidenceCheck]) -> EvidenceCard:
+        return EvidenceCard(kind="evidence", items=[
+            EvidenceEntry(code=check.item.code, label=check.item.label,
+                          url=self.rules.link(check.item.howto) if check.item.howto else None, have=check.have)
+            for check in checks
+        ])
 
-    def card(self, response: str, evidence: Sequence[EvidenceCheck] | None = None) -> dict[str, Any] | None:
-        kind = RESPONSE_CARDS.get(response)
+    def card(self, response: str, evidence: Sequence[EvidenceCheck] | None = None) -> Card | None:
+        """The card `response` carries (domain.yml declares which), filled from the rule data; None for none, or
+        for a kind whose data nobody here fills (hand-off status lines are whole in the domain)."""
+        kind = response_cards().get(response)
         if kind == "filing_steps":
             return self.filing_card()
         if kind == "phone_script":
@@ -132,7 +118,7 @@ class Presenter:
         if kind == "evidence":
             return self.evidence_card(evidence if evidence is not None else evidence_checks(self.rules.buyer_evidence))
         if kind == "safety":
-            return {"kind": "safety"}
+            return SafetyCard(kind="safety")
         return None
 
     # ------------------------------------------------------------------------------------------------------ utter

@@ -9,9 +9,7 @@ from rasa_sdk import Tracker
 from rasa_sdk.events import ActionExecuted, ActiveLoop, ConversationPaused, SessionStarted, SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 
-from actions.complaint import form_slots
 from actions.handoff import (
-    PENDING_QUESTIONS,
     ActionHandoffResume,
     ActionRequestHuman,
     ActionSessionStart,
@@ -144,9 +142,6 @@ async def test_a_timed_out_wait_says_why_the_bot_is_back(store, offline: bool, e
     assert said(dispatcher) == expected
 
 
-def test_every_form_question_can_be_asked_again() -> None:
-    assert set(PENDING_QUESTIONS) == set(DOMAIN["forms"]["complaint_form"]["required_slots"])
-    assert all(question in DOMAIN["responses"] for question in PENDING_QUESTIONS.values())
 
 
 async def test_an_expired_session_keeps_the_bot_paused_while_a_person_has_it(store) -> None:
@@ -180,10 +175,6 @@ async def test_a_new_session_without_a_hand_off_is_rasas_default(store) -> None:
 def test_the_offer_is_one_button_that_asks_for_a_person() -> None:
     buttons = DOMAIN["responses"]["utter_handoff_offer"][0]["buttons"]
     assert [button["payload"] for button in buttons] == ["/request_human"]
-
-
-def test_every_form_question_can_be_asked_again_after_a_release() -> None:
-    assert set(PENDING_QUESTIONS) == set(form_slots())
 
 
 def test_status_lines_are_marked_for_the_widget() -> None:

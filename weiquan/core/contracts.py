@@ -134,6 +134,7 @@ class HandoffStatusCard(TypedDict):
     """A hand-off status line from domain.yml ("客服已接入"): drawn as a line, not a bubble."""
 
     kind: Literal["handoff_status"]
+    state: Literal["waiting", "connected", "released", "transfer"]
 
 
 Card = Union[FilingStepsCard, PhoneScriptCard, EvidenceCard, SafetyCard, OperatorCard, HandoffStatusCard]  # noqa: UP007 - get_args reads it

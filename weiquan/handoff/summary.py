@@ -11,15 +11,15 @@ from dataclasses import dataclass
 from datetime import date
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import yaml
 
-from weiquan.core.contracts import HandoffSummary, SuccessTime
+from weiquan.core.contracts import HandoffSummary, SuccessTime, SummaryFacts
+from weiquan.core.domain import SLOT_CONTRACTS, form_slots, is_list_slot
 from weiquan.core.privacy import mask
 
 TEXTS_PATH = Path(__file__).with_name("texts.yml")
-FACT_SLOTS = ("platform", "trade_status", "success_time", "harassment_type", "evidence", "outcome")
 MAX_TRANSCRIPT = 300
 OPERATOR = "operator"  # metadata["handoff"] of a message an operator sent
 STATUS_KIND = "handoff_status"  # custom["kind"] of the hand-off's status lines
@@ -51,15 +51,20 @@ def latest_facts(tracker: Mapping[str, Any]) -> dict[str, Any]:
             facts, paused = {}, False
         elif kind in ("pause", "resume"):
             paused = kind == "pause"
-        elif (kind == "slot" and not paused and event.get("name") in (*FACT_SLOTS, "safety_threat")
+        elif (kind == "slot" and not paused and event.get("name") in (*fact_slots(), "safety_threat")
               and event.get("value") not in (None, [], "")):
             facts[event["name"]] = event["value"]
     if not paused:
         slots = tracker.get("slots") or {}
-        for name in (*FACT_SLOTS, "safety_threat"):
+        for name in (*fact_slots(), "safety_threat"):
             if slots.get(name) not in (None, [], ""):
                 facts[name] = slots[name]
     return facts
+
+
+def fact_slots() -> tuple[str, ...]:
+    """What the summary shows: the form's questions (domain.yml, the one list) and the ruling."""
+    return (*form_slots(), "outcome")
 
 
 def _as_list(value: Any) -> list[str]:
@@ -92,23 +97,13 @@ def summarize(tracker: Mapping[str, Any], today: date) -> HandoffSummary:
     else:
         when = words["unknown"]
     lines = [words["safety_threat"]] if safety else []
-    lines += [
-        f"{fields['platform']}：{label('platform')}",
-        f"{fields['trade_status']}：{label('trade_status')}",
-        f"{fields['success_time']}：{when}",
-        f"{fields['harassment_type']}：{label('harassment_type')}",
-        f"{fields['evidence']}：{label('evidence')}",
-        f"{fields['outcome']}：{label('outcome')}",
-    ]
+    lines += [words["line"].format(field=fields[name], value=when if name in SLOT_CONTRACTS else label(name))
+              for name in fact_slots()]
+    shown: dict[str, Any] = {name: _as_list(facts.get(name)) if is_list_slot(name) else facts.get(name)
+                             for name in fact_slots()}
+    shown["success_time"] = said or None
     return HandoffSummary(
-        facts={
-            "platform": facts.get("platform"),
-            "trade_status": facts.get("trade_status"),
-            "success_time": said or None,
-            "harassment_type": _as_list(facts.get("harassment_type")),
-            "evidence": _as_list(facts.get("evidence")),
-            "outcome": facts.get("outcome"),
-        },
+        facts=cast(SummaryFacts, shown),
         days_since_success=list(days) if days else None,
         safety=safety,
         lines=lines,
