@@ -80,10 +80,10 @@ run-production: train proxy ## several-machine shape: HAProxy :5005, REPLICAS Ra
 	  --action-port $(ACTION_PORT) --widget-port $(WIDGET_PORT)
 
 profile: train ## where a complaint turn's milliseconds go; writes reports/profile.md
-	$(PY) scripts/profile_turn.py
+	$(PY) -m bench.profile
 
 bench-load: train proxy ## ours vs moodbot under load (c=1,10,20,50) and run-production at c=20; writes reports/load.md
-	$(PY) scripts/bench_load.py
+	$(PY) -m bench.load
 
 shell: train ## talk to the bot in the terminal
 	@trap 'kill 0' INT TERM EXIT; \
@@ -115,10 +115,10 @@ test-e2e: train browser proxy ## real servers: REST, socket.io, browser, WeChat 
 test: lint audit test-unit validate test-stories check-train-cached test-e2e ## everything above, in order (what CI runs)
 
 bench-nlu: setup ## NLU side by side: ours vs plain Rasa vs keywords; writes reports/
-	$(PY) scripts/bench_nlu.py
+	$(PY) -m bench.nlu
 
 bench-time: setup ## time-expression parser accuracy and cost; writes reports/timeparse.md
-	$(PY) scripts/bench_timeparse.py
+	$(PY) -m bench.timeparse
 
 screenshots: train browser ## desktop and mobile PNGs of the widget into docs/screenshots/
 	$(PY) scripts/screenshots.py

@@ -1,4 +1,4 @@
-"""Evaluation helpers shared by scripts/bench_nlu.py and tests/test_nlu_floor.py.
+"""Evaluation helpers shared by bench/nlu.py and tests/test_nlu_floor.py.
 
 Reading Rasa NLU YAML test sets, loading a trained model and parsing in-process, and the metrics the benchmark
 reports. Rasa and TensorFlow are imported only by the functions that need a model.

@@ -30,7 +30,7 @@ OUT = ROOT / "docs" / "screenshots" / "console.png"
 
 
 def main() -> int:
-    from tests.e2e.handoff_stack import OPERATOR_TOKEN, HandoffBot
+    from weiquan.ops.handoff_harness import OPERATOR_TOKEN, HandoffBot
 
     bot = HandoffBot(workdir=Path(tempfile.mkdtemp(prefix="weiquan-console-")), extra_env={"HANDOFF_OPERATORS": "on"})
     try:

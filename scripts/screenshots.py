@@ -159,7 +159,7 @@ def shoot(browser: Browser, url: str, viewport: dict, mobile: bool, opening: str
 
 
 def main() -> int:
-    from tests.e2e.conftest import Bot  # the same servers the end-to-end tests start
+    from weiquan.ops.harness import Bot  # the same servers the end-to-end tests start
 
     OUT.mkdir(parents=True, exist_ok=True)
     bot = Bot(workdir=Path(tempfile.mkdtemp(prefix="weiquan-shots-")))

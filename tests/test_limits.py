@@ -16,7 +16,6 @@ import yaml
 from rasa.core.channels.channel import UserMessage
 from sanic import Sanic
 
-from tests.e2e.conftest import ROOT
 from tests.test_socketio_channel import Client, FakeBot, serve, widget_channel
 from tests.test_wechat_channel import AES_KEY, APP_ID, TOKEN, Harness, WeChatServer, run_app, text_xml
 from tests.test_wechat_channel import FakeBot as WeChatBot
@@ -25,6 +24,7 @@ from weiquan.edge.channels.rest import GuardedRestInput, rest_texts
 from weiquan.edge.channels.socketio import widget_texts
 from weiquan.edge.channels.wechat import WeChatInput, wechat_limit_texts
 from weiquan.edge.limits import Limits, Rate, RateGate, RateLimiter, ShortcutPolicy, json_depth
+from weiquan.ops.harness import ROOT
 
 _apps = itertools.count()
 

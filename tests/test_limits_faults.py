@@ -19,9 +19,8 @@ from rasa.shared.core.events import ActionExecuted, BotUttered, SlotSet, UserUtt
 from rasa.shared.core.trackers import DialogueStateTracker
 from rasa.utils.endpoints import EndpointConfig
 
-from tests.e2e.conftest import ROOT
-from tests.net import free_port
 from weiquan.edge.faults import APOLOGY_RESPONSE, GuardedActionEndpoint, guard_action_endpoint
+from weiquan.ops.harness import ROOT, free_port
 
 DOMAIN = Domain.load(str(ROOT / "domain.yml"))
 APOLOGY = DOMAIN.responses[APOLOGY_RESPONSE][0]["text"]

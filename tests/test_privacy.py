@@ -10,8 +10,8 @@ import time
 
 import pytest
 
-from tests.e2e.conftest import ROOT
 from weiquan.core import privacy
+from weiquan.ops.harness import ROOT
 
 
 @pytest.mark.parametrize(

@@ -14,7 +14,7 @@ from rasa.shared.core.domain import Domain
 from rasa.shared.core.events import ActionExecuted, BotUttered, SessionStarted, SlotSet, UserUttered
 from rasa.shared.core.trackers import DialogueStateTracker
 
-from tests.e2e.conftest import ROOT
+from weiquan.ops.harness import ROOT
 from weiquan.stores import retention
 from weiquan.stores.tracker_store import PrivateSQLTrackerStore, resolve_retention_days
 

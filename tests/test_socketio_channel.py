@@ -27,7 +27,6 @@ from rasa.core.channels.socketio import SocketIOInput
 from sanic import Sanic
 
 from scripts import serve_widget
-from tests.net import free_port
 from weiquan.edge.channels.render import render_widget
 from weiquan.edge.channels.socketio import (
     DEFAULT_ALLOWED_ORIGINS,
@@ -36,6 +35,7 @@ from weiquan.edge.channels.socketio import (
     parse_origins,
     widget_texts,
 )
+from weiquan.ops.harness import free_port
 
 REPLY_EMPTY = widget_texts()["empty"]
 REPLY_MALFORMED = widget_texts()["malformed"]

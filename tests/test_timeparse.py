@@ -1,4 +1,4 @@
-"""Table-driven tests of weiquan.core.timeparse; the table lives in tests/timeparse_cases.py (the benchmark reads it
+"""Table-driven tests of weiquan.core.timeparse; the table lives in bench/timeparse_cases.py (the benchmark reads it
 too)."""
 
 from __future__ import annotations
@@ -8,7 +8,7 @@ from datetime import date, timedelta
 
 import pytest
 
-from tests.timeparse_cases import CASES, HELD_OUT, Case
+from bench.timeparse_cases import CASES, HELD_OUT, Case
 from weiquan.core.timeparse import (
     OK,
     TimeReading,

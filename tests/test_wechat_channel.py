@@ -26,7 +26,6 @@ from rasa.core.run import configure_app, create_http_input_channels
 from sanic import Sanic
 from wechatpy.crypto import WeChatCrypto
 
-from tests.net import free_port
 from weiquan.core.clock import SystemClock
 from weiquan.edge.channels.render import WECHAT_TEXT_LIMIT_BYTES, load_texts, utf8_size
 from weiquan.edge.channels.wechat import WeChatInput
@@ -35,6 +34,7 @@ from weiquan.edge.channels.wechat_api import (
     FakeCustomerServiceApi,
     WeChatCustomerServiceApi,
 )
+from weiquan.ops.harness import free_port
 from weiquan.services import build_services
 
 TOKEN = "unit-token"

@@ -18,7 +18,6 @@ from typing import Any
 
 import pytest
 
-from tests.e2e.conftest import WECHAT_TOKEN, Bot
 from tests.e2e.test_wechat_e2e import WeChatUser, warm_up
 from tests.test_socketio_channel import Client
 from weiquan.core.privacy import mask
@@ -26,6 +25,7 @@ from weiquan.edge.channels.render import load_texts
 from weiquan.edge.channels.rest import rest_texts
 from weiquan.edge.channels.socketio import widget_texts
 from weiquan.edge.limits import shortcut_policy
+from weiquan.ops.harness import WECHAT_TOKEN, Bot
 
 pytestmark = pytest.mark.e2e
 _senders = itertools.count()

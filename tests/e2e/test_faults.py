@@ -20,9 +20,8 @@ import psycopg2
 import pytest
 import yaml
 
-from tests.e2e.conftest import ROOT, Bot, running_bot
 from tests.e2e.test_rest_e2e import Conversation, post
-from tests.net import free_port
+from weiquan.ops.harness import ROOT, Bot, free_port, running_bot
 
 pytestmark = pytest.mark.e2e
 PG = {"host": "127.0.0.1", "port": 5432, "user": "postgres"}

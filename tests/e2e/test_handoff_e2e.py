@@ -12,8 +12,8 @@ import pytest
 from playwright.sync_api import Browser, Page, expect, sync_playwright
 
 from scripts.screenshots import BOT, INPUT, launch_chromium, loopback_only, open_widget, widget_page_server
-from tests.e2e.handoff_stack import OPERATOR_TOKEN, HandoffBot, eventually, operator_online, texts
 from weiquan.handoff.state import Status
+from weiquan.ops.handoff_harness import OPERATOR_TOKEN, HandoffBot, eventually, operator_online, texts
 from weiquan.stores.handoff import OPERATOR
 
 pytestmark = pytest.mark.e2e
@@ -141,7 +141,7 @@ def test_nobody_online_leave_a_message_and_the_bot_takes_it_back_after_the_wait(
 
 
 def test_console_api_needs_the_token(stack: HandoffBot) -> None:
-    from tests.e2e.handoff_stack import http_json
+    from weiquan.ops.handoff_harness import http_json
 
     for headers in ({}, {"Authorization": "Bearer nope"}):
         assert http_json("GET", f"{stack.console_url}/api/conversations?status=all", headers=headers)[0] == 401

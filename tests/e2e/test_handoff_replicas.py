@@ -23,9 +23,8 @@ import pytest
 import socketio
 import yaml
 
-from tests.e2e.conftest import ROOT
-from tests.e2e.handoff_stack import HandoffBot, eventually, texts
-from tests.net import free_port
+from weiquan.ops.handoff_harness import HandoffBot, eventually, texts
+from weiquan.ops.harness import ROOT, free_port
 
 pytestmark = pytest.mark.e2e
 

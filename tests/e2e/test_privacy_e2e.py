@@ -18,10 +18,10 @@ import psycopg2
 import pytest
 import yaml
 
-from tests.e2e.conftest import ROOT, Bot, running_bot
 from tests.e2e.test_rest_e2e import Conversation
 from tests.e2e.test_wechat_e2e import WeChatUser, warm_up
 from tests.test_socketio_channel import Client
+from weiquan.ops.harness import ROOT, Bot, running_bot
 
 pytestmark = pytest.mark.e2e
 PG = {"host": "127.0.0.1", "port": 5432, "user": "postgres"}

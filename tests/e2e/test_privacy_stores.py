@@ -13,8 +13,8 @@ from collections.abc import Iterator
 import psycopg2
 import pytest
 
-from tests.e2e.conftest import ROOT
 from tests.test_privacy_store import CLEAR, DOMAIN, SAID, fill, turn
+from weiquan.ops.harness import ROOT
 from weiquan.stores import retention
 from weiquan.stores.tracker_store import PrivateSQLTrackerStore
 

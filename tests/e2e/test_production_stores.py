@@ -12,8 +12,8 @@ import psycopg2
 import pytest
 import redis
 
-from tests.e2e.conftest import ROOT, Bot, running_bot
 from tests.e2e.test_rest_e2e import Conversation
+from weiquan.ops.harness import ROOT, Bot, running_bot
 
 pytestmark = pytest.mark.e2e
 DB = {"host": "127.0.0.1", "port": 5432, "user": "postgres"}

@@ -19,8 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.conftest import ROOT, latest_model
-from tests.net import free_port
+from weiquan.ops.harness import ROOT, free_port, latest_model
 from weiquan.ops.supervisor import port_is_free
 
 pytestmark = pytest.mark.e2e

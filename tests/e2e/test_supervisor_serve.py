@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.e2e.conftest import ROOT, latest_model
+from weiquan.ops.harness import ROOT, latest_model
 
 pytestmark = pytest.mark.e2e
 

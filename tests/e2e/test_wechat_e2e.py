@@ -22,8 +22,8 @@ import pytest
 import xmltodict
 from wechatpy.crypto import WeChatCrypto
 
-from tests.e2e.conftest import WECHAT_AES_KEY, WECHAT_APP_ID, WECHAT_TOKEN, Bot
 from weiquan.edge.channels.render import load_texts
+from weiquan.ops.harness import WECHAT_AES_KEY, WECHAT_APP_ID, WECHAT_TOKEN, Bot
 
 pytestmark = pytest.mark.e2e
 

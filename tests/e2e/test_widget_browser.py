@@ -38,9 +38,8 @@ from scripts.screenshots import (
     settle,
     widget_page_server,
 )
-from tests.e2e.conftest import Bot
-from tests.net import free_port
 from weiquan.edge.channels.socketio import WidgetSocketIOInput
+from weiquan.ops.harness import Bot, free_port
 
 pytestmark = pytest.mark.e2e
 

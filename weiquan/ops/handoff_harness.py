@@ -19,9 +19,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-from tests.e2e.conftest import START_TIMEOUT_S, Bot, latest_model, wait_http
-from tests.net import free_port
 from weiquan.handoff.settings import store_url_from_env
+from weiquan.ops.harness import START_TIMEOUT_S, Bot, free_port, latest_model, wait_http
 from weiquan.stores.handoff import SERVICE, SqlHandoffStore
 
 OPERATOR_TOKEN = "e2e-operator-token-0123456789"

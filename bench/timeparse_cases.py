@@ -1,4 +1,4 @@
-"""The table of success-time expressions: used by tests/test_timeparse.py and scripts/bench_timeparse.py.
+"""The table of success-time expressions: used by tests/test_timeparse.py and bench/timeparse.py.
 
 Each row: the text as a buyer would type it (alone or inside a sentence), the day it is read on, the expected status
 (None: no time expression at all) and, for "ok", the expected range as (earliest, latest) in days before `today`.

@@ -19,7 +19,7 @@ Three configurations run interleaved, repetition by repetition, in one process w
 machine's load falls on all alike): what `make run` serves (`enable_selective_domain: true` + weiquan.ops.serve's
 compiled validator), the same with the domain sent on every action call, and the same with Rasa's stock validation.
 
-    python scripts/profile_turn.py [--repeat 15] [--warmup 3] [--quick]
+    python bench/profile.py [--repeat 15] [--warmup 3] [--quick]
 """
 from __future__ import annotations
 
@@ -41,7 +41,6 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
 MODEL = ROOT / "models" / "weiquan.tar.gz"
 REPORT = ROOT / "reports" / "profile.md"
 
@@ -289,7 +288,7 @@ def write_report(summary: dict[str, Any], replies: list[list[str]], repeat: int,
     lines = [
         "# Where a complaint turn's time goes",
         "",
-        "Written by `scripts/profile_turn.py` (`make profile`). Medians over "
+        "Written by `bench/profile.py` (`make profile`). Medians over "
         f"{repeat} runs of the 4-turn conversation (after {warmup} warm-up runs), a fresh sender each run. "
         f"Machine load while measuring: {load}.",
         "",
@@ -464,7 +463,7 @@ def main() -> int:
     if not MODEL.is_file():
         print("no model: run `make train` first", file=sys.stderr)
         return 1
-    from tests.net import free_port
+    from weiquan.ops.harness import free_port
 
     workdir = Path(tempfile.mkdtemp(prefix="profile-"))
     port = free_port()
