@@ -128,36 +128,50 @@ def haproxy_config(o: argparse.Namespace, target: Path) -> Path:
 
 
 def production_table(o: argparse.Namespace) -> list[Service]:
-    """`make run-production`: the several-machine shape on one machine (see docs/deploy.md).
+    """`make run-production`: the several-machine shape on one machine (deploy/topology.yml; docs/deploy.md).
 
     HAProxy on the public port routes by conversation to REPLICAS Rasa servers (loopback only), which keep
-    conversations in PostgreSQL and take per-conversation locks in Redis, and call ACTION_SERVERS action servers
-    through HAProxy's private loopback frontend.
+    conversations in PostgreSQL, take per-conversation locks in Redis, share socket.io rooms through Redis, and call
+    ACTION_SERVERS action servers through HAProxy's private loopback frontend. The operator console talks to one more
+    Rasa server, `rasa-admin`, whose HTTP API (token required) is on loopback and behind no proxy. REST needs
+    REST_TOKEN (generated for the run unless set).
     """
     haproxy = shutil.which("haproxy") or "/usr/sbin/haproxy"
     config = haproxy_config(o, ROOT / o.build_dir / "haproxy.cfg")
-    stores = {
-        "DB_HOST": o.db_host, "DB_PORT": str(o.db_port), "DB_NAME": o.db_name, "DB_USER": o.db_user,
-        "DB_PASSWORD": os.environ.get("DB_PASSWORD", ""), "REDIS_HOST": o.redis_host,
-        "REDIS_PORT": str(o.redis_port), "REDIS_DB": str(o.redis_db),
-        "ACTION_ENDPOINT_URL": f"http://127.0.0.1:{o.action_port}/webhook",
-    }
+    database = {"DB_HOST": o.db_host, "DB_PORT": str(o.db_port), "DB_NAME": o.db_name, "DB_USER": o.db_user,
+                "DB_PASSWORD": os.environ.get("DB_PASSWORD", "")}
+    redis = {"REDIS_HOST": o.redis_host, "REDIS_PORT": str(o.redis_port), "REDIS_DB": str(o.redis_db),
+             "WIDGET_REDIS_URL": f"redis://{o.redis_host}:{o.redis_port}/{o.redis_db}"}
+    channels = {"ACTION_ENDPOINT_URL": f"http://127.0.0.1:{o.action_port}/webhook",
+                "SANIC_PROXIES_COUNT": "1",  # the client address from HAProxy's forwardfor
+                "REST_TOKEN": o.rest_token}
+    rasa_env = {**database, **redis, **channels}
+
+    def rasa(name: str, port: int, *api: str, env: dict[str, str] | None = None) -> Service:
+        return Service(
+            name, [sys.executable, "-m", "weiquan.ops.serve", "run", "-m", MODEL, "-i", "127.0.0.1", "--port",
+                   str(port), "--credentials", "credentials.yml", "--endpoints", o.endpoints, *api],
+            port=port, env={**rasa_env, **(env or {})}, ready_url=f"http://127.0.0.1:{port}/webhooks/rest/",
+            note="Rasa " + ("server with its HTTP API, for the console" if api else "replica")
+            + ": imports TensorFlow, loads the model")
+
     rows = [Service("proxy", [haproxy, "-W", "-db", "-f", str(config)], port=o.rasa_port,
                     ready_url=f"http://127.0.0.1:{o.ready_port}/ready",
                     note="HAProxy: public routes only; ready when every replica passes its health check")]
     for i in range(o.action_servers):
         port = o.action_base + i
-        rows.append(Service(f"actions{i + 1}", [RASA, "run", "actions", "--port", str(port)], port=port, env=PRIVATE,
-                            ready_url=f"http://127.0.0.1:{port}/health", note="action server"))
-    for i in range(o.replicas):
-        port = o.replica_base + i
-        rows.append(Service(
-            f"rasa{i + 1}",
-            [sys.executable, "-m", "weiquan.ops.serve", "run", "-m", MODEL, "-i", "127.0.0.1", "--port",
-             str(port), "--credentials", "credentials.yml", "--endpoints", o.endpoints],
-            port=port, env={**stores, "SANIC_PROXIES_COUNT": "1"},  # the client address from HAProxy's forwardfor
-            ready_url=f"http://127.0.0.1:{port}/webhooks/rest/",
-            note="Rasa replica: imports TensorFlow, loads the model"))
+        rows.append(Service(f"actions{i + 1}", [RASA, "run", "actions", "--port", str(port)], port=port,
+                            env={**PRIVATE, **database}, ready_url=f"http://127.0.0.1:{port}/health",
+                            note="action server"))
+    rows += [rasa(f"rasa{i + 1}", o.replica_base + i) for i in range(o.replicas)]
+    # "--auth-token=…" in one word: a generated token may start with "-", which argparse would take for an option.
+    rows.append(rasa("rasa-admin", o.admin_port, "--enable-api", f"--auth-token={o.rasa_token}",
+                     env={"RASA_API_TOKEN": o.rasa_token, "SANIC_PROXIES_COUNT": "0"}))  # no proxy in front
+    rows.append(Service("console", [sys.executable, "-m", "weiquan.handoff.console", "--port", str(o.console_port),
+                                    "--rasa-url", f"http://127.0.0.1:{o.admin_port}"], port=o.console_port,
+                        env={**database, "OPERATOR_TOKEN": o.operator_token, "RASA_API_TOKEN": o.rasa_token,
+                             "RASA_URL": f"http://127.0.0.1:{o.admin_port}", "CONSOLE_HOST": "127.0.0.1"},
+                        ready_url=f"http://127.0.0.1:{o.console_port}/healthz", note="operator console"))
     rows.append(Service("widget", [sys.executable, "scripts/serve_widget.py", "--port", str(o.widget_port),
                                    "--server", f"http://localhost:{o.rasa_port}"], port=o.widget_port,
                         ready_url=f"http://127.0.0.1:{o.widget_port}/", note="widget page"))
@@ -167,10 +181,16 @@ def production_table(o: argparse.Namespace) -> list[Service]:
 def production_banner(o: argparse.Namespace) -> None:
     public = f"http://localhost:{o.rasa_port}"
     print(f"\n  Web chat widget : http://localhost:{o.widget_port}/  (socket.io through HAProxy, sticky)")
-    print(f"  REST channel    : POST {public}/webhooks/rest/webhook  (routed by sender)")
+    print(f"  REST channel    : POST {public}/webhooks/rest/webhook  (routed by sender; needs the REST token)")
+    # A token the operator set is theirs already: only a generated one is shown (on this terminal, in no log file).
+    print("                    Authorization: Bearer " + ("$REST_TOKEN" if os.environ.get("REST_TOKEN") else
+                                                           f"{o.rest_token}  (generated for this run; set REST_TOKEN "
+                                                           "to fix it)"))
     print(f"  WeChat webhook  : {public}/webhooks/wechat/webhook  (routed by openid)")
+    print(f"  Operator console: http://localhost:{o.console_port}/#token={o.operator_token}  (loopback only)")
     print(f"  Rasa replicas   : {o.replicas} on 127.0.0.1:{o.replica_base}… (private), "
-          f"{o.action_servers} action servers behind 127.0.0.1:{o.action_port}")
+          f"{o.action_servers} action servers behind 127.0.0.1:{o.action_port}, "
+          f"the console's Rasa API on 127.0.0.1:{o.admin_port}")
     print(f"  Routing table   : http://127.0.0.1:{o.ready_port}/stats (loopback only)")
     print(f"  Stores          : PostgreSQL {o.db_host}:{o.db_port}/{o.db_name}, Redis {o.redis_host}:{o.redis_port}"
           f" db {o.redis_db}")
@@ -191,6 +211,7 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--replica-base", type=int, default=5105, help="first Rasa replica port (loopback)")
     parser.add_argument("--ready-port", type=int, default=5006, help="HAProxy's private /ready and /stats (loopback)")
     parser.add_argument("--action-base", type=int, default=5155, help="first action server port (loopback)")
+    parser.add_argument("--admin-port", type=int, default=5104, help="the console's Rasa API (loopback, production)")
     parser.add_argument("--public-host", default="0.0.0.0", help="where HAProxy listens for the public routes")
     parser.add_argument("--build-dir", default="build")
     parser.add_argument("--db-host", default=os.environ.get("DB_HOST", "127.0.0.1"))
@@ -203,6 +224,8 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     options = parser.parse_args(argv)
     options.operator_token = os.environ.get("OPERATOR_TOKEN") or secrets.token_urlsafe(24)
     options.rasa_token = os.environ.get("RASA_API_TOKEN") or secrets.token_urlsafe(24)
+    # REST: open on loopback for `make run` unless REST_TOKEN is set; the production shape always needs a token.
+    options.rest_token = os.environ.get("REST_TOKEN") or (secrets.token_urlsafe(24) if options.production else "")
     if options.production and options.endpoints == "endpoints.yml":
         options.endpoints = "endpoints.production.yml"
     return options

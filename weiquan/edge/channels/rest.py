@@ -1,5 +1,11 @@
 """The REST channel with input checks: POST /webhooks/rest/webhook {"sender": "...", "message": "..."}.
 
+Who may call it: with `REST_TOKEN` set (production: the site's own backend holds it), only a request carrying
+`Authorization: Bearer <REST_TOKEN>` (compared in constant time); any other gets a 401 before its body is read, so no
+turn runs and nothing is stored. Without `REST_TOKEN` (`make run`, development) only a client on loopback is
+served; anyone else gets a 403. The client address is the one the proxy forwarded when Sanic trusts it
+(`SANIC_PROXIES_COUNT`), so a proxy on loopback does not open the channel to everyone behind it.
+
 Rasa's own RestInput answers a body that is not a JSON object with a 500, a deeply nested one with a 500 too (its
 `json.loads` raises RecursionError, which is no ValueError), and a body without "message" with an empty list; it reads
 bodies up to Sanic's 100 MB. This one reads at most `max_body_bytes` and answers every bad request with a 4xx whose
@@ -15,9 +21,11 @@ same reply format), except that each bot message comes back as one entry.
 """
 from __future__ import annotations
 
+import hmac
+import ipaddress
 import json
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -47,6 +55,8 @@ logger = logging.getLogger(__name__)
 
 MAX_MESSAGE_CHARS = 2000  # far above any real message; the widget and WeChat cap lower with a friendly reply
 MAX_SENDER_CHARS = 128
+TOKEN_ENV = "REST_TOKEN"
+MIN_TOKEN_CHARS = 16
 DEFAULT_LIMITS = Limits(max_message_chars=MAX_MESSAGE_CHARS, max_sender_chars=MAX_SENDER_CHARS)
 TEXTS_PATH = Path(__file__).with_name("rest_texts.yml")
 
@@ -86,6 +96,42 @@ def client_address(request: Request) -> str:
     return request.remote_addr or request.ip or ""
 
 
+def is_loopback(address: str) -> bool:
+    try:
+        return ipaddress.ip_address(address.split("%", 1)[0]).is_loopback
+    except ValueError:
+        return False
+
+
+def rest_token(env: Mapping[str, str]) -> str:
+    """REST_TOKEN from the environment the composition root read; empty means "loopback only"."""
+    token = (env.get(TOKEN_ENV) or "").strip()
+    if token and len(token) < MIN_TOKEN_CHARS:
+        raise ValueError(f"{TOKEN_ENV} must have at least {MIN_TOKEN_CHARS} characters")
+    return token
+
+
+def bearer_matches(header: str | None, token: str) -> bool:
+    scheme, _, provided = (header or "").partition(" ")
+    # compare_digest on bytes of any length: the time does not depend on how much of the token was right.
+    return scheme.lower() == "bearer" and hmac.compare_digest(provided.strip().encode(), token.encode())
+
+
+def refuse_caller(request: Request, token: str) -> HTTPResponse | None:
+    """None when the caller may use the channel, else the 401/403 answer (nothing of the body is read)."""
+    if token:
+        if bearer_matches(request.headers.get("authorization"), token):
+            return None
+        logger.warning("rest.unauthorized: a request without the right REST token (from %s)", client_address(request))
+        return bad_request(401, "unauthorized: send Authorization: Bearer <REST_TOKEN>", "unauthorized",
+                           headers={"WWW-Authenticate": 'Bearer realm="weiquan-rest"'})
+    if is_loopback(client_address(request)):
+        return None
+    logger.warning("rest.refused: REST_TOKEN is not set, so only loopback clients are served (from %s)",
+                   client_address(request))
+    return bad_request(403, "REST_TOKEN is not set: the REST channel serves loopback clients only", "unauthorized")
+
+
 class WholeMessageCollector(CollectingOutputChannel):
     """Keeps each bot message whole, as Rasa hands it over (text, buttons and card together); channels render them.
 
@@ -103,11 +149,15 @@ class GuardedRestInput(RestInput):
 
     @classmethod
     def from_credentials(cls, credentials: dict[str, Any] | None) -> InputChannel:
-        return cls(Limits.from_settings(credentials, MAX_MESSAGE_CHARS, default_services().env))
+        env = default_services().env
+        return cls(Limits.from_settings(credentials, MAX_MESSAGE_CHARS, env), token=rest_token(env))
 
-    def __init__(self, limits: Limits = DEFAULT_LIMITS) -> None:
+    def __init__(self, limits: Limits = DEFAULT_LIMITS, token: str = "") -> None:
         self.limits = limits
         self.gate = RateGate(limits)
+        self.token = token
+        logger.info("rest.access: %s", "a Bearer token is required (REST_TOKEN)" if token
+                    else "no REST_TOKEN: loopback clients only")
 
     def blueprint(self, on_new_message: Callable[[UserMessage], Awaitable[Any]]) -> Blueprint:
         hook = Blueprint(f"custom_webhook_{type(self).__name__}", __name__)
@@ -119,6 +169,9 @@ class GuardedRestInput(RestInput):
 
         @hook.route("/webhook", methods=["POST"], stream=True)
         async def receive(request: Request) -> HTTPResponse:
+            refused_caller = refuse_caller(request, self.token)
+            if refused_caller is not None:
+                return refused_caller
             try:
                 raw = await read_body(request, self.limits.max_body_bytes)
             except BodyTooLarge:
