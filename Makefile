@@ -23,6 +23,8 @@ export WIDGET_ALLOWED_ORIGINS ?= http://localhost:$(WIDGET_PORT) http://127.0.0.
 # Hand-off to a person (docs/handoff.md): tokens are generated per run when empty; see weiquan/handoff/settings.py.
 export OPERATOR_TOKEN ?=
 export RASA_API_TOKEN ?=
+# REST (docs/security.md): empty keeps it open to loopback clients only (make run); run-production generates one.
+export REST_TOKEN ?=
 export WIDGET_REDIS_URL ?=
 export WECHAT_TRANSFER_CUSTOMER_SERVICE ?=
 export PYTHONPATH := $(CURDIR)
@@ -75,9 +77,9 @@ proxy: ## install Debian's HAProxy for make run-production (needs root)
 	@# Debian may start its own (empty) haproxy service: ours runs in the foreground under the supervisor.
 	@haproxy -v | head -1
 
-run-production: train proxy ## several-machine shape: HAProxy :5005, REPLICAS Rasa servers, PostgreSQL, Redis
+run-production: train proxy ## several-machine shape (deploy/topology.yml): HAProxy :5005, REPLICAS Rasa servers, console, PostgreSQL, Redis
 	$(PY) scripts/run_all.py --production --replicas $(REPLICAS) --rasa-port $(RASA_PORT) \
-	  --action-port $(ACTION_PORT) --widget-port $(WIDGET_PORT)
+	  --action-port $(ACTION_PORT) --widget-port $(WIDGET_PORT) --console-port $(CONSOLE_PORT)
 
 profile: train ## where a complaint turn's milliseconds go; writes reports/profile.md
 	$(PY) -m bench.profile

@@ -36,6 +36,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.load_client import LevelResult, rss_mb, run_level
+from bench.provenance import stamp
 from weiquan.ops.harness import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -49,12 +50,15 @@ PLOT = ROOT / "reports" / "load_latency.png"
 OURS = ["淘宝买的，交易成功5天了，卖家天天打电话骂我", "有聊天截图",
         "淘宝买的另一单，交易成功20天了，卖家天天发短信骂我", "有短信截图"]
 MOOD = ["hello", "I am sad", "yes", "bye"]
+# Our REST channel serves only the bearer of REST_TOKEN in production (docs/security.md); the bench sends it like the
+# site's backend does, to every server (the moodbot's stock REST channel ignores it).
+REST_TOKEN = f"bench-rest-token-{os.getpid()}-0123456789"
 
 
 def env() -> dict[str, str]:
     return {**os.environ, "PYTHONPATH": str(ROOT), "TF_CPP_MIN_LOG_LEVEL": "2", "SQLALCHEMY_SILENCE_UBER_WARNING": "1",
             "WECHAT_TOKEN": "", "WECHAT_APP_ID": "", "WECHAT_AES_KEY": "", "WECHAT_APP_SECRET": "",
-            "WIDGET_ALLOWED_ORIGINS": "http://127.0.0.1:1", "SANIC_HOST": "127.0.0.1",
+            "WIDGET_ALLOWED_ORIGINS": "http://127.0.0.1:1", "SANIC_HOST": "127.0.0.1", "REST_TOKEN": REST_TOKEN,
             # Every virtual user comes from 127.0.0.1: lift the per-address rate limit (weiquan/edge/limits.py) for the
             # bench. The per-conversation limit stays; each conversation here is 4 messages.
             "LIMIT_RATE_PER_ADDRESS": "1000000/60"}
@@ -164,7 +168,8 @@ def load_levels(name: str, url: str, conversation: list[str], levels: list[int],
     rows = []
     for concurrency in levels:
         before = cpu_seconds(pids or [])
-        result: LevelResult = asyncio.run(run_level(url, conversation, concurrency, duration, prefix=f"bench-{name}"))
+        result: LevelResult = asyncio.run(run_level(url, conversation, concurrency, duration, prefix=f"bench-{name}",
+                                                    token=REST_TOKEN))
         used = cpu_seconds(pids or []) - before  # includes the warm-up conversation: a small overestimate
         row = {"bot": name, **result.as_dict(), **(rss() if rss else {}),
                "latencies_ms": [round(v, 1) for v in result.latencies_ms]}
@@ -191,7 +196,8 @@ def interleaved_levels(servers: dict[str, tuple[Server, list[str]]], levels: lis
                 pids = [proc.pid for proc in server.procs]
                 before = cpu_seconds(pids)
                 part = asyncio.run(run_level(server.url, conversation, concurrency, duration / slices,
-                                             prefix=f"bench-{name}", warmup_conversations=1 if index == 0 else 0))
+                                             prefix=f"bench-{name}", warmup_conversations=1 if index == 0 else 0,
+                                             token=REST_TOKEN))
                 cpu[name] = cpu.get(name, 0.0) + cpu_seconds(pids) - before
                 whole = merged.setdefault(name, LevelResult(concurrency, 0.0))
                 whole.latencies_ms += part.latencies_ms
@@ -403,7 +409,7 @@ def report(rows: list[dict[str, Any]], starts: dict[str, float], load_before: st
         "# Load: our bot vs Rasa's moodbot, and run-production",
         "",
         "Written by `bench/load.py` (`make bench-load`); every figure below comes from one run "
-        f"({time.strftime('%Y-%m-%d %H:%M')}). Machine: {os.cpu_count()} CPUs shared with other work; load average "
+        f"({stamp()}). Machine: {os.cpu_count()} CPUs shared with other work; load average "
         f"{load_before} before the run and {load_after} after it.",
         "",
         "How: both bots served the same way from the same venv (`python -m weiquan.ops.serve run -m MODEL -i "

@@ -64,11 +64,13 @@ async def _turn(session: aiohttp.ClientSession, url: str, sender: str, text: str
 
 
 async def run_level(url: str, conversation: list[str], concurrency: int, duration_s: float, prefix: str,
-                    warmup_conversations: int = 1) -> LevelResult:
-    """`concurrency` users for `duration_s` seconds; turns that END inside the window count."""
+                    warmup_conversations: int = 1, token: str = "") -> LevelResult:
+    """`concurrency` users for `duration_s` seconds; turns that END inside the window count. `token`: the REST
+    token, sent as the site's backend sends it (Authorization: Bearer …)."""
     timeout = aiohttp.ClientTimeout(total=120)
     connector = aiohttp.TCPConnector(limit=0, force_close=False)
-    async with aiohttp.ClientSession(timeout=timeout, connector=connector) as session:
+    headers = {"Authorization": f"Bearer {token}"} if token else None
+    async with aiohttp.ClientSession(timeout=timeout, connector=connector, headers=headers) as session:
         for _ in range(warmup_conversations):
             sender = f"{prefix}-warm-{uuid.uuid4().hex[:8]}"
             for text in conversation:

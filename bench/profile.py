@@ -40,6 +40,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from bench.provenance import stamp
+
 ROOT = Path(__file__).resolve().parent.parent
 MODEL = ROOT / "models" / "weiquan.tar.gz"
 REPORT = ROOT / "reports" / "profile.md"
@@ -288,7 +290,7 @@ def write_report(summary: dict[str, Any], replies: list[list[str]], repeat: int,
     lines = [
         "# Where a complaint turn's time goes",
         "",
-        "Written by `bench/profile.py` (`make profile`). Medians over "
+        f"Written by `bench/profile.py` (`make profile`) on {stamp()}. Medians over "
         f"{repeat} runs of the 4-turn conversation (after {warmup} warm-up runs), a fresh sender each run. "
         f"Machine load while measuring: {load}.",
         "",
