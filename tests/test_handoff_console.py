@@ -19,6 +19,7 @@ from weiquan.handoff.service import HandoffService
 from weiquan.handoff.settings import HandoffSettings
 from weiquan.handoff.state import Ending, Status
 from weiquan.stores.handoff import OPERATOR, SERVICE, SqlHandoffStore
+from weiquan.stores.outbox import OperatorOutbox
 
 TOKEN = "operator-token-for-tests-0123456789"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
@@ -46,9 +47,11 @@ class Console:
 @pytest_asyncio.fixture
 async def console(tmp_path) -> AsyncIterator[Console]:
     store = SqlHandoffStore(f"sqlite:///{tmp_path / 'handoff.db'}")
+    outbox = OperatorOutbox(f"sqlite:///{tmp_path / 'handoff.db'}")
     clock = FakeClock(START)
-    rasa = FakeRasa(clock, {"utter_handoff_connected": CONNECTED})
-    service = HandoffService(store, rasa, HandoffSettings(), clock)
+    rasa = FakeRasa(clock, {"utter_handoff_connected": CONNECTED}, outbox=outbox)
+    rasa.reachable = {"u1", "w1"}  # a live widget socket, a WeChat user the API reaches
+    service = HandoffService(store, rasa, HandoffSettings(), clock, outbox=outbox)
     app = create_app(service, TOKEN, sweep_interval_s=3600, poll_interval_s=0.05, heartbeat_s=0.1)
     async with TestClient(TestServer(app)) as client:
         yield Console(client, store, rasa, clock, service)
@@ -137,8 +140,11 @@ async def test_take_over_send_release_round_trip(console: Console) -> None:
     assert connected["data"]["custom"] == {"kind": "handoff_status", "state": "connected"}
 
     reply = await console.client.post("/api/conversations/u1/messages", headers=AUTH, json={"text": " 你好，我是客服 "})
-    assert await reply.json() == {"sent": True, "delivery": "live"}
+    sent = await reply.json()
+    assert (sent["sent"], sent["delivery"]) == (True, "delivered")  # the buyer's socket acknowledged it
+    assert console.service.outbox.pending("u1") == []
     sender, channel, event = console.rasa.delivered[-1]
+    assert event["metadata"]["delivery_id"] == sent["message_id"]
     assert (sender, channel, event["text"]) == ("u1", "socketio", "你好，我是客服")
     assert event["metadata"]["handoff"] == "operator" and event["data"]["custom"]["kind"] == "operator"
     assert event["data"]["custom"]["label"] == "人工客服"
@@ -146,6 +152,12 @@ async def test_take_over_send_release_round_trip(console: Console) -> None:
     detail = await (await console.client.get("/api/conversations/u1", headers=AUTH)).json()
     assert [(line["from"], line["text"]) for line in detail["transcript"]][-2:] == [
         ("status", CONNECTED["text"]), ("operator", "你好，我是客服")]
+
+    console.rasa.reachable.discard("u1")  # the buyer closed the page: nothing acknowledges the next one
+    reply = await console.client.post("/api/conversations/u1/messages", headers=AUTH, json={"text": "还在吗"})
+    sent = await reply.json()
+    assert sent["delivery"] == "stored"
+    assert [(m.id, m.message["text"]) for m in console.service.outbox.pending("u1")] == [(sent["message_id"], "还在吗")]
 
     reply = await console.client.post("/api/conversations/u1/release", headers=AUTH)
     assert reply.status == 200 and (await reply.json())["status"] == "closed"
@@ -204,12 +216,12 @@ async def test_rest_messages_are_stored_and_wechat_respects_the_48_hour_window(c
     console.ask("r1", channel="rest")
     await console.client.post("/api/conversations/r1/takeover", headers=AUTH)
     reply = await console.client.post("/api/conversations/r1/messages", headers=AUTH, json={"text": "收到"})
-    assert (await reply.json())["delivery"] == "stored"
+    assert (await reply.json())["delivery"] == "stored"  # REST cannot push: it is shown in the next reply
 
     console.ask("w1", channel="wechat")
     await console.client.post("/api/conversations/w1/takeover", headers=AUTH)
     ok = await console.client.post("/api/conversations/w1/messages", headers=AUTH, json={"text": "你好"})
-    assert (await ok.json())["delivery"] == "wechat_customer_service"
+    assert (await ok.json())["delivery"] == "delivered"  # WeChat's API accepted it
     console.clock.at += 48 * 3600 + 60  # the user wrote nothing for two days
     late = await console.client.post("/api/conversations/w1/messages", headers=AUTH, json={"text": "还在吗"})
     assert late.status == 409 and "48 小时" in (await late.json())["message"]
@@ -227,6 +239,8 @@ async def test_when_rasa_is_down_a_move_is_undone_and_says_so(console: Console) 
     console.rasa.down = True
     assert (await console.client.post("/api/conversations/u1/release", headers=AUTH)).status == 502
     assert console.store.get("u1").status is Status.ACTIVE
+    sent = await console.client.post("/api/conversations/u1/messages", headers=AUTH, json={"text": "你好"})
+    assert sent.status == 502 and console.service.outbox.pending("u1") == []  # nothing to show the buyer later
     detail = await (await console.client.get("/api/conversations/u1", headers=AUTH)).json()
     assert detail["rasa_reachable"] is False
 

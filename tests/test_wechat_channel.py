@@ -770,3 +770,43 @@ async def test_channel_pushes_through_the_real_client(
     await h.channel.drain()
     assert fake.messages == [{"touser": "oBuyer", "msgtype": "text", "text": {"content": "收到：你好"}}]
     assert json.loads(fake.raw_bodies[0])["touser"] == "oBuyer"
+
+
+# ---------------------------------------------------------------- what the channel remembers, and for how long
+
+
+@pytest.mark.asyncio
+async def test_menus_and_unsent_parts_are_kept_one_hour_and_retries_are_recognised_for_five_minutes(
+    make: Callable[..., Awaitable[Harness]],
+) -> None:
+    """docs/security.md: the WeChat channel's memory (the last numbered menu and an answer's unsent parts) is kept one
+    hour; WeChat's retries of a message are recognised for five minutes. With the channel's default settings, as
+    credentials.yml builds it, and a clock the test moves."""
+    now = [time.time()]
+    h = await make(api=None, now=lambda: now[0])
+    h.wechat.now = lambda: now[0]
+
+    def later(seconds: float) -> int:
+        now[0] += seconds
+        return int(now[0])
+
+    await h.wechat.send(text_xml("oMemory", "平台", created=int(now[0])))
+    await h.wechat.send(text_xml("oMemory", "1", created=later(3599)))
+    assert h.bot.texts[-1] == TAOBAO  # 59 min 59 s later the menu still counts
+    await h.wechat.send(text_xml("oMemory", "平台", created=int(now[0])))
+    await h.wechat.send(text_xml("oMemory", "1", created=later(3601)))
+    assert h.bot.texts[-1] == "1"  # an hour later it is forgotten: "1" is just text
+
+    more = TEXTS.more_keywords[0]
+    first = await h.wechat.send(text_xml("oMemory", "长", created=int(now[0])))
+    assert first and first.endswith(TEXTS.more_hint)
+    assert (await h.wechat.send(text_xml("oMemory", more, created=later(3599)))).startswith("第")  # a part
+    assert await h.wechat.send(text_xml("oMemory", more, created=later(3601))) == f"收到：{more}"  # forgotten
+
+    turns = len(h.bot.texts)
+    retried = text_xml("oMemory", "你好", msg_id=4242, created=int(now[0]))
+    assert await h.wechat.send(retried) == "收到：你好"
+    later(299)
+    assert await h.wechat.send(retried) == "收到：你好" and len(h.bot.texts) == turns + 1  # the same turn
+    later(2)
+    assert await h.wechat.send(retried) == "收到：你好" and len(h.bot.texts) == turns + 2  # remembered no longer

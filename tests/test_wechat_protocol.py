@@ -367,3 +367,6 @@ def test_ttl_cache_expires_and_stays_bounded() -> None:
     now[0] = 10.5
     assert cache.get("c") is None and cache.get("b") == 11
     assert cache.pop("b") == 11 and len(cache) == 0
+    cache.put("e", 5)
+    now[0] = 21.0
+    assert cache.pop("e") is None  # an expired entry is gone, also for pop (the "继续" parts of an answer)

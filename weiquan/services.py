@@ -24,6 +24,7 @@ from weiquan.core.workdays import ChineseWorkdayCalendar, WorkdayCalendar
 from weiquan.edge.channels.wechat_api import CustomerServiceApi, WeChatCustomerServiceApi
 from weiquan.handoff.settings import HandoffSettings
 from weiquan.stores.handoff import HandoffStore, SqlHandoffStore
+from weiquan.stores.outbox import OperatorOutbox
 
 RULESET_ENV = "WEIQUAN_RULESET"  # which rulesets/<id>.yml the bot applies; the default is the seed's 2013 rules
 
@@ -45,6 +46,16 @@ def sql_handoff_store(settings: HandoffSettings) -> HandoffStore:
     return _sql_handoff_store(settings.store_url)
 
 
+@cache
+def _sql_outbox(url: str) -> OperatorOutbox:
+    return OperatorOutbox(url)
+
+
+def sql_outbox(settings: HandoffSettings) -> OperatorOutbox:
+    """Operator messages until the buyer has seen them, in the hand-off store's database."""
+    return _sql_outbox(settings.store_url)
+
+
 @dataclass(frozen=True)
 class Services:
     clock: Clock
@@ -55,10 +66,15 @@ class Services:
     handoff: HandoffSettings = field(default_factory=HandoffSettings)
     handoff_store_factory: Callable[[HandoffSettings], HandoffStore] = sql_handoff_store
     wechat_api_factory: Callable[[str, str, Clock], CustomerServiceApi | None] = wechat_customer_service_api
+    outbox_factory: Callable[[HandoffSettings], OperatorOutbox] = sql_outbox
 
     def handoff_store(self) -> HandoffStore:
         """Opened on first use (it may be a database that is not up yet), then the same one every time."""
         return self.handoff_store_factory(self.handoff)
+
+    def outbox(self) -> OperatorOutbox:
+        """Operator messages until the buyer has seen them; opened on first use, like the hand-off store."""
+        return self.outbox_factory(self.handoff)
 
     def customer_service_api(self, app_id: str, app_secret: str) -> CustomerServiceApi | None:
         return self.wechat_api_factory(app_id, app_secret, self.clock)
@@ -87,6 +103,11 @@ def default_services() -> Services:
 def retention_handoff_store() -> HandoffStore:
     """The hand-off store as `make forget` and `make purge-expired` reach it (weiquan/stores/retention.py)."""
     return default_services().handoff_store()
+
+
+def retention_outbox() -> OperatorOutbox:
+    """The operator outbox as `make forget` and `make purge-expired` reach it (weiquan/stores/retention.py)."""
+    return default_services().outbox()
 
 
 _PLACEHOLDER = re.compile(r"\$\{(\w+)\}|\$(\w+)")

@@ -12,9 +12,11 @@ import pytest
 from playwright.sync_api import Browser, Page, expect, sync_playwright
 
 from scripts.screenshots import BOT, INPUT, launch_chromium, loopback_only, open_widget, widget_page_server
+from weiquan.core.contracts import Delivery
 from weiquan.handoff.state import Status
 from weiquan.ops.handoff_harness import OPERATOR_TOKEN, HandoffBot, eventually, operator_online, texts
 from weiquan.stores.handoff import OPERATOR
+from weiquan.stores.outbox import OperatorOutbox
 
 pytestmark = pytest.mark.e2e
 
@@ -65,7 +67,7 @@ def test_rest_round_trip_the_bot_is_silent_while_a_person_has_the_conversation(s
     assert stack.console("POST", f"/api/conversations/{sender}/takeover")[0] == 200
     assert stack.rest(sender, "卖家天天打电话骂我，交易成功5天了") == []  # not even a complaint starts the form
     code, sent = stack.console("POST", f"/api/conversations/{sender}/messages", {"text": "你好，我是客服小王。"})
-    assert (code, sent["delivery"]) == (200, "stored")
+    assert (code, sent["delivery"]) == (200, "stored")  # REST cannot push: the buyer's next reply carries it
 
     lines = transcript(stack, sender)
     assert ("user", "你好，有人吗") in lines and ("user", "卖家天天打电话骂我，交易成功5天了") in lines
@@ -73,6 +75,11 @@ def test_rest_round_trip_the_bot_is_silent_while_a_person_has_the_conversation(s
     assert any(who == "status" and text.startswith(CONNECTED) for who, text in lines)
     eventually(lambda: listed(stack, sender)["last_user_message"] == "卖家天天打电话骂我，交易成功5天了",
                what="the list to show the last user message (the console's sweep)")
+
+    assert stack.rest(sender, "在吗？") == [  # the buyer's next request: the operator's message comes with it
+        {"recipient_id": sender, "text": "你好，我是客服小王。", "custom": {"kind": "operator", "label": "人工客服"}}]
+    assert OperatorOutbox(stack.store_url).status(sent["message_id"]) is Delivery.DELIVERED
+    assert stack.rest(sender, "好的") == []  # and only once
 
     assert stack.console("POST", f"/api/conversations/{sender}/release")[0] == 200
     assert stack.tracker(sender)["paused"] is False
@@ -203,6 +210,23 @@ def test_widget_and_console_round_trip_in_chromium(stack: HandoffBot, browser: B
         expect(operator).to_contain_text("你好，我是客服小王，先别着急。")
         expect(operator.locator(".wq-operator-tag")).to_have_text("人工客服")
         expect(operator.locator(".wq-sr")).to_have_text("人工客服说：")
+        expect(console.locator("#notice")).to_contain_text("已送达")  # the widget acknowledged it on screen
+
+        # The buyer closes the page: the next message cannot be delivered, and the console says so.
+        context = widget.context
+        widget.close()
+        console.locator("#reply-text").fill("你还在吗？我先把处理办法写在这里。")
+        console.locator("#reply-text").press("Enter")
+        expect(console.locator("#notice")).to_contain_text("已保存，但用户现在没有收到")
+        # The buyer comes back (same browser, same conversation): the message is shown, once, and delivered.
+        widget = context.new_page()
+        widget.goto(stack.widget_url + "/")
+        expect(widget.locator(".wq-msg--operator").last).to_contain_text("你还在吗？我先把处理办法写在这里。")
+        outbox = OperatorOutbox(stack.store_url)
+        active = [h for h in stack.store().handoffs([Status.ACTIVE]) if h.channel == "socketio"]
+        eventually(lambda: all(outbox.pending(h.sender_id) == [] for h in active), 10, "the widget's acknowledgement")
+        widget.reload()  # a reload draws the history once; nothing is delivered twice
+        expect(widget.locator(".wq-msg--operator")).to_have_count(2)
 
         console.get_by_role("button", name="交还机器人").click()
         expect(widget.locator(".wq-msg--status").last).to_contain_text(RELEASED)

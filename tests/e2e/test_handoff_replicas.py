@@ -23,8 +23,10 @@ import pytest
 import socketio
 import yaml
 
+from weiquan.core.contracts import Delivery
 from weiquan.ops.handoff_harness import HandoffBot, eventually, texts
 from weiquan.ops.harness import ROOT, free_port
+from weiquan.stores.outbox import OperatorOutbox
 
 pytestmark = pytest.mark.e2e
 
@@ -124,14 +126,34 @@ async def test_an_operator_message_reaches_the_socket_held_by_the_other_server(r
 
         code, sent = await in_thread(replicas.console, "POST", f"/api/conversations/{sender}/messages",
                                      {"text": "你好，我是客服小王。"})
-        assert (code, sent["delivery"]) == (200, "live")
+        # The socket on server A acknowledged it; the acknowledgement came back to server B through Redis.
+        assert (code, sent["delivery"]) == (200, "delivered")
         operator = await widget.next()
-        assert operator == {"text": "你好，我是客服小王。", "custom": {"kind": "operator", "label": "人工客服"}}
+        assert operator == {"text": "你好，我是客服小王。", "custom": {"kind": "operator", "label": "人工客服"},
+                            "id": sent["message_id"]}
+
+        # The buyer's page is closed: the next message is only stored, and the console is told so …
+        await widget.sio.disconnect()
+        code, sent = await in_thread(replicas.console, "POST", f"/api/conversations/{sender}/messages",
+                                     {"text": "我先把处理办法写在这里。"})
+        assert (code, sent["delivery"]) == (200, "stored")
+        # … until the buyer comes back, this time on server B: the message is shown there, and counted delivered.
+        widget = Widget()
+        widget.session_id = sender
+        await widget.connect(f"http://127.0.0.1:{replicas.other_port}", replicas.widget_url)  # type: ignore[attr-defined]
+        again = await widget.next()
+        assert (again["text"], again["id"]) == ("我先把处理办法写在这里。", sent["message_id"])
+        outbox = OperatorOutbox(replicas.store_url)
+        for _ in range(100):  # the socket acknowledges from this event loop: wait without blocking it
+            if outbox.status(sent["message_id"]) is Delivery.DELIVERED:
+                break
+            await asyncio.sleep(0.1)
+        assert outbox.status(sent["message_id"]) is Delivery.DELIVERED
 
         await in_thread(replicas.console, "POST", f"/api/conversations/{sender}/release")
         assert (await widget.next())["text"].startswith("人工客服已结束服务")
         await widget.say("/greet")
-        assert "恶意骚扰维权助手" in (await widget.next())["text"]  # the bot is back, on server A
+        assert "恶意骚扰维权助手" in (await widget.next())["text"]  # the bot is back
     finally:
         await widget.sio.disconnect()
 

@@ -1,5 +1,6 @@
 """The tracker store's masking, `make forget` and `make purge-expired` on PostgreSQL (127.0.0.1:5432, trust auth), in a
-throw-away database. tests/test_privacy_store.py runs the same on SQLite; no model is needed."""
+throw-away database, for every store weiquan/stores/retention.py registers (conversations, the hand-off store, the
+operator outbox) set up as in production. tests/test_privacy_store.py runs the same on SQLite; no model is needed."""
 from __future__ import annotations
 
 import asyncio
@@ -8,13 +9,15 @@ import os
 import subprocess
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import psycopg2
 import pytest
 
-from tests.test_privacy_store import CLEAR, DOMAIN, SAID, fill, turn
+from tests.test_privacy_store import CLEAR, DOMAIN, SAID, fill, only, turn
+from weiquan.handoff import state
 from weiquan.ops.harness import ROOT
+from weiquan.services import Services, build_services, default_services
 from weiquan.stores import retention
 from weiquan.stores.tracker_store import PrivateSQLTrackerStore
 
@@ -76,11 +79,11 @@ async def test_postgresql_forget_and_purge(database: str, monkeypatch: pytest.Mo
     now = time.time()
     await fill(store(database), now)
     before = senders(database)
-    assert retention.forget(endpoints(database), "new") == {"conversations": before["new"], "handoff": 0}
+    assert only(retention.forget(endpoints(database), "new"), conversations=before["new"])
     cutoff, deleted = retention.purge_expired(endpoints(database), now=now, env={})
     after = senders(database)
     assert set(after) == {"both"} and 0 < after["both"] < before["both"]
-    assert deleted == {"conversations": before["old"] + before["both"] - after["both"], "handoff": 0}
+    assert only(deleted, conversations=before["old"] + before["both"] - after["both"])
     assert (await store(database).retrieve("both")).latest_message.text == "今天又打电话"
 
 
@@ -98,3 +101,97 @@ def test_make_targets_work_with_the_production_endpoints(database: str) -> None:
                            env={**run_env, "RETENTION_DAYS": "30"}, capture_output=True, text=True, timeout=300)
     assert purge.returncode == 0 and "retention 30 days" in purge.stdout, purge.stdout + purge.stderr
     assert set(senders(database)) == {"both"}
+
+
+# ---------------------------------------------------------------------- every registered store, on PostgreSQL
+
+def production_env(database: str) -> dict[str, str]:
+    """What `make run-production` and the deploy recipes give every process: DB_* and no HANDOFF_STORE_URL, so the
+    hand-off store and the outbox follow DB_* to PostgreSQL as in production (never forced to SQLite)."""
+    env = {**os.environ, "DB_HOST": PG["host"], "DB_PORT": str(PG["port"]), "DB_NAME": database,
+           "DB_USER": PG["user"], "DB_PASSWORD": "", "REDIS_HOST": "127.0.0.1", "REDIS_PORT": "6379",
+           "REDIS_DB": "0", "ACTION_ENDPOINT_URL": "http://127.0.0.1:1/webhook", "RETENTION_DAYS": "30"}
+    env.pop("HANDOFF_STORE_URL", None)
+    return env
+
+
+def seed_conversations(services: Services, database: str, sender: str, at: float) -> None:
+    asyncio.run(store(database).save(turn(sender, at=at)))
+
+
+def held_conversations(services: Services, database: str, sender: str) -> int:
+    return senders(database).get(sender, 0)
+
+
+def seed_handoff(services: Services, database: str, sender: str, at: float) -> None:
+    handoffs = services.handoff_store()
+    opened = handoffs.create(state.request(None, sender, "socketio", at, 600, offline=True))
+    handoffs.add_left_message(sender, f"请回电话{CLEAR[0]}", at + 1)
+    handoffs.replace(state.release(opened, at + 60), expected=opened.status)  # purge keeps open ones
+
+
+def held_handoff(services: Services, database: str, sender: str) -> int:
+    handoffs = services.handoff_store()
+    return (handoffs.get(sender) is not None) + len(handoffs.left_messages(sender))
+
+
+def seed_outbox(services: Services, database: str, sender: str, at: float) -> None:
+    services.outbox().add(uuid.uuid4().hex, sender, "socketio",
+                          {"text": "客服留言", "custom": {"kind": "operator", "label": "人工客服"}}, at)
+
+
+def held_outbox(services: Services, database: str, sender: str) -> int:
+    return len(services.outbox().pending(sender))
+
+
+# Every store weiquan/stores/retention.py registers, with how this test puts a buyer's data into it and counts what
+# is left. A store registered without an entry here fails the test below: add its seeder.
+SEEDERS: dict[str, tuple[Callable[..., None], Callable[..., int]]] = {
+    "conversations": (seed_conversations, held_conversations),
+    "handoff": (seed_handoff, held_handoff),
+    "operator_outbox": (seed_outbox, held_outbox),
+}
+
+
+def make(target: str, env: dict[str, str], *args: str) -> str:
+    done = subprocess.run(["make", "-s", target, *args, "ENDPOINTS=endpoints.production.yml"], cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stdout + done.stderr
+    return done.stdout
+
+
+def reported(output: str) -> dict[str, int]:
+    return {line.split(":")[0]: int(line.split(": ")[1].split()[0]) for line in output.splitlines()
+            if " records " in line}
+
+
+def test_make_forget_and_purge_expired_reach_every_registered_store_on_postgresql(
+        database: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    env = production_env(database)
+    for name in ("HANDOFF_STORE_URL", "RETENTION_DAYS"):
+        monkeypatch.delenv(name, raising=False)
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    default_services.cache_clear()
+    registered = retention.registered_stores(retention.load_endpoints(ROOT / "endpoints.production.yml"))
+    assert {store.name for store in registered} == set(SEEDERS), "a registered store has no seeder in this test"
+    for each in registered:
+        url = str(getattr(each, "url", "") or getattr(getattr(each, "store", None), "url", "") or each.engine.url)
+        assert url.startswith("postgresql"), f"{each.name} is not on PostgreSQL here: {url}"
+    services = build_services(env)
+    now = time.time()
+    for seed, _ in SEEDERS.values():
+        seed(services, database, "forget-me", now)
+        seed(services, database, "keep-me", now)
+        seed(services, database, "expired", now - 40 * 86_400)
+    for name, (_, held) in SEEDERS.items():
+        assert held(services, database, "forget-me") > 0 and held(services, database, "expired") > 0, name
+
+    forgotten = reported(make("forget", env, "SENDER=forget-me"))
+    assert set(forgotten) == set(SEEDERS) and all(count > 0 for count in forgotten.values()), forgotten
+    purged = reported(make("purge-expired", env))
+    assert set(purged) == set(SEEDERS) and all(count > 0 for count in purged.values()), purged
+    for name, (_, held) in SEEDERS.items():
+        assert held(services, database, "forget-me") == 0, f"{name} still holds a forgotten conversation"
+        assert held(services, database, "expired") == 0, f"{name} still holds an expired conversation"
+        assert held(services, database, "keep-me") > 0, f"{name} lost a conversation it had to keep"

@@ -1,14 +1,17 @@
 """`make run-production` (scripts/run_all.py --production) and its failure drills, on the real services.
 
-One production shape for the whole module — HAProxy, two Rasa replicas, two action servers, PostgreSQL (a database of
-its own) and Redis (a database number of its own) — on free ports, started exactly as `make run-production` starts it.
-The drills run in this order: routing, two replicas at once, kill -9 a replica under load, Redis down, then a restart
-of everything (last: it stops the shape).
+One production shape for the whole module — HAProxy, two Rasa replicas, the console's Rasa server and the console,
+two action servers, PostgreSQL (a database of its own) and Redis (a database number of its own) — on free ports,
+started exactly as `make run-production` starts it, with a per-address limit of ADDRESS_LIMIT messages a minute so
+that the drill can pass it. The drills run in this order: routing and the REST token, the per-address limit behind
+the proxy, two replicas at once, kill -9 a replica under load, Redis down, then a restart of everything (last: it
+stops the shape).
 """
 from __future__ import annotations
 
 import concurrent.futures
 import http.client
+import itertools
 import json
 import os
 import signal
@@ -38,6 +41,8 @@ START_TIMEOUT_S = 900
 REDIS_START = ["redis-server", "--daemonize", "yes", "--bind", "127.0.0.1", "-::1", "--port", "6379", "--save", "",
                "--appendonly", "no", "--dir", "/var/lib/redis", "--logfile", "/var/log/redis/ci.log"]
 COMPLAINT = ["淘宝买的，交易成功5天了，卖家天天打电话骂我", "有聊天截图"]
+REST_TOKEN = "drill-rest-token-0123456789abcdef"
+ADDRESS_LIMIT = 40  # messages per client address and minute, in each replica (LIMIT_RATE_PER_ADDRESS)
 
 
 def free_block(count: int) -> int:
@@ -56,6 +61,8 @@ class Production:
     actions: int = field(default_factory=free_port)
     widget: int = field(default_factory=free_port)
     ready: int = field(default_factory=free_port)
+    console: int = field(default_factory=free_port)
+    admin: int = field(default_factory=free_port)
     replica_base: int = field(default_factory=lambda: free_block(2))
     action_base: int = field(default_factory=lambda: free_block(2))
     proc: subprocess.Popen | None = None
@@ -71,11 +78,13 @@ class Production:
     def start(self) -> None:
         self.starts += 1
         env = {**os.environ, "PYTHONPATH": str(ROOT), "WECHAT_TOKEN": "", "WECHAT_APP_ID": "", "WECHAT_AES_KEY": "",
-               "WECHAT_APP_SECRET": "", "WIDGET_ALLOWED_ORIGINS": f"http://127.0.0.1:{self.widget}"}
+               "WECHAT_APP_SECRET": "", "WIDGET_ALLOWED_ORIGINS": f"http://127.0.0.1:{self.widget}",
+               "REST_TOKEN": REST_TOKEN, "LIMIT_RATE_PER_ADDRESS": f"{ADDRESS_LIMIT}/60"}
+        env.pop("HANDOFF_STORE_URL", None)  # the hand-off store follows DB_* (PostgreSQL), as in production
         args = [sys.executable, "scripts/run_all.py", "--production", "--replicas", "2", "--rasa-port",
                 str(self.public), "--action-port", str(self.actions), "--widget-port", str(self.widget),
                 "--replica-base", str(self.replica_base), "--action-base", str(self.action_base), "--ready-port",
-                str(self.ready), "--public-host",
+                str(self.ready), "--console-port", str(self.console), "--admin-port", str(self.admin), "--public-host",
                 "127.0.0.1", "--build-dir", str(self.workdir / "build"), "--log-dir", str(self.workdir / "logs"),
                 "--db-name", self.database, "--redis-db", str(REDIS_DB)]
         with open(self.workdir / f"run{self.starts}.out", "wb") as out:
@@ -110,13 +119,17 @@ class Production:
 
 
 def post(port: int, sender: str, message: str, path: str = "/webhooks/rest/webhook",
-         timeout: float = 60, source: str | None = None) -> tuple[int, object]:
-    """One REST message; `source` is the client's own loopback address (127.0.0.x), as if from another machine."""
+         timeout: float = 60, source: str | None = None, token: str | None = REST_TOKEN) -> tuple[int, object]:
+    """One REST message, as the site's backend sends it (with the REST token); `source` is the client's own loopback
+    address (127.x.y.z), as if from another machine."""
     body = json.dumps({"sender": sender, "message": message}).encode()
     connection = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout,
                                             source_address=(source, 0) if source else None)
+    headers = {"Content-Type": "application/json"}
+    if token is not None:
+        headers["Authorization"] = f"Bearer {token}"
     try:
-        connection.request("POST", path, body, {"Content-Type": "application/json"})
+        connection.request("POST", path, body, headers)
         response = connection.getresponse()
         answer = response.read()
         if response.status >= 400:
@@ -201,9 +214,66 @@ def test_the_proxy_serves_the_channels_and_hides_rasas_api(production: Productio
     assert get(production.public, "/webhooks/wechat/webhook?openid=o1&signature=x&timestamp=1&nonce=1") != 404
     for private in ("/", "/status", "/version", "/model", "/conversations/x/tracker", "/model/parse"):
         assert get(production.public, private) == 404, private
-    # The replicas and action servers themselves listen on loopback only.
-    for port in (*production.replicas, production.action_base, production.action_base + 1):
+    # The replicas, the console's Rasa API, the console and the action servers listen on loopback only.
+    for port in (*production.replicas, production.admin, production.console, production.action_base,
+                 production.action_base + 1):
         assert listen_addresses(port) == {"127.0.0.1"}, port
+
+
+def test_rest_through_the_proxy_needs_the_token_and_without_it_nothing_is_said_or_kept(production: Production) -> None:
+    """From another machine's address, as anyone on the internet would call it."""
+    for token in (None, "", "drill-rest-token-0123456789abcdeX", REST_TOKEN[:-1]):
+        sender = f"intruder-{uuid.uuid4().hex[:8]}"
+        status, body = post(production.public, sender, "淘宝买的，交易成功5天了，卖家天天打电话骂我",
+                            source="127.0.0.99", token=token)
+        assert status == 401 and "最晚投诉日" not in str(body) and "证据" not in str(body), (token, body)
+        assert events(production.database, sender) == [], "a refused request must leave no conversation"
+    sender = f"backend-{uuid.uuid4().hex[:8]}"
+    status, replies = post(production.public, sender, "你好", source="127.0.0.99")
+    assert status == 200 and replies
+    assert user_texts(production.database, sender) == ["你好"]
+
+
+def test_the_per_address_limit_behind_the_proxy_stops_one_noisy_address_and_no_one_else(
+        production: Production) -> None:
+    """Buyers from a few addresses (shared office or mobile-carrier addresses) and one noisy address sending more than
+    both replicas together allow it. Were the forwarded address ignored, everyone would share HAProxy's address
+    and all would be refused; were the limit not applied, the noisy one would never be."""
+    quiet = [f"127.0.{40 + n}.1" for n in range(3)]
+    noisy = "127.0.50.1"
+    refused: dict[str, list[object]] = {address: [] for address in [*quiet, noisy]}
+    answered: dict[str, int] = {address: 0 for address in [*quiet, noisy]}
+    lock = threading.Lock()
+
+    def buyer(address: str, number: int) -> None:
+        sender = f"quiet-{number}-{uuid.uuid4().hex[:8]}"
+        for text in COMPLAINT:
+            status, body = post(production.public, sender, text, source=address)
+            with lock:
+                if status == 200:
+                    answered[address] += 1
+                else:
+                    refused[address].append((status, body))
+
+    def noisy_client(number: int) -> None:
+        for _ in range(ADDRESS_LIMIT * 2 // 4 + 10):  # more than both replicas allow in all, over 4 threads
+            status, body = post(production.public, f"noisy-{number}-{uuid.uuid4().hex[:8]}", "你好", source=noisy)
+            with lock:
+                if status == 200:
+                    answered[noisy] += 1
+                else:
+                    refused[noisy].append((status, body))
+
+    with concurrent.futures.ThreadPoolExecutor(12) as pool:
+        futures = [pool.submit(noisy_client, n) for n in range(4)]
+        futures += [pool.submit(buyer, address, n) for n in range(8) for address in quiet]
+        for future in futures:
+            future.result()
+    for address in quiet:
+        assert refused[address] == [] and answered[address] == 8 * len(COMPLAINT), (address, refused[address])
+    assert refused[noisy], "the noisy address was never limited"
+    assert all(status == 429 and "per address" in str(body) for status, body in refused[noisy]), refused[noisy][:3]
+    assert answered[noisy] <= 2 * ADDRESS_LIMIT  # at most the setting in each replica
 
 
 def test_one_conversation_sticks_to_one_replica(production: Production) -> None:
@@ -246,16 +316,19 @@ def test_kill_9_of_a_replica_under_load_loses_and_doubles_nothing(production: Pr
     results: list[tuple[str, str, int, float, float]] = []
     stop_at = time.monotonic() + 14
     kill_at: list[float] = []
+    conversations = itertools.count()
 
     def user(number: int) -> None:
         while time.monotonic() < stop_at:
             sender = f"kill-{number}-{uuid.uuid4().hex[:8]}"
+            conversation = next(conversations)
             for text in COMPLAINT:
                 began = time.monotonic()
-                # Each buyer from their own address: the rate limits (300 per address a minute) see it only through
-                # HAProxy's X-Forwarded-For; were it HAProxy's own address, these buyers would share one budget
-                # and get 429s.
-                status, _ = post(production.public, sender, text, source=f"127.0.0.{10 + number}")
+                # Each conversation from an address of its own: the rate limits (ADDRESS_LIMIT per address a minute)
+                # see it only through HAProxy's X-Forwarded-For; were it HAProxy's own address, these buyers would
+                # share one budget and get 429s.
+                status, _ = post(production.public, sender, text,
+                                 source=f"127.1.{conversation // 250}.{conversation % 250 + 1}")
                 results.append((sender, text, status, began, time.monotonic()))
                 if status != 200:
                     break  # a real client would retry later; the conversation stops here

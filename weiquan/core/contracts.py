@@ -9,12 +9,15 @@ shape fails mypy or a test (tests/test_contracts.py and the golden file tests/go
 - Cards: the `custom` payload of a bot message; the message text is only the lead-in. `render.py` (REST, WeChat) and
   `widget/src/render.js` draw them.
 - `HandoffSummary`: what the operator console shows about a conversation (weiquan/handoff/summary.py builds it).
+- `Delivery`, `OperatorMessage`, `SendResult`: where an operator's message is (weiquan/stores/outbox.py), what the
+  channels deliver, and what the console's `POST …/messages` answers.
 """
 from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date
+from enum import Enum
 from functools import cache
 from typing import Any, Literal, TypedDict, Union, get_args, get_type_hints
 
@@ -184,3 +187,32 @@ class HandoffSummary(TypedDict):
     days_since_success: list[int] | None  # [fewest, most]
     safety: bool  # a threat to the buyer's safety was seen in this conversation
     lines: list[str]  # what the console shows, one line a fact, in the operator's words (handoff/texts.yml)
+
+
+# ------------------------------------------------------------------------------------------- operator messages
+
+class Delivery(str, Enum):
+    """Where an operator's message is. The console says which (weiquan/handoff/static/console.js)."""
+
+    DELIVERED = "delivered"  # a widget socket acknowledged it, WeChat's API accepted it, or a REST reply carried it
+    STORED = "stored"  # kept: the buyer's channel shows it when the buyer returns
+
+
+# The key of an operator message's `bot` event metadata that names its outbox entry. Rasa merges the metadata into the
+# message it hands to the output channel, so the channel knows which entry its acknowledgement settles.
+DELIVERY_ID = "delivery_id"
+
+
+class OperatorMessage(TypedDict):
+    """An operator's message as the outbox keeps it and a channel delivers it later."""
+
+    text: str
+    custom: OperatorCard
+
+
+class SendResult(TypedDict):
+    """The console's answer to `POST /api/conversations/{sender_id}/messages`."""
+
+    sent: bool
+    delivery: Literal["delivered", "stored"]
+    message_id: str

@@ -229,7 +229,7 @@ def main(argv: list[str] | None = None) -> int:
               "(`make run` generates both)", file=sys.stderr)
         return 2
     service = HandoffService(services.handoff_store(), HttpRasaApi(args.rasa_url, rasa_token), services.handoff,
-                             services.clock)
+                             services.clock, outbox=services.outbox())
     web.run_app(create_app(service, token), host=args.host, port=args.port, print=None, shutdown_timeout=5,
                 access_log=None)
     return 0

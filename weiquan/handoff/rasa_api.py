@@ -9,7 +9,8 @@ the console reaches it on loopback (or a private network) and never exposes it.
   bot runs then: it restores what it knew and re-asks its pending question; no policy runs);
 - the texts of the hand-off's status lines: `GET /domain` (the running model's responses).
 
-`FakeRasa` is an offline stand-in for tests: it keeps trackers in memory and applies pause/resume/bot events.
+`FakeRasa` is an offline stand-in for tests: it keeps trackers in memory and applies pause/resume/bot events; a
+buyer in `reachable` acknowledges operator messages as a live widget socket or WeChat's API would (the outbox).
 """
 from __future__ import annotations
 
@@ -20,6 +21,8 @@ from urllib.parse import quote
 import aiohttp
 
 from weiquan.core.clock import Clock
+from weiquan.core.contracts import DELIVERY_ID
+from weiquan.stores.outbox import OperatorOutbox
 
 
 class RasaError(Exception):
@@ -94,10 +97,13 @@ class HttpRasaApi:
 class FakeRasa:
     """Trackers in memory; `pause`/`resume`/`bot` events applied as Rasa would; `delivered` is what users saw."""
 
-    def __init__(self, clock: Clock, responses: dict[str, dict[str, Any]] | None = None) -> None:
+    def __init__(self, clock: Clock, responses: dict[str, dict[str, Any]] | None = None,
+                 outbox: OperatorOutbox | None = None) -> None:
         self.clock = clock
         self.trackers: dict[str, dict[str, Any]] = {}
         self.delivered: list[tuple[str, str | None, dict[str, Any]]] = []
+        self.outbox = outbox
+        self.reachable: set[str] = set()  # buyers whose channel acknowledges what it is given
         self.executed: list[tuple[str, str, str | None]] = []
         self.responses = responses or {}
         self.down = False
@@ -130,6 +136,9 @@ class FakeRasa:
                 tracker["paused"] = False
             elif event["event"] == "bot":
                 self.delivered.append((sender_id, output_channel, event))
+                delivery_id = (event.get("metadata") or {}).get(DELIVERY_ID)
+                if self.outbox is not None and delivery_id and sender_id in self.reachable:
+                    self.outbox.mark_delivered(delivery_id, self.clock.now())
 
     async def execute(self, sender_id: str, action: str, output_channel: str | None) -> None:
         self._check()

@@ -7,7 +7,10 @@ win), then carried out on Rasa; when Rasa cannot be reached the store is put bac
   "客服已接入" through the user's channel;
 - send: only while active; a `bot` event marked as the operator's (`metadata.handoff = "operator"`, and
   `custom.kind = "operator"` so the widget marks it) goes out through the user's channel and stays in the transcript;
-  on WeChat only within 48 hours of the user's last message (the customer-service message API refuses later ones);
+  on WeChat only within 48 hours of the user's last message (the customer-service message API refuses later ones).
+  The message is first written to the outbox (weiquan/stores/outbox.py); the answer says `delivered` only when the
+  buyer's side acknowledged it while Rasa passed it on (a widget socket, WeChat's API), else `stored`: the channel
+  shows it when the buyer returns;
 - release: waiting or active → closed; Rasa gets `resume`, then runs `action_handoff_resume`;
 - sweep (every couple of seconds): the console's heartbeat; for each open hand-off the summary and last user message
   from the tracker; what users write while waiting kept as left messages; a waiting hand-off past its deadline goes
@@ -17,16 +20,19 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import uuid
 from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
 from weiquan.core.clock import BEIJING, Clock
+from weiquan.core.contracts import DELIVERY_ID, Delivery, OperatorMessage, SendResult
 from weiquan.handoff import state, summary
 from weiquan.handoff.rasa_api import RasaApi, RasaError
 from weiquan.handoff.settings import HandoffSettings
 from weiquan.handoff.state import Handoff, Status, TransitionError
 from weiquan.stores.handoff import SERVICE, HandoffStore
+from weiquan.stores.outbox import OperatorOutbox
 
 logger = logging.getLogger(__name__)
 
@@ -35,7 +41,6 @@ CONNECTED_RESPONSE = "utter_handoff_connected"
 MAX_REPLY_CHARS = 1000
 MAX_SENDER_CHARS = 255
 WECHAT_WINDOW_S = 48 * 3600
-DELIVERY = {"socketio": "live", "rest": "stored", "wechat": "wechat_customer_service"}
 LISTS = {"waiting": (Status.WAITING,), "active": (Status.ACTIVE,), "all": None}
 
 
@@ -54,12 +59,14 @@ def iso(moment: float | None) -> str | None:
 
 
 class HandoffService:
-    def __init__(self, store: HandoffStore, rasa: RasaApi, settings: HandoffSettings, clock: Clock) -> None:
+    def __init__(self, store: HandoffStore, rasa: RasaApi, settings: HandoffSettings, clock: Clock,
+                 outbox: OperatorOutbox | None = None) -> None:
         self.store = store
         self.rasa = rasa
         self.settings = settings
         self.now = clock.now
         self.today = clock.today
+        self.outbox = outbox  # without one (tests of other moves), nothing can be known delivered: `stored`
 
     # ------------------------------------------------------------------ reading
 
@@ -127,7 +134,7 @@ class HandoffService:
             raise HandoffError(502, "rasa_down") from None
         return self.entry(taken)
 
-    async def send(self, sender_id: str, text: Any) -> dict[str, Any]:
+    async def send(self, sender_id: str, text: Any) -> SendResult:
         if not isinstance(text, str) or not text.strip():
             raise HandoffError(400, "empty_text")
         text = text.strip()
@@ -141,11 +148,21 @@ class HandoffService:
                 last = summary.last_user_line(await self.rasa.tracker(sender_id))
                 if last is None or last.at is None or self.now() - last.at > WECHAT_WINDOW_S:
                     raise HandoffError(409, "wechat_window")
-            await self.rasa.append(sender_id, [operator_event(text, handoff.operator)], handoff.channel)
+            message_id = uuid.uuid4().hex
+            event = operator_event(text, handoff.operator, message_id)
+            if self.outbox is not None:  # first: the channel settles this entry while Rasa passes the message on
+                self.outbox.add(message_id, sender_id, handoff.channel, operator_message(event), self.now())
+            try:
+                await self.rasa.append(sender_id, [event], handoff.channel)
+            except RasaError:
+                if self.outbox is not None:
+                    self.outbox.discard(message_id)  # not in the transcript either: nothing to show later
+                raise
         except RasaError as error:
             logger.warning("handoff.send_failed: %s", error)
             raise HandoffError(502, "rasa_down") from None
-        return {"sent": True, "delivery": DELIVERY.get(handoff.channel, "stored")}
+        delivery = (self.outbox.status(message_id) if self.outbox is not None else None) or Delivery.STORED
+        return {"sent": True, "delivery": delivery.value, "message_id": message_id}
 
     async def release(self, sender_id: str) -> dict[str, Any]:
         handoff = self._get(sender_id)
@@ -211,7 +228,15 @@ def status_event(response: dict[str, Any], name: str) -> dict[str, Any]:
             "metadata": {"handoff": "status", "response": name}}
 
 
-def operator_event(text: str, operator: str | None) -> dict[str, Any]:
+def operator_event(text: str, operator: str | None, message_id: str | None = None) -> dict[str, Any]:
     label = summary.texts()["operator_label"]
+    metadata = {"handoff": summary.OPERATOR, "operator": operator or ""}
+    if message_id is not None:
+        metadata[DELIVERY_ID] = message_id
     return {"event": "bot", "text": text, "data": {"custom": {"kind": "operator", "label": label}},
-            "metadata": {"handoff": summary.OPERATOR, "operator": operator or ""}}
+            "metadata": metadata}
+
+
+def operator_message(event: dict[str, Any]) -> OperatorMessage:
+    """What a channel shows for an operator's `bot` event (the outbox keeps it until the buyer has seen it)."""
+    return {"text": event["text"], "custom": event["data"]["custom"]}

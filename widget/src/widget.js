@@ -3,7 +3,10 @@
 //
 // Socket protocol: after every (re)connect emit `session_request {session_id}`; the server answers
 // `session_confirm <id>`; user text goes out as `user_uttered {message, session_id, customData}`; each bot message
-// arrives as one `bot_uttered {text, quick_replies?, custom?}`.
+// arrives as one `bot_uttered {text, quick_replies?, custom?, id?}`. An operator's message carries an `id` and asks
+// for a socket.io acknowledgement: the widget acknowledges once the message is on screen (that is how the console
+// knows it was delivered), and shows a message with a given id only once (a message delivered again after a lost
+// acknowledgement).
 
 import { io } from "socket.io-client";
 import { handoffMessage, withPersonAfter } from "./handoff.js";
@@ -267,9 +270,16 @@ class Widget {
     }
   }
 
-  _onBotMessage(data) {
+  _onBotMessage(data, ack) {
     if (!data || typeof data !== "object") return;
+    const seen = typeof data.id === "string" && this.history.some((m) => m.id === data.id);
+    if (!seen) this._showBotMessage(data);
+    if (typeof ack === "function") ack(true);
+  }
+
+  _showBotMessage(data) {
     const message = { from: "bot" };
+    if (typeof data.id === "string") message.id = data.id;
     if (typeof data.text === "string") message.text = data.text;
     if (Array.isArray(data.quick_replies)) message.quick_replies = data.quick_replies;
     else if (Array.isArray(data.buttons)) message.quick_replies = data.buttons;
@@ -329,7 +339,7 @@ class Widget {
       const queued = this.pending.splice(0);
       for (const message of queued) this._emit(message);
     });
-    this.socket.on("bot_uttered", (data) => this._onBotMessage(data));
+    this.socket.on("bot_uttered", (data, ack) => this._onBotMessage(data, ack));
     this.socket.on("disconnect", (reason) => {
       this.confirmed = false;
       this._setStatus(TEXT.reconnecting);

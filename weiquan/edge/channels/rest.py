@@ -18,6 +18,9 @@ JSON says what is wrong (`error`, English, for developers) and what to tell the 
 
 A typed `/intent{…}` is screened (weiquan/edge/limits.py: ShortcutPolicy). Otherwise it behaves like Rasa's (same URL,
 same reply format), except that each bot message comes back as one entry.
+
+REST cannot push: an operator's message (hand-off) is stored in the outbox (weiquan/stores/outbox.py) and comes first
+in the reply to the buyer's next request, which marks it delivered.
 """
 from __future__ import annotations
 
@@ -50,6 +53,7 @@ from weiquan.edge.limits import (
     shortcut_policy,
 )
 from weiquan.services import default_services
+from weiquan.stores.outbox import OutboxSource, pending_for, settle
 
 logger = logging.getLogger(__name__)
 
@@ -57,6 +61,7 @@ MAX_MESSAGE_CHARS = 2000  # far above any real message; the widget and WeChat ca
 MAX_SENDER_CHARS = 128
 TOKEN_ENV = "REST_TOKEN"
 MIN_TOKEN_CHARS = 16
+CHANNEL = "rest"
 DEFAULT_LIMITS = Limits(max_message_chars=MAX_MESSAGE_CHARS, max_sender_chars=MAX_SENDER_CHARS)
 TEXTS_PATH = Path(__file__).with_name("rest_texts.yml")
 
@@ -149,13 +154,16 @@ class GuardedRestInput(RestInput):
 
     @classmethod
     def from_credentials(cls, credentials: dict[str, Any] | None) -> InputChannel:
-        env = default_services().env
-        return cls(Limits.from_settings(credentials, MAX_MESSAGE_CHARS, env), token=rest_token(env))
+        services = default_services()
+        return cls(Limits.from_settings(credentials, MAX_MESSAGE_CHARS, services.env), token=rest_token(services.env),
+                   outbox=services.outbox)
 
-    def __init__(self, limits: Limits = DEFAULT_LIMITS, token: str = "") -> None:
+    def __init__(self, limits: Limits = DEFAULT_LIMITS, token: str = "",
+                 outbox: OutboxSource | None = None) -> None:
         self.limits = limits
         self.gate = RateGate(limits)
         self.token = token
+        self.outbox = outbox  # operator messages until a reply carried them (None: no hand-off here)
         logger.info("rest.access: %s", "a Bearer token is required (REST_TOKEN)" if token
                     else "no REST_TOKEN: loopback clients only")
 
@@ -202,8 +210,12 @@ class GuardedRestInput(RestInput):
             except Exception:
                 logger.exception("rest.turn_failed")
                 return bad_request(503, "the bot could not answer this message", "unavailable")
-            return response.json(
-                [{"recipient_id": sender, **render_rest(message)} for message in collector.messages]
+            earlier = pending_for(self.outbox, sender, CHANNEL)
+            answer = response.json(
+                [{"recipient_id": sender, **render_rest(message)}
+                 for message in [dict(pending.message) for pending in earlier] + collector.messages]
             )
+            settle(self.outbox, (pending.id for pending in earlier), default_services().clock.now())
+            return answer
 
         return hook

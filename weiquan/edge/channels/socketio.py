@@ -14,6 +14,11 @@ after the conversation. With several workers or replicas that room may live in a
 `redis_url` and every server shares one python-socketio `AsyncRedisManager`, so an emit anywhere reaches the socket
 wherever it is connected (in-memory when empty). python-socketio pickles what it publishes: keep that Redis private.
 
+Delivery (weiquan/stores/outbox.py): an operator's message is emitted with a socket.io acknowledgement request (which
+python-socketio carries back across servers through the same Redis); the widget acknowledges once it shows it, and
+only then is the message marked delivered. Without an acknowledgement within `ACK_TIMEOUT_S` it stays stored, and is
+sent again (and acknowledged) when a socket asks for that session again (`session_request`: the buyer is back).
+
 Security choices: the page's Origin must be one of the configured exact origins (no patterns, no `*`); a request
 without an Origin header (a non-browser client, which could forge one anyway) is let through. A socket talks for the
 session it confirmed with `session_request`, not for whatever `session_id` a later message names. User text is never
@@ -22,10 +27,12 @@ logged here.
 
 from __future__ import annotations
 
+import asyncio
 import inspect
 import json
 import logging
 import re
+import time
 import uuid
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from functools import lru_cache
@@ -40,11 +47,14 @@ from sanic import Blueprint, response
 from sanic.request import Request
 from sanic.response import HTTPResponse
 from socketio import AsyncManager, AsyncRedisManager, AsyncServer
+from socketio.asyncio_pubsub_manager import AsyncPubSubManager
 
+from weiquan.core.contracts import DELIVERY_ID
 from weiquan.edge import faults
 from weiquan.edge.channels.render import render_widget
 from weiquan.edge.limits import Limits, RateGate, is_valid_unicode, json_depth, shortcut_policy
 from weiquan.services import default_services, expand_env
+from weiquan.stores.outbox import OperatorOutbox, OutboxSource, pending_for, settle
 
 logger = logging.getLogger(__name__)
 
@@ -59,6 +69,14 @@ ORIGIN_PATTERN = re.compile(r"https?://[a-z0-9.\-\[\]:]+")
 TEXTS_PATH = Path(__file__).with_name("widget_texts.yml")
 # A socket.io packet that cannot be decoded safely (too deep, not JSON) arrives as this event, answered `malformed`.
 MALFORMED_EVENT = "weiquan_malformed_packet"
+CHANNEL = "socketio"
+# How long an operator's message waits for the widget's acknowledgement before it counts as stored: the console waits
+# this long at most for its answer. Through Redis an acknowledgement takes milliseconds.
+ACK_TIMEOUT_S = 2.0
+
+
+def services_outbox() -> OperatorOutbox | None:
+    return default_services().outbox()
 
 
 @lru_cache(maxsize=1)
@@ -127,19 +145,30 @@ def client_manager(redis_url: str) -> AsyncManager:
 
 
 class WidgetSocketIOOutput(SocketIOOutput):
-    """Emits exactly one `bot_uttered` per bot message (Rasa's splits text and mangles custom JSON)."""
+    """Emits exactly one `bot_uttered` per bot message (Rasa's splits text and mangles custom JSON); an operator's
+    message (one with a delivery id) is marked delivered in the outbox once a socket acknowledges it."""
 
-    def __init__(self, sio: AsyncServer, bot_message_evt: str, namespace: str | None = None) -> None:
+    def __init__(self, sio: AsyncServer, bot_message_evt: str, namespace: str | None = None,
+                 outbox: OutboxSource | None = None, ack_timeout_s: float = ACK_TIMEOUT_S) -> None:
         super().__init__(sio, bot_message_evt)
         self.namespace = namespace
+        self.outbox = outbox
+        self.ack_timeout_s = ack_timeout_s
 
     async def _send_message(self, socket_id: str, response: Any) -> None:
         await self.sio.emit(self.bot_message_evt, response, room=socket_id, namespace=self.namespace)
 
     async def send_response(self, recipient_id: str, message: dict[str, Any]) -> None:
         payload = render_widget(message)
-        if payload:
+        if not payload:
+            return
+        delivery_id = message.get(DELIVERY_ID)
+        if not delivery_id or self.outbox is None:
             await self._send_message(recipient_id, payload)
+            return
+        if await emit_acknowledged(self.sio, self.bot_message_evt, {**payload, "id": delivery_id}, recipient_id,
+                                   self.namespace, self.ack_timeout_s):
+            settle(self.outbox, [delivery_id], default_services().clock.now())
 
     async def send_text_message(self, recipient_id: str, text: str, **kwargs: Any) -> None:
         await self.send_response(recipient_id, {"text": text})
@@ -156,6 +185,29 @@ class WidgetSocketIOOutput(SocketIOOutput):
 
     async def send_custom_json(self, recipient_id: str, json_message: dict[str, Any], **kwargs: Any) -> None:
         await self.send_response(recipient_id, {"custom": json_message})
+
+
+async def emit_acknowledged(sio: AsyncServer, event: str, payload: dict[str, Any], room: str, namespace: str | None,
+                            timeout_s: float) -> bool:
+    """Emits to a room asking for an acknowledgement; True when a socket acknowledged it within `timeout_s`."""
+    manager = sio.manager
+    if not isinstance(manager, AsyncPubSubManager) and not manager.rooms.get(namespace or "/", {}).get(room):
+        return False  # rooms are all in this process, and nobody is in this one: no need to wait
+    acknowledged = asyncio.get_running_loop().create_future()
+
+    def on_ack(*_: Any) -> None:
+        if not acknowledged.done():
+            acknowledged.set_result(True)
+
+    started = time.monotonic()
+    await sio.emit(event, payload, room=room, namespace=namespace, callback=on_ack)
+    try:
+        await asyncio.wait_for(acknowledged, timeout_s)
+    except asyncio.TimeoutError:
+        logger.info("widget.not_acknowledged within %.1f s: the operator's message stays stored", timeout_s)
+        return False
+    logger.debug("widget.acknowledged after %.0f ms", (time.monotonic() - started) * 1000)
+    return True
 
 
 class WidgetSocketIOInput(SocketIOInput):
@@ -187,6 +239,7 @@ class WidgetSocketIOInput(SocketIOInput):
             max_message_chars=int(credentials.get("max_message_chars") or DEFAULT_MAX_MESSAGE_CHARS),
             limits=Limits.from_settings(credentials, DEFAULT_MAX_MESSAGE_CHARS, env),
             redis_url=expanded(credentials.get("redis_url")),
+            outbox=services_outbox,
         )
 
     def __init__(
@@ -203,6 +256,7 @@ class WidgetSocketIOInput(SocketIOInput):
         max_message_chars: int = DEFAULT_MAX_MESSAGE_CHARS,
         limits: Limits | None = None,
         redis_url: str | None = None,
+        outbox: OutboxSource | None = None,
     ) -> None:
         super().__init__(
             user_message_evt,
@@ -223,6 +277,7 @@ class WidgetSocketIOInput(SocketIOInput):
         self.redis_url = str(redis_url or "").strip()
         if "${" in self.redis_url:  # a quoted "${VAR}" whose variable is unset: no Redis
             self.redis_url = ""
+        self.outbox = outbox  # operator messages until a socket acknowledged them (None: no hand-off here)
 
     def origin_allowed(self, origin: str | None, environ: dict | None = None) -> bool:
         """Engine.io calls this for every request that carries an Origin header (and to set CORS headers)."""
@@ -231,7 +286,7 @@ class WidgetSocketIOInput(SocketIOInput):
     def get_output_channel(self) -> OutputChannel | None:
         if self.sio is None:
             return super().get_output_channel()  # warns, returns None
-        return WidgetSocketIOOutput(self.sio, self.bot_message_evt, self.namespace)
+        return WidgetSocketIOOutput(self.sio, self.bot_message_evt, self.namespace, outbox=self.outbox)
 
     def blueprint(self, on_new_message: Callable[[UserMessage], Awaitable[Any]]) -> Blueprint:
         # Engine.io answers a request from a foreign origin with 400 before any socket.io event, and sends CORS
@@ -246,6 +301,15 @@ class WidgetSocketIOInput(SocketIOInput):
         socketio_webhook = SocketBlueprint(sio, self.socketio_path, "socketio_webhook", __name__)
         socketio_webhook.listener("after_server_start")(faults.on_server_start)
         self.sio = sio
+
+        @socketio_webhook.listener("after_server_start")
+        async def listen_to_shared_rooms(*_: Any) -> None:
+            # python-socketio subscribes to Redis on a server's first socket connection only. A server without sockets
+            # of its own (the console's rasa-admin) would then never hear the acknowledgements of the operator
+            # messages it emits through the other servers: subscribe at start instead.
+            if not sio.manager_initialized:
+                sio.manager_initialized = True
+                sio.manager.initialize()
         namespace = self.namespace
 
         async def reply(sid: str, text: str) -> None:
@@ -290,12 +354,24 @@ class WidgetSocketIOInput(SocketIOInput):
         async def disconnect(sid: str) -> None:
             logger.debug("User %s disconnected from the socket.io endpoint.", sid)
 
+        async def deliver_pending(sid: str, session_id: str) -> None:
+            """The buyer is back: operator messages their socket never acknowledged, oldest first."""
+            for message in pending_for(self.outbox, session_id, CHANNEL):
+                rendered = render_widget(dict(message.message))
+                if not rendered:
+                    continue
+                payload = {**rendered, "id": message.id}
+                if await emit_acknowledged(sio, self.bot_message_evt, payload, sid, namespace, ACK_TIMEOUT_S):
+                    settle(self.outbox, [message.id], default_services().clock.now())
+
         @sio.on("session_request", namespace=namespace)
         async def session_request(sid: str, data: Any = None) -> None:
             requested = data.get("session_id") if isinstance(data, dict) else None
             session_id = requested if is_valid_session_id(requested) else uuid.uuid4().hex
             await join_session(sid, session_id)
             await sio.emit("session_confirm", session_id, room=sid, namespace=namespace)
+            if is_valid_session_id(requested):
+                await deliver_pending(sid, session_id)
 
         @sio.on(MALFORMED_EVENT, namespace=namespace)
         async def malformed(sid: str, reason: Any = None) -> None:

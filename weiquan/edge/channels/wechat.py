@@ -21,7 +21,9 @@ order, through the customer-service API; without the API the first part is the r
 
 Hand-off to a person (docs/handoff.md): an operator's messages leave through `get_output_channel()`, i.e. the
 customer-service message API, which WeChat accepts only within 48 hours of the user's last message (the console checks
-that before sending); without WECHAT_APP_SECRET they are only kept in the transcript. With
+that before sending). WeChat's acceptance marks the message delivered in the outbox (weiquan/stores/outbox.py);
+without the API, or when WeChat refuses it, it stays stored and goes out with the answer to the buyer's next message
+(pushed, or the first part of the passive reply), which marks it delivered then. With
 `transfer_customer_service: true`, asking for a person answers with WeChat's own `transfer_customer_service` reply
 instead: WeChat's customer-service tools take the user, and the bot does not pause.
 
@@ -59,6 +61,7 @@ from wechatpy.messages import BaseMessage
 from wechatpy.replies import TextReply, TransferCustomerServiceReply
 from wechatpy.utils import WeChatSigner
 
+from weiquan.core.contracts import DELIVERY_ID
 from weiquan.core.privacy import mask
 from weiquan.edge import faults
 from weiquan.edge.channels.render import (
@@ -74,6 +77,7 @@ from weiquan.edge.channels.rest import WholeMessageCollector
 from weiquan.edge.channels.wechat_api import CustomerServiceApi, CustomerServiceError
 from weiquan.edge.limits import BodyTooLarge, Limits, RateGate, RateLimiter, read_body
 from weiquan.services import Services, default_services
+from weiquan.stores.outbox import OutboxSource, Pending, pending_for, settle
 
 logger = logging.getLogger(__name__)
 
@@ -84,6 +88,7 @@ DTD_RE = re.compile(rb"<!\s*(DOCTYPE|ENTITY)", re.IGNORECASE)
 AES_KEY_LENGTH = 43
 SHUTDOWN_GRACE_S = 10.0
 TRANSFER_ANSWER = "\x00transfer_customer_service"  # never a text a bot turn can produce
+CHANNEL = "wechat"
 
 K = TypeVar("K")
 V = TypeVar("V")
@@ -125,6 +130,7 @@ class TtlCache(Generic[K, V]):
             self._items.popitem(last=False)
 
     def pop(self, key: K) -> V | None:
+        self._expire()  # an expired entry is gone, also for pop
         item = self._items.pop(key, None)
         return item[1] if item else None
 
@@ -263,6 +269,7 @@ class _Turn:
     task: asyncio.Task[RenderedReply]
     attempts: int = 0
     pushed: bool = False  # the answer goes (or went) through the customer-service API: attempts answer "success"
+    operator_ids: tuple[str, ...] = ()  # operator messages the buyer had not seen, sent first in this answer
 
 
 class WeChatInput(InputChannel):
@@ -294,7 +301,8 @@ class WeChatInput(InputChannel):
         limits = Limits.from_settings(credentials, int(credentials.get("max_message_chars") or 500), services.env)
         transfer = value("transfer_customer_service").lower() in ("1", "true", "yes", "on")
         return cls(token=value("token"), app_id=app_id, aes_key=value("aes_key"), app_secret=app_secret, api=api,
-                   limits=limits, transfer_customer_service=transfer, now=services.clock.now)
+                   limits=limits, transfer_customer_service=transfer, now=services.clock.now,
+                   outbox=services.outbox)
 
     def __init__(
         self,
@@ -318,8 +326,10 @@ class WeChatInput(InputChannel):
         max_memory: int = 50_000,
         limits: Limits | None = None,
         transfer_customer_service: bool = False,
+        outbox: OutboxSource | None = None,
     ) -> None:
         self.transfer_customer_service = transfer_customer_service
+        self.outbox = outbox  # operator messages until WeChat accepted them (None: no hand-off here)
         now = now or default_services().clock.now
         if limits is not None:
             max_body_bytes, max_text_chars = limits.max_body_bytes, limits.max_message_chars
@@ -508,9 +518,10 @@ class WeChatInput(InputChannel):
             metadata = {"wechat": {"msg_id": str(message.id or ""), "msg_type": message.type}}
             if self.transfer_customer_service:  # tells action_request_human that WeChat's own service takes over
                 metadata["wechat"]["transfer_customer_service"] = True
-            task = asyncio.create_task(self._run_turn(openid, text, metadata, on_new_message))
+            waiting = self._operator_messages(openid)
+            task = asyncio.create_task(self._run_turn(openid, text, metadata, on_new_message, waiting))
             self._keep(task)
-            turn = _Turn(task=task)
+            turn = _Turn(task=task, operator_ids=tuple(m.id for m in waiting))
             self._turns.put(key, turn)
         else:
             logger.info("wechat.retry %s for %s", key, short_id(openid))
@@ -532,11 +543,12 @@ class WeChatInput(InputChannel):
         if turn.pushed:  # another attempt gave up waiting and handed the answer to the API meanwhile
             return None
         chunks = turn.task.result().chunks
-        if len(chunks) <= 1:
-            return chunks[0] if chunks else None
-        if self.api is not None:
+        if len(chunks) > 1 and self.api is not None:
             self._push(turn, openid)
             return None
+        self._settle(turn.operator_ids)  # they are in this passive reply (or its first part)
+        if len(chunks) <= 1:
+            return chunks[0] if chunks else None
         return self._passive_parts(openid, chunks)
 
     async def _run_turn(
@@ -545,6 +557,7 @@ class WeChatInput(InputChannel):
         text: str,
         metadata: dict[str, Any],
         on_new_message: Callable[[UserMessage], Awaitable[Any]],
+        waiting: list[Pending] | None = None,
     ) -> RenderedReply:
         collector = WholeMessageCollector()
         started = time.monotonic()
@@ -557,7 +570,9 @@ class WeChatInput(InputChannel):
             raise
         if self.transfer_customer_service and asks_for_transfer(collector.messages):
             return RenderedReply(chunks=[TRANSFER_ANSWER], menu=[])
-        rendered = render_wechat(collector.messages, max_bytes=self.chunk_bytes, texts=self.texts)
+        # Operator messages the buyer has not seen yet come first, then this turn's answer.
+        earlier = [dict(pending.message) for pending in waiting or []]
+        rendered = render_wechat(earlier + collector.messages, max_bytes=self.chunk_bytes, texts=self.texts)
         if collector.messages:  # the newest answer decides what "1" means from now on
             if rendered.menu:
                 self._menus.put(openid, rendered.menu)
@@ -596,10 +611,19 @@ class WeChatInput(InputChannel):
                     await self.api.send_text(openid, chunk)
         except CustomerServiceError as error:
             logger.error("wechat.push_failed for %s: %s", short_id(openid), mask(str(error)))
+        else:
+            self._settle(turn.operator_ids)
+
+    def _operator_messages(self, openid: str) -> list[Pending]:
+        return pending_for(self.outbox, openid, CHANNEL)
+
+    def _settle(self, delivery_ids: tuple[str, ...]) -> None:
+        settle(self.outbox, delivery_ids, self._now())
 
     def get_output_channel(self) -> OutputChannel | None:
-        """Where Rasa's API sends an operator's message: the customer-service API (None without it)."""
-        return WeChatPushOutput(self.api, self.texts) if self.api is not None else None
+        """Where Rasa's API sends an operator's message: the customer-service API (None without it: the message is
+        only stored, and goes out with the answer to the buyer's next message)."""
+        return WeChatPushOutput(self.api, self.texts, self.outbox, self._now) if self.api is not None else None
 
     def _passive_parts(self, openid: str, chunks: list[str]) -> str:
         """First part now; the rest waits for "继续"."""
@@ -635,22 +659,30 @@ def asks_for_transfer(messages: list[dict[str, Any]]) -> bool:
 
 
 class WeChatPushOutput(OutputChannel):
-    """An operator's (or the bot's) messages outside a webhook request, through the customer-service message API."""
+    """An operator's (or the bot's) messages outside a webhook request, through the customer-service message API;
+    WeChat's acceptance of an operator's message marks it delivered in the outbox."""
 
     @classmethod
     def name(cls) -> str:
         return "wechat"
 
-    def __init__(self, api: CustomerServiceApi, texts: WeChatTexts) -> None:
+    def __init__(self, api: CustomerServiceApi, texts: WeChatTexts, outbox: OutboxSource | None = None,
+                 now: Callable[[], float] | None = None) -> None:
         self.api = api
         self.texts = texts
+        self.outbox = outbox
+        self._now = now or default_services().clock.now
 
     async def send_response(self, recipient_id: str, message: dict[str, Any]) -> None:
         try:
             for chunk in render_wechat([message], texts=self.texts).chunks:
                 await self.api.send_text(recipient_id, chunk)
-        except CustomerServiceError as error:  # e.g. 45015: the 48-hour window closed; the transcript keeps it
+        except CustomerServiceError as error:  # e.g. 45015: the 48-hour window closed; the outbox keeps it
             logger.error("wechat.push_failed for %s: %s", short_id(recipient_id), mask(str(error)))
+            return
+        delivery_id = message.get(DELIVERY_ID)
+        if delivery_id:
+            settle(self.outbox, (str(delivery_id),), self._now())
 
     async def send_text_message(self, recipient_id: str, text: str, **kwargs: Any) -> None:
         await self.send_response(recipient_id, {"text": text})

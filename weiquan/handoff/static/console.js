@@ -7,10 +7,10 @@ const STATUS = { waiting: "等待中", active: "服务中", closed: "已结束" 
 const CHANNEL = { socketio: "网页", wechat: "微信", rest: "接口" };
 const SPEAKER = { user: "用户", bot: "机器人", operator: "人工客服", status: "系统" };
 const ENDING = { released: "已交还机器人", timeout: "等待超时，机器人已接回", restarted: "用户重新开始了对话" };
+// What POST …/messages answers (weiquan/core/contracts.py Delivery): "delivered" only when the buyer's side confirmed it.
 const DELIVERY = {
-  live: "已发送，用户在网页上实时看到。",
-  stored: "已记入对话记录（接口渠道无法主动推送）。",
-  wechat_customer_service: "已通过微信客服消息发送。",
+  delivered: "已送达：用户那边已确认收到。",
+  stored: "已保存，但用户现在没有收到：等用户回来（重新打开网页或再发消息）时会看到。",
 };
 const FALLBACK_POLL_MS = 15000;
 
