@@ -7,7 +7,9 @@ a clear error in the log, and what was said meanwhile written once the database 
 """
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import logging
 import os
 import signal
 import socket
@@ -29,8 +31,15 @@ DOMAIN = yaml.safe_load((ROOT / "domain.yml").read_text(encoding="utf-8"))
 APOLOGY = DOMAIN["responses"]["utter_system_unavailable"][0]["text"]
 PLATFORM_QUESTION = "淘宝还是天猫"
 STATUS_QUESTION = "状态"
-# Rasa's own limit is 300 s; ours is 1.5 s plus the turn itself. Generous for a loaded CI machine, far from 300.
-APOLOGY_WITHIN_S = 6.0
+# The README's promise, word for word (checked below): Rasa's own limit is 300 s; ours is 1.5 s for the call plus the
+# turn itself. Change the README and the code together, never this bound alone.
+APOLOGY_WITHIN_S = 3.0
+PROMISE = f"costs the buyer at most {APOLOGY_WITHIN_S:g} s and an apology"
+
+
+def test_the_readme_promises_the_bound_these_tests_hold() -> None:
+    readme = " ".join((ROOT / "README.md").read_text(encoding="utf-8").split())
+    assert PROMISE in readme
 
 
 def timed_say(chat: Conversation, text: str) -> tuple[str, float]:
@@ -187,5 +196,57 @@ def test_database_going_away_and_coming_back(tmp_path_factory: pytest.TempPathFa
             assert "tracker_store.recovered" in running.log("rasa")
     finally:
         proxy.stop()
+        admin.cursor().execute(f"DROP DATABASE IF EXISTS {database} WITH (FORCE)")
+        admin.close()
+
+
+def test_an_outage_holds_at_most_10_000_conversations_then_writes_them(caplog: pytest.LogCaptureFixture) -> None:
+    """docs/security.md: while the database is down a Rasa process keeps the conversations it serves, masked, at most
+    10 000 (the oldest beyond that is dropped, and says so), and writes them once the database is back. The store
+    with its default settings, as endpoints.production.yml builds it; 10 001 buyers of one message each."""
+    from rasa.shared.core.domain import Domain
+    from rasa.shared.core.events import UserUttered
+    from rasa.shared.core.trackers import DialogueStateTracker
+
+    from weiquan.stores.tracker_store import PrivateSQLTrackerStore
+
+    database = f"weiquan_cap_{uuid.uuid4().hex[:8]}"
+    admin = psycopg2.connect(dbname="postgres", **PG)
+    admin.autocommit = True
+    admin.cursor().execute(f"CREATE DATABASE {database}")
+    proxy = TcpProxy((PG["host"], PG["port"]))  # not started: the database is away from the first moment
+    domain = Domain.load(str(ROOT / "domain.yml"))
+    store = PrivateSQLTrackerStore(domain, dialect="postgresql", host="127.0.0.1", port=proxy.port, db=database,
+                                   username=PG["user"])
+
+    def one_message(sender: str) -> DialogueStateTracker:
+        tracker = DialogueStateTracker(sender, domain.slots)
+        tracker.update(UserUttered(f"卖家打我电话13812345678（{sender}）", {"name": "report_harassment"}))
+        return tracker
+
+    async def serve(senders: list[str]) -> None:
+        for sender in senders:
+            await store.save(one_message(sender))
+
+    caplog.set_level(logging.INFO, logger="weiquan.stores.tracker_store")
+    buyers = [f"outage-{n:05d}" for n in range(10_001)]
+    try:
+        asyncio.run(serve(buyers))
+        assert "tracker_store.unavailable" in caplog.text
+        assert caplog.text.count("tracker_store.dropped") == 1  # the oldest, beyond 10 000
+        proxy.start()
+        time.sleep(5.5)  # the store tries the database again at most every 5 s
+        asyncio.run(serve(["back-0"] * 210))  # each save also writes up to 50 of the kept conversations
+        assert "tracker_store.recovered" in caplog.text
+        with psycopg2.connect(dbname=database, **PG) as connection, connection.cursor() as cursor:
+            cursor.execute("SELECT DISTINCT sender_id FROM events")
+            written = {row[0] for row in cursor.fetchall()}
+            cursor.execute("SELECT data FROM events WHERE sender_id = %s", (buyers[-1],))
+            kept = cursor.fetchone()[0]
+        assert written == set(buyers[1:]) | {"back-0"}  # 10 000 held and written; the first one dropped
+        assert "13812345678" not in kept and "138****5678" in kept  # held masked, written masked
+    finally:
+        proxy.stop()
+        store.engine.dispose()
         admin.cursor().execute(f"DROP DATABASE IF EXISTS {database} WITH (FORCE)")
         admin.close()

@@ -1,4 +1,4 @@
-"""When the action server is down, slow or failing, the buyer hears a short apology within 2 s and can go on later.
+"""When the action server is down, slow or failing, the buyer hears a short apology within 3 s and can go on later.
 
 Rasa 3.6's `RemoteAction` waits up to 5 minutes for the action server (`DEFAULT_REQUEST_TIMEOUT`, passed on every
 call), and when the call fails it logs an exception and says nothing: the buyer is left without an answer. Rasa has no
