@@ -257,6 +257,33 @@ async def test_widget_answers_deep_packets_rate_limits_and_shortcuts_in_chinese(
                                                      '/inform{"platform": "taobao"}', "你好"]
 
 
+async def test_widget_per_address_limit_counts_one_address_and_no_one_else() -> None:
+    """Two pages open from one address (an office, a carrier's shared address) share its budget; a buyer from another
+    address is not touched. The address is the one the proxy forwarded (SANIC_PROXIES_COUNT), as in production."""
+    channel = widget_channel(rate_per_address="3/60")
+    async for server in serve(channel, FakeBot(), proxies=1):
+        first, second, elsewhere = Client(), Client(), Client()
+        try:
+            await first.connect(server.url, forwarded_for="203.0.113.10")
+            await second.connect(server.url, forwarded_for="203.0.113.10")
+            await elsewhere.connect(server.url, forwarded_for="198.51.100.20")
+            one, two, other = (await first.start_session(), await second.start_session(),
+                               await elsewhere.start_session())
+            for client, session, text in ((first, one, "一"), (second, two, "二"), (first, one, "三")):
+                await client.say(text, session)
+                assert (await client.next_bot())["text"] == f"收到：{text}"
+            await second.say("四", two)  # the fourth message from that address in a minute
+            too_many = (await second.next_bot())["text"]
+            assert re.fullmatch(widget_texts()["too_many"].replace("{seconds}", r"\d+"), too_many)
+            for text in ("五", "六", "七"):
+                await elsewhere.say(text, other)
+                assert (await elsewhere.next_bot())["text"] == f"收到：{text}"
+        finally:
+            for client in (first, second, elsewhere):
+                await client.close()
+    assert [m.text for m in server.bot.received] == ["一", "二", "三", "五", "六", "七"]  # "四" never reached the bot
+
+
 async def test_widget_says_sorry_when_the_bot_fails() -> None:
     class Broken(FakeBot):
         async def __call__(self, message: UserMessage) -> None:

@@ -76,9 +76,11 @@ class Server:
     bot: FakeBot
 
 
-async def serve(channel: Any, bot: FakeBot) -> AsyncIterator[Server]:
+async def serve(channel: Any, bot: FakeBot, proxies: int = 0) -> AsyncIterator[Server]:
+    """The channel's Sanic app on a free port; `proxies`: forwarding hops it trusts (SANIC_PROXIES_COUNT)."""
     Sanic.test_mode = True
     app = Sanic(f"socketio_test_{next(_app_names)}")
+    app.config.PROXIES_COUNT = proxies
     app.blueprint(channel.blueprint(bot), url_prefix="/webhooks/socketio")
     port = free_port()
     server = await app.create_server(host="127.0.0.1", port=port, return_asyncio_server=True, access_log=False)
@@ -127,8 +129,11 @@ class Client:
         self.sio.on("bot_uttered", self.bot.put_nowait)
         self.sio.on("session_confirm", self.confirm.put_nowait)
 
-    async def connect(self, url: str, origin: str | None = PAGE, transports: list | None = None) -> None:
+    async def connect(self, url: str, origin: str | None = PAGE, transports: list | None = None,
+                      forwarded_for: str | None = None) -> None:
         headers = {"Origin": origin} if origin else {}
+        if forwarded_for:  # as a proxy in front of the server adds it
+            headers["X-Forwarded-For"] = forwarded_for
         await self.sio.connect(url, headers=headers, transports=transports or ["polling"], wait_timeout=WAIT_S)
 
     async def start_session(self, session_id: str | None = None) -> str:
