@@ -121,7 +121,8 @@ RASA_LIKE_PROCESS = textwrap.dedent(
 
     handler = logging.StreamHandler(sys.stderr)  # a handler added after start-up
     logging.getLogger("late").addHandler(handler)
-    secret = "我电话13912345678，住文三路477号，订单2345678901234567，身份证110101199003071234"
+    secret = ("我电话13912345678，住文三路477号，订单2345678901234567，身份证110101199003071234，"
+              "微信o6_bmjrPTlm6_2sgVt7hMZOPfL2M")
     early.debug("processor.message.parse", parse_data_text=secret, parse_data_entities=[{"value": secret}])
     structlog.get_logger().info("other", tracker=object(), user_text=secret)
     logging.getLogger("rasa.core.processor").debug("Received user message '%s'", secret)
@@ -166,8 +167,9 @@ def test_every_log_line_of_a_rasa_like_process_is_masked(tmp_path) -> None:
     output = done.stdout + done.stderr
     assert done.returncode == 0, output
     assert "processor.message.parse" in output and "Exception occurred" in output and "late handler" in output
-    clear = ("13912345678", "文三路", "477号", "2345678901234567", "110101199003071234")
+    clear = ("13912345678", "文三路", "477号", "2345678901234567", "110101199003071234", "o6_bmjrPTlm6_2sgVt7hMZOPfL2M")
     escaped = tuple(json.dumps(value)[1:-1] for value in clear)  # as structlog's JSON renderer writes Chinese
     for value in clear + escaped:
         assert value not in output, f"{value!r} in clear:\n{output}"
     assert "139****5678" in output and "2345****4567" in output
+    assert "o6_bmj…" in output or "o6_bmj\\u2026" in output  # an OpenID shortened, as the channels write it

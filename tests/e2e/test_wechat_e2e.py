@@ -7,6 +7,7 @@ questions from a small table, until the bot gives its ruling.
 """
 from __future__ import annotations
 
+import base64
 import hashlib
 import itertools
 import json
@@ -51,15 +52,31 @@ ANSWERS = (
 )
 
 
+# Every OpenID the end-to-end tests used: tests/e2e/test_zz_logs.py checks that none of them reached a log whole.
+OPENIDS_USED: set[str] = set()
+
+
+def real_openid(tag: str) -> str:
+    """An OpenID shaped like WeChat's (28 characters of [A-Za-z0-9_-], starting with "o"), stable for a tag."""
+    if len(tag) == 28 and tag.startswith("o") and re.fullmatch(r"[A-Za-z0-9_-]+", tag):
+        return tag
+    digest = base64.urlsafe_b64encode(hashlib.sha256(tag.encode()).digest()).decode().rstrip("=")
+    return "o" + digest[:27]
+
+
 @dataclass
 class WeChatUser:
-    """One follower talking to the account through WeChat's servers."""
+    """One follower talking to the account through WeChat's servers (with an OpenID shaped like WeChat's)."""
 
     bot: Bot
     openid: str
     safe: bool
     crypto: WeChatCrypto = field(default_factory=lambda: WeChatCrypto(WECHAT_TOKEN, WECHAT_AES_KEY, WECHAT_APP_ID))
     transcript: list[tuple[str, str]] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.openid = real_openid(self.openid)
+        OPENIDS_USED.add(self.openid)
 
     @property
     def url(self) -> str:

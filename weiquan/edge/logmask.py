@@ -1,5 +1,7 @@
 """Every log line of the process goes through `weiquan.core.privacy.mask`: phone, ID-card and order numbers, e-mail and
-street addresses never reach a log file in clear.
+street addresses never reach a log file in clear. WeChat OpenIDs are shortened to their first six characters
+(`oAbCdE…`): enough to tell buyers apart in a log, not enough to address one (the conversation id stays whole in the
+store, where `make forget` needs it).
 
 Rasa's DEBUG lines carry the user's text (`processor.message.parse … parse_data_text=…`, slot values, tracker states),
 and they come two ways: structlog events rendered to JSON (which escapes Chinese as \\uXXXX, so the text must be masked
@@ -18,6 +20,7 @@ rasa-sdk's plugin hook (rasa_sdk_plugins/). Each is after the CLI configured log
 from __future__ import annotations
 
 import logging
+import re
 import traceback
 import warnings
 from collections.abc import Callable, MutableMapping
@@ -27,6 +30,23 @@ from weiquan.core.privacy import mask, mask_data
 
 _KEPT_STRUCTLOG_KEYS = frozenset({"level", "timestamp", "logger", "logger_name"})
 _PLAIN_TYPES = (str, int, float, bool, type(None), dict, list, tuple)
+# A WeChat OpenID: 28 characters of [A-Za-z0-9_-] starting with "o" (Rasa's DEBUG lines name the conversation id).
+_OPENID = re.compile(r"(?<![A-Za-z0-9_-])(o[A-Za-z0-9_-]{5})[A-Za-z0-9_-]{22}(?![A-Za-z0-9_-])")
+
+
+def mask_line(text: str) -> str:
+    """A log text with personal data masked and OpenIDs shortened."""
+    return _OPENID.sub(r"\1…", mask(text)) if text else text
+
+
+def _mask_log_data(value: Any) -> Any:
+    if isinstance(value, str):
+        return mask_line(value)
+    if isinstance(value, dict):
+        return {key: _mask_log_data(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_mask_log_data(item) for item in value]
+    return value
 
 
 def mask_record(record: logging.LogRecord) -> logging.LogRecord:
@@ -35,13 +55,13 @@ def mask_record(record: logging.LogRecord) -> logging.LogRecord:
         message = record.getMessage()
     except Exception:  # noqa: BLE001 - a malformed format string: keep the pieces, masked
         message = f"{record.msg} {record.args}"
-    masked = mask(message)
+    masked = mask_line(message)
     if masked != message or record.args:
         record.msg, record.args = masked, None
     if record.exc_info and not record.exc_text:
-        record.exc_text = mask("".join(traceback.format_exception(*record.exc_info)).rstrip("\n"))
+        record.exc_text = mask_line("".join(traceback.format_exception(*record.exc_info)).rstrip("\n"))
     if record.stack_info:
-        record.stack_info = mask(record.stack_info)
+        record.stack_info = mask_line(record.stack_info)
     return record
 
 
@@ -68,9 +88,9 @@ def mask_structlog_event(_: Any, __: str, event_dict: MutableMapping[str, Any]) 
         if key in _KEPT_STRUCTLOG_KEYS:
             masked[key] = value
         elif isinstance(value, _PLAIN_TYPES):
-            masked[key] = mask_data(_plain(value))
+            masked[key] = _mask_log_data(mask_data(_plain(value)))
         else:
-            masked[key] = mask(repr(value))
+            masked[key] = mask_line(repr(value))
     return masked
 
 
@@ -108,7 +128,7 @@ def _install_warnings() -> None:
 
     def showwarning(message: Warning | str, category: type[Warning], filename: str, lineno: int,
                     file: Any = None, line: str | None = None) -> None:
-        show(mask(str(message)), category, filename, lineno, file, line)
+        show(mask_line(str(message)), category, filename, lineno, file, line)
 
     showwarning.masks_personal_data = True  # type: ignore[attr-defined]
     warnings.showwarning = showwarning
