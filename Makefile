@@ -31,7 +31,7 @@ export PYTHONPATH := $(CURDIR)
 export SQLALCHEMY_SILENCE_UBER_WARNING := 1
 export TF_CPP_MIN_LOG_LEVEL := 2
 
-.PHONY: help setup widget-deps browser train check-train-cached run proxy run-production profile bench-load deploy-tools shell actions test test-unit validate test-stories test-e2e bench-nlu bench-time screenshots console-screenshot lint clean forget purge-expired audit
+.PHONY: help setup widget-deps browser train check-train-cached run proxy run-production profile bench-load perf-guard deploy-tools shell actions test test-unit validate test-stories test-e2e bench-nlu bench-time screenshots console-screenshot lint clean forget purge-expired audit
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-13s %s\n", $$1, $$2}'
@@ -87,6 +87,9 @@ profile: train ## where a complaint turn's milliseconds go; writes reports/profi
 bench-load: train proxy ## ours vs moodbot under load (c=1,10,20,50) and run-production at c=20; writes reports/load.md
 	$(PY) -m bench.load
 
+perf-guard: train ## fails when a complaint turn's p50 passes 1.5x the moodbot's, side by side (bench/guard.py)
+	$(PY) -m bench.guard
+
 shell: train ## talk to the bot in the terminal
 	@trap 'kill 0' INT TERM EXIT; \
 	$(RASA) run actions --port $(ACTION_PORT) >/dev/null 2>&1 & \
@@ -114,7 +117,7 @@ test-stories: train ## Chinese test stories must be predicted exactly
 test-e2e: train browser proxy ## real servers: REST, socket.io, browser, WeChat webhook; NLU accuracy floor
 	$(PY) -m pytest -q -m "model or e2e"
 
-test: lint audit test-unit validate test-stories check-train-cached test-e2e ## everything above, in order (what CI runs)
+test: lint audit test-unit validate test-stories check-train-cached test-e2e perf-guard ## everything above, in order (what CI runs)
 
 bench-nlu: setup ## NLU side by side: ours vs plain Rasa vs keywords; writes reports/
 	$(PY) -m bench.nlu
