@@ -78,6 +78,7 @@ MINIMUM_EXAMPLES: dict[str, int] = {
     **dict.fromkeys(["ask_call_recording", "ask_evidence_code", "ask_agent_alias", "ask_tmall", "ask_anonymity"], 30),
     "inform": 100,
     "stop": 30,
+    "cancel_handoff": 30,
     **dict.fromkeys(["greet", "goodbye", "thank", "affirm", "deny", "bot_challenge"], 25),
 }
 
