@@ -95,8 +95,10 @@ class ActionRequestHuman(HandoffWiring, Action):
             self.current(tracker.sender_id), tracker.sender_id, tracker.get_latest_input_channel() or "",
             now, self.settings.wait_s, offline=not available.operators_online))
         last = summary.last_user_line(conversation)
-        self.store.note_activity(handoff.sender_id, last.text if last else None, last.at if last else None,
-                                 summary.summarize(conversation, self.services.clock.today()))
+        read = summary.summarize(conversation, self.services.clock.today())
+        self.store.note_activity(handoff.sender_id, last.text if last else None, last.at if last else None, read)
+        if read["safety"]:  # a threat reported before asking for a person: first in the queue from the start
+            self.store.flag_safety(handoff.sender_id, now)
         dispatcher.utter_message(response="utter_handoff_nobody" if handoff.offline else "utter_handoff_waiting")
         # Paused, the bot predicts nothing more; it is listening, so a later `/restart` finds the state it expects.
         return [ConversationPaused(), ActionExecuted("action_listen")]

@@ -80,6 +80,13 @@ async def test_with_an_operator_online_the_conversation_waits_and_pauses(store) 
     assert "平台：淘宝" in handoff.summary["lines"] and handoff.last_user_message == "转人工"
 
 
+async def test_a_threat_reported_before_asking_for_a_person_marks_the_hand_off_at_once(store) -> None:
+    store.touch(SERVICE, NOW - 1)
+    slots = {"safety_threat": True, "harassment_type": ["threat"]}
+    await action(ActionRequestHuman, store, operators="on").run(CollectingDispatcher(), tracker(slots=slots), DOMAIN)
+    assert store.get("u1").safety_at == NOW and store.get("u1").summary["safety"] is True
+
+
 async def test_with_nobody_online_the_user_is_invited_to_leave_a_message(store) -> None:
     store.touch(SERVICE, NOW - 1)
     dispatcher = CollectingDispatcher()
