@@ -40,9 +40,13 @@ def test_texts_file_loads_with_every_key() -> None:
 
 def test_a_broken_texts_file_fails_loudly(tmp_path: Path) -> None:
     broken = tmp_path / "texts.yml"
-    broken.write_text('ask_for_text: "x"\n', encoding="utf-8")
+    broken.write_text('version: "3.1"\nask_for_text: "x"\n', encoding="utf-8")
     with pytest.raises(ValueError, match="too_long"):
         load_texts(broken)
+    unversioned = tmp_path / "unversioned.yml"
+    unversioned.write_text(TEXTS_PATH.read_text(encoding="utf-8").replace('version: "3.1"', ""), encoding="utf-8")
+    with pytest.raises(ValueError, match="version"):
+        load_texts(unversioned)
     bad_placeholder = tmp_path / "placeholder.yml"
     good = TEXTS_PATH.read_text(encoding="utf-8")
     bad_placeholder.write_text(good.replace("{number}", "{num}"), encoding="utf-8")

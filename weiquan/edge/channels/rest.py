@@ -18,17 +18,16 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Awaitable, Callable
-from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-import yaml
 from rasa.core.channels.channel import CollectingOutputChannel, InputChannel, UserMessage
 from rasa.core.channels.rest import RestInput
 from sanic import Blueprint, response
 from sanic.request import Request
 from sanic.response import HTTPResponse
 
+from weiquan.core.texts import TextFile, load_text_file
 from weiquan.edge import faults
 from weiquan.edge.channels.render import render_rest
 from weiquan.edge.limits import (
@@ -51,9 +50,8 @@ DEFAULT_LIMITS = Limits(max_message_chars=MAX_MESSAGE_CHARS, max_sender_chars=MA
 TEXTS_PATH = Path(__file__).with_name("rest_texts.yml")
 
 
-@lru_cache(maxsize=1)
-def rest_texts() -> dict[str, str]:
-    return yaml.safe_load(TEXTS_PATH.read_text(encoding="utf-8"))
+def rest_texts() -> TextFile:
+    return load_text_file(TEXTS_PATH)
 
 
 def bad_request(status: int, error: str, text: str = "malformed", headers: dict[str, str] | None = None,

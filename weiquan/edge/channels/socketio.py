@@ -28,12 +28,10 @@ import logging
 import re
 import uuid
 from collections.abc import Awaitable, Callable, Iterable, Mapping
-from functools import lru_cache
 from pathlib import Path
 from typing import Any, TypeGuard
 
 import rasa.core.channels.channel
-import yaml
 from rasa.core.channels.channel import InputChannel, OutputChannel, UserMessage
 from rasa.core.channels.socketio import SocketBlueprint, SocketIOInput, SocketIOOutput
 from sanic import Blueprint, response
@@ -41,6 +39,7 @@ from sanic.request import Request
 from sanic.response import HTTPResponse
 from socketio import AsyncManager, AsyncRedisManager, AsyncServer
 
+from weiquan.core.texts import TextFile, load_text_file
 from weiquan.edge import faults
 from weiquan.edge.channels.render import render_widget
 from weiquan.edge.limits import Limits, RateGate, is_valid_unicode, json_depth, shortcut_policy
@@ -61,10 +60,9 @@ TEXTS_PATH = Path(__file__).with_name("widget_texts.yml")
 MALFORMED_EVENT = "weiquan_malformed_packet"
 
 
-@lru_cache(maxsize=1)
-def widget_texts() -> dict[str, str]:
+def widget_texts() -> TextFile:
     """What the widget shows instead of forwarding a message Rasa should not see (read once, on first use)."""
-    return yaml.safe_load(TEXTS_PATH.read_text(encoding="utf-8"))
+    return load_text_file(TEXTS_PATH)
 
 
 def parse_origins(value: Any) -> frozenset[str]:
