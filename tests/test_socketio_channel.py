@@ -486,6 +486,15 @@ def test_committed_bundle_matches_the_source() -> None:
     assert result.returncode == 0, result.stderr
 
 
+def test_the_widget_draws_the_presenters_real_cards() -> None:
+    """widget/test/ draws every card of tests/golden/contracts.json with src/render.js (jsdom), so a card whose shape
+    the Python side changed fails here too."""
+    assert (WIDGET / "node_modules" / "jsdom").is_dir(), "run `make widget-deps` (npm ci in widget/)"
+    result = subprocess.run(["npm", "test", "--silent"], cwd=WIDGET, capture_output=True, text=True, timeout=180)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-2000:]
+    assert "# fail 0" in result.stdout
+
+
 def test_demo_server_csp_allows_only_itself_and_the_rasa_server() -> None:
     csp = serve_widget.content_security_policy(serve_widget.server_origin("http://localhost:5005/"))
     assert "default-src 'none'" in csp and "script-src 'self'" in csp and "style-src 'self'" in csp

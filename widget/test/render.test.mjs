@@ -1,0 +1,54 @@
+// The widget's own checks: src/render.js draws every card the presenter really sends, read from the golden file
+// tests/golden/contracts.json (written by tests/test_contracts.py from actions/presenter.py). A change of a card's
+// shape on the Python side then fails here, not on a buyer's screen. Run with `npm test` (make test-unit does).
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { readFileSync } from "node:fs";
+import { fileURLToPath } from "node:url";
+import { JSDOM } from "jsdom";
+
+const golden = JSON.parse(readFileSync(fileURLToPath(new URL("../../tests/golden/contracts.json", import.meta.url)), "utf8"));
+const { window } = new JSDOM("<!doctype html><body></body>");
+globalThis.document = window.document;
+const { renderMessage } = await import("../src/render.js");
+
+const draw = (card) => renderMessage({ from: "bot", text: "导语", custom: card }, () => {});
+const cards = golden.cards;
+
+test("the filing-steps card lists every path with its link and every step", () => {
+  const node = draw(cards.filing_steps);
+  const paths = node.querySelectorAll(".wq-card--steps ol.wq-steps > li");
+  assert.equal(paths.length, cards.filing_steps.paths.length);
+  cards.filing_steps.paths.forEach((path, index) => {
+    assert.ok(paths[index].textContent.includes(path.title));
+    assert.equal(paths[index].querySelector("a.wq-link").getAttribute("href"), new URL(path.url).href);
+    const steps = [...paths[index].querySelectorAll("ol.wq-substeps > li")].map((li) => li.textContent);
+    assert.deepEqual(steps, path.steps);
+  });
+});
+
+test("the phone-script card keeps every line with its speaker's name", () => {
+  const node = draw(cards.phone_script);
+  const text = node.textContent;
+  for (const line of cards.phone_script.lines) assert.ok(text.includes(`${line.name}：${line.text}`), line.text);
+});
+
+test("the evidence card ticks exactly what the buyer has", () => {
+  const items = draw(cards.evidence).querySelectorAll("ol.wq-evidence > li");
+  assert.equal(items.length, cards.evidence.items.length);
+  cards.evidence.items.forEach((item, index) => {
+    assert.ok(items[index].textContent.includes(item.label));
+    assert.equal(items[index].querySelectorAll(".wq-have").length, item.have ? 1 : 0);
+  });
+});
+
+test("the safety card stands out", () => {
+  assert.ok(draw(cards.safety).querySelector(".wq-card--safety"));
+});
+
+test("every other card kind still shows its text", () => {
+  for (const kind of Object.keys(cards)) {
+    const node = draw(cards[kind]);
+    assert.ok(node && node.textContent.includes("导语"), kind);
+  }
+});
