@@ -12,8 +12,26 @@ const { window } = new JSDOM("<!doctype html><body></body>");
 globalThis.document = window.document;
 const { renderMessage } = await import("../src/render.js");
 
+// The fields src/render.js (and widget.js) read from each card: a field renamed or added on the Python side must be
+// met by a change here and in the renderer, not by a card that silently draws less.
+const READS = {
+  filing_steps: ["kind", "paths"], path: ["title", "url", "steps"],
+  phone_script: ["kind", "lines"], line: ["speaker", "name", "text"],
+  evidence: ["kind", "items"], item: ["code", "label", "url", "have"],
+  safety: ["kind"], operator: ["kind", "label"], handoff_status: ["kind", "state"],
+};
+const keys = (object) => Object.keys(object).sort();
+
 const draw = (card) => renderMessage({ from: "bot", text: "导语", custom: card }, () => {});
 const cards = golden.cards;
+
+test("every card has exactly the fields the widget reads", () => {
+  assert.deepEqual(keys(cards), ["evidence", "filing_steps", "handoff_status", "operator", "phone_script", "safety"]);
+  for (const [kind, card] of Object.entries(cards)) assert.deepEqual(keys(card), [...READS[kind]].sort(), kind);
+  for (const path of cards.filing_steps.paths) assert.deepEqual(keys(path), [...READS.path].sort());
+  for (const line of cards.phone_script.lines) assert.deepEqual(keys(line), [...READS.line].sort());
+  for (const item of cards.evidence.items) assert.deepEqual(keys(item), [...READS.item].sort());
+});
 
 test("the filing-steps card lists every path with its link and every step", () => {
   const node = draw(cards.filing_steps);
@@ -36,6 +54,9 @@ test("the phone-script card keeps every line with its speaker's name", () => {
 test("the evidence card ticks exactly what the buyer has", () => {
   const items = draw(cards.evidence).querySelectorAll("ol.wq-evidence > li");
   assert.equal(items.length, cards.evidence.items.length);
+  const had = cards.evidence.items.filter((item) => item.have === true).length;
+  assert.ok(had > 0, "the golden checklist has an item the buyer has");
+  assert.equal(draw(cards.evidence).querySelectorAll(".wq-have").length, had);
   cards.evidence.items.forEach((item, index) => {
     assert.ok(items[index].textContent.includes(item.label));
     assert.equal(items[index].querySelectorAll(".wq-have").length, item.have ? 1 : 0);
