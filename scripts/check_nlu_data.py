@@ -165,7 +165,7 @@ def _text_variants() -> list[tuple[str, Callable[[str, list[tuple[int, int]]], t
     def raw(text: str, spans: list[tuple[int, int]]) -> tuple[str, list]:
         return text, list(spans)
 
-    variants = [("as written", raw)]
+    variants: list[tuple[str, Callable[[str, list[tuple[int, int]]], tuple[str, list]]]] = [("as written", raw)]
     sys.path.insert(0, str(ROOT))
     try:
         from weiquan.nlu import textnorm
