@@ -36,6 +36,7 @@ from weiquan.edge.channels.socketio import (
     widget_texts,
 )
 from weiquan.ops.harness import free_port
+from weiquan.services import build_services
 
 REPLY_EMPTY = widget_texts()["empty"]
 REPLY_MALFORMED = widget_texts()["malformed"]
@@ -108,7 +109,7 @@ def widget_channel(env: Mapping[str, str] | None = None, **overrides: Any) -> Wi
         "allowed_origins": PAGE,
         **overrides,
     }
-    return WidgetSocketIOInput.from_settings(credentials, {} if env is None else env)
+    return WidgetSocketIOInput.from_settings(credentials, build_services({} if env is None else env))
 
 
 @pytest_asyncio.fixture

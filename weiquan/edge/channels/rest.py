@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -40,7 +40,7 @@ from weiquan.edge.limits import (
     read_body,
     shortcut_policy,
 )
-from weiquan.services import default_services
+from weiquan.services import Services, default_services
 
 logger = logging.getLogger(__name__)
 
@@ -95,13 +95,20 @@ class WholeMessageCollector(CollectingOutputChannel):
 
 
 class GuardedRestInput(RestInput):
+    topic = "rest"  # the word its files use: rest_texts.yml, render_rest, tests/e2e/test_rest_*.py
+
     @classmethod
     def name(cls) -> str:
         return "rest"
 
     @classmethod
     def from_credentials(cls, credentials: dict[str, Any] | None) -> InputChannel:
-        return cls(Limits.from_settings(credentials, MAX_MESSAGE_CHARS, default_services().env))
+        return cls.from_settings(credentials, default_services())
+
+    @classmethod
+    def from_settings(cls, credentials: Mapping[str, Any] | None, services: Services) -> GuardedRestInput:
+        """The channel from credentials.yml's section and the process's services (the environment read once)."""
+        return cls(Limits.from_settings(credentials, MAX_MESSAGE_CHARS, services.env))
 
     def __init__(self, limits: Limits = DEFAULT_LIMITS) -> None:
         self.limits = limits

@@ -43,7 +43,7 @@ from weiquan.core.texts import TextFile, load_text_file
 from weiquan.edge import faults
 from weiquan.edge.channels.render import render_widget
 from weiquan.edge.limits import Limits, RateGate, is_valid_unicode, json_depth, shortcut_policy
-from weiquan.services import default_services, expand_env
+from weiquan.services import Services, default_services, expand_env
 
 logger = logging.getLogger(__name__)
 
@@ -159,15 +159,18 @@ class WidgetSocketIOOutput(SocketIOOutput):
 class WidgetSocketIOInput(SocketIOInput):
     """Rasa's socket.io input channel with awaited rooms, an origin allowlist and a message length cap."""
 
-    @classmethod
-    def from_credentials(cls, credentials: dict[str, Any] | None) -> InputChannel:
-        return cls.from_settings(credentials, default_services().env)
+    topic = "widget"  # the word its files use: widget_texts.yml, render_widget, tests/e2e/test_widget_*.py
 
     @classmethod
-    def from_settings(cls, credentials: Mapping[str, Any] | None, env: Mapping[str, str]) -> WidgetSocketIOInput:
+    def from_credentials(cls, credentials: dict[str, Any] | None) -> InputChannel:
+        return cls.from_settings(credentials, default_services())
+
+    @classmethod
+    def from_settings(cls, credentials: Mapping[str, Any] | None, services: Services) -> WidgetSocketIOInput:
         """The channel from credentials.yml's section and the environment the composition root read. Rasa expands
         ${VAR} only in unquoted YAML scalars; a quoted "${VAR}" arrives as written and is expanded here."""
         credentials = credentials or {}
+        env = services.env
 
         def expanded(value: Any) -> Any:
             return expand_env(value, env) if isinstance(value, str) else value

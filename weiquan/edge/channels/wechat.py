@@ -267,6 +267,8 @@ class _Turn:
 class WeChatInput(InputChannel):
     """Rasa input channel for a WeChat Official Account; live when `token` is non-empty."""
 
+    topic = "wechat"  # the word its files use: wechat_texts.yml, render_wechat, tests/e2e/test_wechat_*.py
+
     @classmethod
     def name(cls) -> str:
         return "wechat"
