@@ -268,7 +268,7 @@ def test_summary_shows_what_the_bot_learned_in_chinese_even_after_the_form_reset
     assert result["facts"]["platform"] == "taobao" and result["days_since_success"] == [5, 5]
     assert result["lines"] == [
         "平台：淘宝", "订单状态：交易成功", "交易成功：5 天前（用户说「5天前」）", "骚扰方式：打电话骚扰、旺旺上辱骂",
-        "已有证据：旺旺聊天截图", "目前结论：在 15 天期限内，已告诉用户如何在线投诉"]
+        "已有证据：旺旺聊天截图", "目前结论：在线投诉期限内，已告诉用户如何在线投诉"]
     assert not result["safety"]
 
 

@@ -9,15 +9,14 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import date
-from functools import lru_cache
 from pathlib import Path
 from typing import Any, cast
-
-import yaml
 
 from weiquan.core.contracts import HandoffSummary, SuccessTime, SummaryFacts
 from weiquan.core.domain import SLOT_CONTRACTS, form_slots, is_list_slot
 from weiquan.core.privacy import mask
+from weiquan.core.texts import TextFile, load_text_file
+from weiquan.core.vocabulary import load_vocabulary
 
 TEXTS_PATH = Path(__file__).with_name("texts.yml")
 MAX_TRANSCRIPT = 300
@@ -26,9 +25,8 @@ STATUS_KIND = "handoff_status"  # custom["kind"] of the hand-off's status lines
 SAFETY_SLOT = "safety_threat"
 
 
-@lru_cache(maxsize=1)
-def texts() -> dict[str, Any]:
-    return yaml.safe_load(TEXTS_PATH.read_text(encoding="utf-8"))
+def texts() -> TextFile:
+    return load_text_file(TEXTS_PATH)
 
 
 def _current_events(tracker: Mapping[str, Any]) -> list[dict[str, Any]]:
@@ -77,7 +75,8 @@ def _as_list(value: Any) -> list[str]:
 def summarize(tracker: Mapping[str, Any], today: date) -> HandoffSummary:
     """What the bot learned, as the console shows it (`HandoffSummary`, weiquan/core/contracts.py)."""
     words = texts()
-    labels, fields = words["labels"], words["fields"]
+    fields = words["fields"]
+    vocabulary = load_vocabulary()
     facts = latest_facts(tracker)
     words_said = facts.get("success_time")  # the buyer's words until the form has read them into a range
     when_read = SuccessTime.from_slot(words_said)
@@ -87,7 +86,8 @@ def summarize(tracker: Mapping[str, Any], today: date) -> HandoffSummary:
 
     def label(slot: str) -> str:
         values = _as_list(facts.get(slot))
-        return "、".join(labels.get(slot, {}).get(value, value) for value in values) or words["unknown"]
+        labels = vocabulary.labels(slot)
+        return "、".join(labels.get(value, value) for value in values) or words["unknown"]
 
     if days is not None:
         low, high = days

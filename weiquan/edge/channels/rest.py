@@ -17,18 +17,17 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Awaitable, Callable
-from functools import lru_cache
+from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-import yaml
 from rasa.core.channels.channel import CollectingOutputChannel, InputChannel, UserMessage
 from rasa.core.channels.rest import RestInput
 from sanic import Blueprint, response
 from sanic.request import Request
 from sanic.response import HTTPResponse
 
+from weiquan.core.texts import TextFile, load_text_file
 from weiquan.edge import faults
 from weiquan.edge.channels.render import render_rest
 from weiquan.edge.limits import (
@@ -41,7 +40,7 @@ from weiquan.edge.limits import (
     read_body,
     shortcut_policy,
 )
-from weiquan.services import default_services
+from weiquan.services import Services, default_services
 
 logger = logging.getLogger(__name__)
 
@@ -51,9 +50,8 @@ DEFAULT_LIMITS = Limits(max_message_chars=MAX_MESSAGE_CHARS, max_sender_chars=MA
 TEXTS_PATH = Path(__file__).with_name("rest_texts.yml")
 
 
-@lru_cache(maxsize=1)
-def rest_texts() -> dict[str, str]:
-    return yaml.safe_load(TEXTS_PATH.read_text(encoding="utf-8"))
+def rest_texts() -> TextFile:
+    return load_text_file(TEXTS_PATH)
 
 
 def bad_request(status: int, error: str, text: str = "malformed", headers: dict[str, str] | None = None,
@@ -97,13 +95,20 @@ class WholeMessageCollector(CollectingOutputChannel):
 
 
 class GuardedRestInput(RestInput):
+    topic = "rest"  # the word its files use: rest_texts.yml, render_rest, tests/e2e/test_rest_*.py
+
     @classmethod
     def name(cls) -> str:
         return "rest"
 
     @classmethod
     def from_credentials(cls, credentials: dict[str, Any] | None) -> InputChannel:
-        return cls(Limits.from_settings(credentials, MAX_MESSAGE_CHARS, default_services().env))
+        return cls.from_settings(credentials, default_services())
+
+    @classmethod
+    def from_settings(cls, credentials: Mapping[str, Any] | None, services: Services) -> GuardedRestInput:
+        """The channel from credentials.yml's section and the process's services (the environment read once)."""
+        return cls(Limits.from_settings(credentials, MAX_MESSAGE_CHARS, services.env))
 
     def __init__(self, limits: Limits = DEFAULT_LIMITS) -> None:
         self.limits = limits

@@ -28,12 +28,10 @@ import logging
 import re
 import uuid
 from collections.abc import Awaitable, Callable, Iterable, Mapping
-from functools import lru_cache
 from pathlib import Path
 from typing import Any, TypeGuard
 
 import rasa.core.channels.channel
-import yaml
 from rasa.core.channels.channel import InputChannel, OutputChannel, UserMessage
 from rasa.core.channels.socketio import SocketBlueprint, SocketIOInput, SocketIOOutput
 from sanic import Blueprint, response
@@ -41,10 +39,11 @@ from sanic.request import Request
 from sanic.response import HTTPResponse
 from socketio import AsyncManager, AsyncRedisManager, AsyncServer
 
+from weiquan.core.texts import TextFile, load_text_file
 from weiquan.edge import faults
 from weiquan.edge.channels.render import render_widget
 from weiquan.edge.limits import Limits, RateGate, is_valid_unicode, json_depth, shortcut_policy
-from weiquan.services import default_services, expand_env
+from weiquan.services import Services, default_services, expand_env
 
 logger = logging.getLogger(__name__)
 
@@ -61,10 +60,9 @@ TEXTS_PATH = Path(__file__).with_name("widget_texts.yml")
 MALFORMED_EVENT = "weiquan_malformed_packet"
 
 
-@lru_cache(maxsize=1)
-def widget_texts() -> dict[str, str]:
+def widget_texts() -> TextFile:
     """What the widget shows instead of forwarding a message Rasa should not see (read once, on first use)."""
-    return yaml.safe_load(TEXTS_PATH.read_text(encoding="utf-8"))
+    return load_text_file(TEXTS_PATH)
 
 
 def parse_origins(value: Any) -> frozenset[str]:
@@ -161,15 +159,18 @@ class WidgetSocketIOOutput(SocketIOOutput):
 class WidgetSocketIOInput(SocketIOInput):
     """Rasa's socket.io input channel with awaited rooms, an origin allowlist and a message length cap."""
 
-    @classmethod
-    def from_credentials(cls, credentials: dict[str, Any] | None) -> InputChannel:
-        return cls.from_settings(credentials, default_services().env)
+    topic = "widget"  # the word its files use: widget_texts.yml, render_widget, tests/e2e/test_widget_*.py
 
     @classmethod
-    def from_settings(cls, credentials: Mapping[str, Any] | None, env: Mapping[str, str]) -> WidgetSocketIOInput:
+    def from_credentials(cls, credentials: dict[str, Any] | None) -> InputChannel:
+        return cls.from_settings(credentials, default_services())
+
+    @classmethod
+    def from_settings(cls, credentials: Mapping[str, Any] | None, services: Services) -> WidgetSocketIOInput:
         """The channel from credentials.yml's section and the environment the composition root read. Rasa expands
         ${VAR} only in unquoted YAML scalars; a quoted "${VAR}" arrives as written and is expanded here."""
         credentials = credentials or {}
+        env = services.env
 
         def expanded(value: Any) -> Any:
             return expand_env(value, env) if isinstance(value, str) else value
