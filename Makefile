@@ -140,9 +140,9 @@ audit: setup $(AUDIT_VENV)/.installed ## known vulnerabilities in .venv and widg
 console-screenshot: train browser ## the operator console during a hand-off, into docs/screenshots/console.png
 	$(PY) scripts/screenshot_console.py
 
-lint: setup ## ruff on everything, mypy on weiquan/ and actions/
+lint: setup ## ruff on everything, mypy (check_untyped_defs) on weiquan/, actions/, scripts/ and bench/
 	$(VENV)/bin/ruff check weiquan actions rasa_sdk_plugins scripts tests bench
-	$(VENV)/bin/mypy weiquan actions rasa_sdk_plugins
+	$(VENV)/bin/mypy weiquan actions rasa_sdk_plugins scripts bench
 
 # Personal data: which stores to clean comes from ENDPOINTS (endpoints.production.yml for PostgreSQL). SENDER reaches
 # the script through the environment (make exports command-line variables), never through the shell line.

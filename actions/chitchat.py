@@ -1,25 +1,24 @@
+
 """chitchat: when the NLU hesitates between two intents, ask one short question with a button for each."""
 from __future__ import annotations
 
 import json
-from functools import cache
 from pathlib import Path
-from typing import Any
 
-import yaml
 from rasa_sdk import Action, Tracker
 from rasa_sdk.events import EventType
 from rasa_sdk.executor import CollectingDispatcher
 from rasa_sdk.types import DomainDict
+
+from weiquan.core.texts import TextFile, load_text_file
 
 LABELS_FILE = Path(__file__).with_name("intent_labels.yml")
 CHOICES = 2
 FALLBACK_INTENT = "nlu_fallback"
 
 
-@cache
-def clarify_table() -> dict[str, Any]:
-    return yaml.safe_load(LABELS_FILE.read_text(encoding="utf-8"))
+def clarify_table() -> TextFile:
+    return load_text_file(LABELS_FILE)
 
 
 def top_choices(latest: dict, labels: dict[str, str], count: int = CHOICES) -> list[str]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 from typing import Any
 
 from rasa_sdk import Action, FormValidationAction, Tracker
-from rasa_sdk.events import EventType, SlotSet
+from rasa_sdk.events import ActionExecutionRejected, EventType, SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 from rasa_sdk.types import DomainDict
 
@@ -20,6 +20,8 @@ FORM = COMPLAINT_FORM
 MISSES = "form_misses"  # {slot: how often its question went unanswered}
 # Slots of one complaint that are not asked by the form but go with it when it is over.
 COMPLAINT_EXTRAS = (MISSES, "order_id", "safety_threat")
+SAFETY_INTENT = "report_safety_threat"
+SAFETY_ACTION = "action_advise_safety"
 
 
 def as_list(value: Any) -> list[str]:
@@ -38,6 +40,18 @@ def answer_text(value: Any, tracker: Tracker) -> str:
     """A free answer's text: the whole message (from_text mapping) is read in its normalised form."""
     text = str(value or "")
     return normalized_text(tracker) if text == (tracker.latest_message or {}).get("text") else text
+
+
+def threat_not_yet_advised(tracker: Tracker) -> bool:
+    """The latest message is a threat and the police advice for it has not been given yet."""
+    if ((tracker.latest_message or {}).get("intent") or {}).get("name") != SAFETY_INTENT:
+        return False
+    for event in reversed(tracker.events):
+        if event.get("event") == "user":
+            return True
+        if event.get("event") == "action" and event.get("name") == SAFETY_ACTION:
+            return False
+    return True
 
 
 class ValidateComplaintForm(FormValidationAction):
@@ -61,6 +75,13 @@ class ValidateComplaintForm(FormValidationAction):
 
     async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict) -> list[EventType]:
         events = await super().run(dispatcher, tracker, domain)
+        if threat_not_yet_advised(tracker):
+            # A threat comes before the next question. A threat that also names something the form maps ("要上门
+            # 弄死我" is harassment_type threat) fills a slot, so Rasa would not reject the form and the police
+            # advice would never come: the form yields here instead (a manual rejection: what the message answered
+            # is kept, no question is asked), and the rule for a threat in the form runs action_advise_safety first;
+            # then the form runs again and asks its question.
+            return [*events, ActionExecutionRejected(self.form_name())]
         return await self._move_past_repeats(events, dispatcher, tracker, domain)
 
     async def _move_past_repeats(

@@ -391,9 +391,15 @@ def report(rows: list[dict[str, Any]], starts: dict[str, float], load_before: st
     def find(bot: str, c: int) -> dict[str, Any] | None:
         return next((r for r in rows if r["bot"] == bot and r["c"] == c), None)
 
-    ours1, mood1 = find("ours", 1), find("moodbot", 1)
+    def get(bot: str, c: int) -> dict[str, Any]:
+        row = find(bot, c)
+        if row is None:
+            raise ValueError(f"the run has no {bot} row at c={c}")
+        return row
+
+    ours1, mood1 = get("ours", 1), get("moodbot", 1)
     prod = find("production", 20)
-    mood20 = find("moodbot alongside", 20) or find("moodbot", 20)
+    mood20 = find("moodbot alongside", 20) or get("moodbot", 20)
     targets = {
         "c1_p50_ratio": round(ours1["p50_ms"] / mood1["p50_ms"], 2),
         "c1_p95_ratio": round(ours1["p95_ms"] / mood1["p95_ms"], 2),
@@ -403,7 +409,8 @@ def report(rows: list[dict[str, Any]], starts: dict[str, float], load_before: st
     verdict = {
         "c1_p50": targets["c1_p50_ratio"] <= 1.0,
         "c1_p95": targets["c1_p95_ratio"] <= 1.5,
-        "production_c20": bool(prod) and targets["production_c20_throughput_ratio"] >= 1.7 and prod["errors"] == 0,
+        "production_c20": prod is not None and targets["production_c20_throughput_ratio"] >= 1.7
+        and prod["errors"] == 0,
     }
     lines = [
         "# Load: our bot vs Rasa's moodbot, and run-production",

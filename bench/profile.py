@@ -81,7 +81,7 @@ def serve_actions(port: int, timings_file: str) -> None:
             current["action_ms"] = (time.perf_counter() - start) * 1000
             return result
 
-        timed.__wrapped__ = function  # rasa_sdk counts the wrapped function's arguments
+        timed.__wrapped__ = function  # type: ignore[attr-defined]  # rasa_sdk counts the wrapped function's arguments
         original_register(self, name, timed)
 
     executor.ActionExecutor.register_function = register_function
@@ -272,7 +272,7 @@ def summarise(rows: list[dict[str, Any]], totals: list[list[dict[str, Any]]], sd
             "total": median([run[i]["ms"] for run in totals]),
             "items": {label: median(values) for label, values in per_run.items()},
             "calls": {label: count / repeat for label, count in calls.items()},
-            "sizes": {label: int(median(values)) for label, values in sizes.items()},
+            "sizes": {label: int(median([float(value) for value in values])) for label, values in sizes.items()},
         }
     # action-server timings by action name (all turns)
     by_action: dict[str, dict[str, float]] = {}

@@ -134,7 +134,8 @@ def npm_audit(total: int) -> Check:
     for name, vulnerability in (report.get("vulnerabilities") or {}).items():
         for via in vulnerability.get("via", []):
             if isinstance(via, dict):
-                ids = frozenset(filter(None, [via.get("url", "").rsplit("/", 1)[-1], str(via.get("source", ""))]))
+                named: list[str] = [via.get("url", "").rsplit("/", 1)[-1], str(via.get("source", ""))]
+                ids = frozenset(name for name in named if name)
                 check.findings.append(Finding(ids, name, vulnerability.get("range", "?"), "npm",
                                               via.get("title", "")))
     return check

@@ -33,26 +33,20 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
+from weiquan.core.vocabulary import load_vocabulary
+
 ROOT = Path(__file__).resolve().parents[1]
 NLU_DIR = ROOT / "data" / "nlu"
 DICTIONARY_DIR = ROOT / "data" / "dictionary"
 SYNONYMS_FILE = NLU_DIR / "synonyms.yml"
+VOCABULARY = load_vocabulary()
 
 # The entity contract (docs/architecture.md, "Entities and their canonical values").
+# The entity contract: the codes of weiquan/core/vocabulary.yml (the one list), without the `unknown` the form
+# records itself when it could not read an answer (no buyer types that).
 CANONICAL: dict[str, set[str]] = {
-    "platform": {"taobao", "tmall"},
-    "trade_status": {"success", "shipped", "unpaid", "refunding", "closed"},
-    "harassment_type": {"calls", "sms", "im_insult", "info_leak", "threat", "mailed_items"},
-    "evidence": {
-        "chat_screenshot",
-        "evidence_code",
-        "site_message",
-        "sms_photo",
-        "call_log",
-        "recording",
-        "none",
-        "all",
-    },
+    slot: set(VOCABULARY.labels(slot)) - {"unknown"}
+    for slot in ("platform", "trade_status", "harassment_type", "evidence")
 }
 # Filled by the rule extractor (weiquan/nlu); annotating them would teach DIET to compete.
 RULE_ENTITIES = {"success_time", "order_id", "phone", "problem"}
@@ -78,6 +72,7 @@ MINIMUM_EXAMPLES: dict[str, int] = {
     **dict.fromkeys(["ask_call_recording", "ask_evidence_code", "ask_agent_alias", "ask_tmall", "ask_anonymity"], 30),
     "inform": 100,
     "stop": 30,
+    "cancel_handoff": 30,
     **dict.fromkeys(["greet", "goodbye", "thank", "affirm", "deny", "bot_challenge"], 25),
 }
 
@@ -171,7 +166,7 @@ def _text_variants() -> list[tuple[str, Callable[[str, list[tuple[int, int]]], t
     def raw(text: str, spans: list[tuple[int, int]]) -> tuple[str, list]:
         return text, list(spans)
 
-    variants = [("as written", raw)]
+    variants: list[tuple[str, Callable[[str, list[tuple[int, int]]], tuple[str, list]]]] = [("as written", raw)]
     sys.path.insert(0, str(ROOT))
     try:
         from weiquan.nlu import textnorm

@@ -21,7 +21,15 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from playwright.sync_api import Browser, BrowserContext, Page, Playwright, Route, sync_playwright  # noqa: E402
+from playwright.sync_api import (  # noqa: E402
+    Browser,
+    BrowserContext,
+    Page,
+    Playwright,
+    Route,
+    ViewportSize,
+    sync_playwright,
+)
 
 from scripts.serve_widget import make_server  # noqa: E402
 
@@ -35,8 +43,8 @@ CHROMIUM_ARGS = [
 ]
 LOOPBACK = {"127.0.0.1", "localhost", "::1", "[::1]"}
 OUT = ROOT / "docs" / "screenshots"
-DESKTOP = {"width": 1280, "height": 800}
-MOBILE = {"width": 390, "height": 844}
+DESKTOP = ViewportSize(width=1280, height=800)
+MOBILE = ViewportSize(width=390, height=844)
 
 # What the widget's DOM looks like to a test (Playwright's CSS selectors pierce its open shadow root).
 BOT = ".wq-msg--bot"
@@ -135,7 +143,8 @@ def filing_link(page: Page):  # noqa: ANN201 - a Locator
     return page.locator('a.wq-link[href*="list_bought_items.htm"]')
 
 
-def shoot(browser: Browser, url: str, viewport: dict, mobile: bool, opening: str, done_selector: str, out: Path):
+def shoot(browser: Browser, url: str, viewport: ViewportSize, mobile: bool, opening: str, done_selector: str,
+          out: Path):
     context = browser.new_context(
         viewport=viewport,
         device_scale_factor=2 if mobile else 1,

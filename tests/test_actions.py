@@ -277,6 +277,26 @@ async def test_a_request_for_a_person_mid_form_is_no_miss_and_leaves_the_form_to
     assert all(event.get("name") in (None, "requested_slot") for event in events)
 
 
+@pytest.mark.parametrize("requested", ["platform", "harassment_type"])
+async def test_a_threat_that_also_fills_a_slot_makes_the_form_yield_to_the_police_advice(requested: str) -> None:
+    # "要上门弄死我" carries the entity harassment_type=threat: the form would accept it and ask its next question,
+    # and the safety rule (which runs only when the form is rejected) would never give the advice.
+    slots = {"requested_slot": requested, "harassment_type": ["threat"]}
+    threat = tracker(slots, text="卖家说知道我家住哪，要上门弄死我", intent="report_safety_threat",
+                     events=[{"event": "user", "text": "卖家说知道我家住哪，要上门弄死我"},
+                             {"event": "slot", "name": "harassment_type", "value": ["threat"]}])
+    events = await ValidateComplaintForm(SERVICES).run(CollectingDispatcher(), threat, {})
+    assert events[-1] == {"event": "action_execution_rejected", "name": "complaint_form", "policy": None,
+                          "confidence": None, "timestamp": None}
+    assert slot_events(events)["harassment_type"] == ["threat"]  # what it answered is kept
+    assert "form_misses" not in slot_events(events)  # and a threat is no missed answer
+    # After the advice the form runs again for the same message: now it asks its question.
+    threat.events.extend([{"event": "action_execution_rejected", "name": "complaint_form"},
+                          {"event": "action", "name": "action_advise_safety"}])
+    again = await ValidateComplaintForm(SERVICES).run(CollectingDispatcher(), threat, {})
+    assert not any(event["event"] == "action_execution_rejected" for event in again)
+
+
 async def test_an_answer_that_fills_the_question_counts_no_miss() -> None:
     slots = {"platform": "taobao", "trade_status": "success", "requested_slot": "success_time"}
     events, _ = await ask_again(slots, "5天前")

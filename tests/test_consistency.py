@@ -138,6 +138,68 @@ def test_no_rule_number_link_or_phone_number_is_written_into_python() -> None:
     assert not offenders, f"rule facts written into Python: {offenders}"
 
 
+# Text files the bot, the console or the widget show, outside the rule data: training and test data hold what buyers
+# type ("交易成功15天了") and are not scanned.
+TEXT_SCAN_SKIP = {"rulesets", "data", "tests", "node_modules", "dist", "build", "models", "results", ".venv", ".git"}
+# A rule number or contact that stands in such a file for another reason, with the reason.
+NOT_RULE_FACTS = {
+    ("domain.yml", "「5天前」"): "an example of how to answer the date question",
+    ("domain.yml", "「11月3日」"): "an example date",
+    ("weiquan/handoff/texts.yml", "48 小时"): "WeChat's customer-service message window, not a platform rule",
+    ("weiquan/nlu/problem_patterns.yml", "9510211"): "recognises a buyer who names the hotline",
+}
+JS_STRING = re.compile(r"""(["'`])((?:\\.|(?!\1).)*)\1""")
+
+
+def yaml_text_literals(path: Path) -> list[str]:
+    found: list[str] = []
+
+    def walk(value: object) -> None:
+        if isinstance(value, str):
+            found.append(value)
+        elif isinstance(value, dict):
+            for item in value.values():
+                walk(item)
+        elif isinstance(value, list):
+            for item in value:
+                walk(item)
+
+    for document in yaml.safe_load_all(path.read_text(encoding="utf-8")):
+        walk(document)
+    return found
+
+
+def text_literals(path: Path) -> list[str]:
+    if path.suffix in (".yml", ".yaml"):
+        return yaml_text_literals(path)
+    return [match.group(2) for match in JS_STRING.finditer(path.read_text(encoding="utf-8"))]
+
+
+def test_no_rule_fact_is_written_into_a_text_file_or_the_widget() -> None:
+    """Every YAML file and every JS file outside rulesets/ (and outside training and test data): a rule number with a
+    unit, a link or a phone number of the rule data means a fact was copied instead of read from the rule data."""
+    numbers, facts = rule_facts()
+    offenders = []
+    for path in sorted(ROOT.rglob("*")):
+        relative = path.relative_to(ROOT)
+        if path.suffix not in (".yml", ".yaml", ".js", ".mjs") or TEXT_SCAN_SKIP & set(relative.parts):
+            continue
+        for literal in copied_facts(text_literals(path), numbers, facts):
+            if not any(file == relative.as_posix() and snippet in literal for file, snippet in NOT_RULE_FACTS):
+                offenders.append((relative.as_posix(), literal))
+    assert not offenders, f"rule facts written into text files: {offenders}"
+
+
+def test_the_text_file_scan_sees_yaml_and_js(tmp_path: Path) -> None:
+    numbers, facts = rule_facts()
+    planted = tmp_path / "texts.yml"
+    planted.write_text('version: "3.1"\nnote: 在 15 天期限内\nnested: {police: 请拨打 110}\n', encoding="utf-8")
+    script = tmp_path / "card.js"
+    script.write_text('const a = "最晚 15 天"; const b = `热线 9510211`; const c = "共 20 项";\n', encoding="utf-8")
+    assert len(copied_facts(text_literals(planted), numbers, facts)) == 2
+    assert len(copied_facts(text_literals(script), numbers, facts)) == 2
+
+
 def test_the_rule_fact_scan_catches_a_copied_fact(tmp_path: Path) -> None:
     numbers, facts = rule_facts()
     assert {"15", "12", "48", "3", "5"} <= numbers and {"110", "9510211"} <= facts

@@ -72,6 +72,13 @@ def test_the_topology_names_each_setting_it_uses() -> None:
     assert {route["to"] for route in shape["routes"]} <= set(shape["services"])
 
 
+def test_the_topology_lists_every_hand_off_setting() -> None:
+    """The action servers and the console must see the same hand-off settings: every one weiquan/handoff/settings.py
+    reads is in the topology's `handoff` group (the store follows DB_* in production, so HANDOFF_STORE_URL is not)."""
+    read = set(re.findall(r'"(HANDOFF_[A-Z_]+)"', (ROOT / "weiquan" / "handoff" / "settings.py").read_text()))
+    assert read - {"HANDOFF_STORE_URL"} == set(topology()["groups"]["handoff"])
+
+
 def compose() -> dict:
     return yaml.safe_load((DEPLOY / "compose.yml").read_text(encoding="utf-8"))
 

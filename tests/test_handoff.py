@@ -60,7 +60,7 @@ def test_a_waiting_hand_off_can_be_released_without_taking_it() -> None:
     assert state.release(waiting(), T0 + 1).ending is Ending.RELEASED
 
 
-@pytest.mark.parametrize("move", [state.take_over, state.release, state.end])
+@pytest.mark.parametrize("move", [state.take_over, state.release, state.end, state.cancel])
 def test_moves_on_a_missing_or_closed_hand_off_are_refused(move) -> None:
     closed = state.release(waiting(), T0 + 1)
     for handoff in (None, closed):
@@ -86,6 +86,27 @@ def test_a_restart_ends_an_open_hand_off() -> None:
     assert state.end(state.take_over(waiting(), T0 + 1), T0 + 2).ending is Ending.RESTARTED
 
 
+@pytest.mark.parametrize("taken", [False, True], ids=["waiting", "active"])
+def test_the_user_can_cancel_an_open_hand_off(taken: bool) -> None:
+    handoff = state.take_over(waiting(), T0 + 1) if taken else waiting()
+    cancelled = state.cancel(handoff, T0 + 2)
+    assert (cancelled.status, cancelled.ending, cancelled.closed_at) == (Status.CLOSED, Ending.CANCELLED, T0 + 2)
+
+
+def test_an_idle_active_hand_off_goes_back_to_the_queue_keeping_its_place() -> None:
+    active = state.take_over(waiting(), T0 + 5, "小王")
+    requeued = state.requeue(active, T0 + 1000, 300)
+    assert (requeued.status, requeued.operator, requeued.taken_at) == (Status.WAITING, None, None)
+    assert (requeued.requested_at, requeued.requeued_at, requeued.deadline_at) == (T0, T0 + 1000, T0 + 1300)
+    assert requeued.waiting_since == T0 + 1000 and waiting().waiting_since == T0
+    with pytest.raises(TransitionError):  # the new wait then ends like any wait
+        state.time_out(requeued, T0 + 1299)
+    assert state.time_out(requeued, T0 + 1300).ending is Ending.TIMEOUT
+    for not_active in (None, waiting(), state.release(waiting(), T0 + 1)):
+        with pytest.raises(TransitionError):
+            state.requeue(not_active, T0 + 1000, 300)
+
+
 # --- settings and availability ------------------------------------------------------------------------------------
 
 
@@ -101,8 +122,17 @@ def test_settings_from_the_environment() -> None:
     assert HandoffSettings.from_env({}).operators == "auto" and HandoffSettings.from_env({}).wait_s == 600
 
 
+def test_the_idle_and_requeue_times_from_the_environment() -> None:
+    defaults = HandoffSettings.from_env({})
+    assert (defaults.idle_s, defaults.requeue_wait_s) == (900, 300)
+    settings = HandoffSettings.from_env({"HANDOFF_IDLE_MINUTES": "20", "HANDOFF_REQUEUE_WAIT_MINUTES": "0.5"})
+    assert (settings.idle_s, settings.requeue_wait_s) == (1200, 30)
+
+
 @pytest.mark.parametrize("env", [{"HANDOFF_OPERATORS": "maybe"}, {"HANDOFF_WAIT_MINUTES": "ten"},
                                  {"HANDOFF_WAIT_MINUTES": "0"}, {"HANDOFF_HOURS": "9-18"},
+                                 {"HANDOFF_IDLE_MINUTES": "-5"}, {"HANDOFF_IDLE_MINUTES": "nan"},
+                                 {"HANDOFF_REQUEUE_WAIT_MINUTES": "soon"}, {"HANDOFF_REQUEUE_WAIT_MINUTES": "inf"},
                                  {"HANDOFF_HOURS": "25:00-26:00"}, {"HANDOFF_HOURS": "09:00-24:30"}])
 def test_bad_settings_fail_at_start_with_the_variable_named(env: dict[str, str]) -> None:
     with pytest.raises(ValueError, match="HANDOFF_"):
@@ -183,6 +213,17 @@ def test_nothing_to_restore_without_a_pause_or_when_values_are_unchanged() -> No
     assert pause.restored_slots(same, {"harassment_type": ["sms"]}) == {}
 
 
+def test_a_threat_answered_while_paused_is_not_undone_on_release() -> None:
+    events = [*EVENTS_WITH_PAUSE, {"event": "user", "text": "卖家说要上门弄死我"},
+              {"event": "action", "name": "action_handoff_safety"},
+              slot("safety_threat", True), slot("safety_advised", True)]
+    current = {"platform": "taobao", "success_time": "5天", "harassment_type": ["sms", "calls"],
+               "safety_threat": True, "safety_advised": True}
+    restored = pause.restored_slots(events, current)
+    assert "safety_threat" not in restored and "safety_advised" not in restored
+    assert restored["platform"] is None  # what was extracted is still put back
+
+
 def test_a_restart_and_an_expired_session_are_told_apart() -> None:
     restart = [{"event": "user", "text": "/restart"}, {"event": "action", "name": "action_restart"},
                {"event": "restart"}, {"event": "action", "name": "action_session_start"}]
@@ -227,7 +268,7 @@ def test_summary_shows_what_the_bot_learned_in_chinese_even_after_the_form_reset
     assert result["facts"]["platform"] == "taobao" and result["days_since_success"] == [5, 5]
     assert result["lines"] == [
         "平台：淘宝", "订单状态：交易成功", "交易成功：5 天前（用户说「5天前」）", "骚扰方式：打电话骚扰、旺旺上辱骂",
-        "已有证据：旺旺聊天截图", "目前结论：在 15 天期限内，已告诉用户如何在线投诉"]
+        "已有证据：旺旺聊天截图", "目前结论：在线投诉期限内，已告诉用户如何在线投诉"]
     assert not result["safety"]
 
 
@@ -306,3 +347,21 @@ def test_the_summary_leaves_out_what_was_extracted_while_paused() -> None:
     assert "交易成功：5 天前（用户说「5天」）" in lines and "骚扰方式：打电话骚扰" in lines
     resumed = [*events, {"event": "resume"}, slot("platform", "taobao")]
     assert "平台：淘宝" in summary.summarize({"events": resumed}, TODAY)["lines"]
+
+
+def test_a_threat_while_paused_is_in_the_summary_though_other_facts_then_are_not() -> None:
+    events = [slot("platform", "taobao"), {"event": "pause"}, {"event": "user", "text": "他说要找人上门"},
+              slot("trade_status", "success"), slot("safety_threat", True)]
+    result = summary.summarize({"events": events, "slots": {"safety_threat": True, "trade_status": "success"}},
+                               TODAY)
+    assert result["safety"] is True and result["lines"][0].startswith("⚠️")
+    assert "订单状态：还不知道" in result["lines"] and "平台：淘宝" in result["lines"]
+    from_slots_only = summary.summarize({"events": [{"event": "pause"}], "slots": {"safety_threat": True}}, TODAY)
+    assert from_slots_only["safety"] is True
+
+
+def test_with_safety_marks_a_summary_once() -> None:
+    plain = summary.summarize({}, TODAY)
+    marked = summary.with_safety(plain)
+    assert marked["safety"] is True and marked["lines"] == [summary.texts()["safety_threat"], *plain["lines"]]
+    assert summary.with_safety(marked) is marked and plain["safety"] is False

@@ -6,13 +6,14 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, replace
+from datetime import date
 
 import pytest
 import pytest_asyncio
 from aiohttp.test_utils import TestClient, TestServer
 
 from weiquan.core.clock import FakeClock
-from weiquan.handoff import state
+from weiquan.handoff import state, summary
 from weiquan.handoff.console import create_app, token_matches
 from weiquan.handoff.rasa_api import FakeRasa
 from weiquan.handoff.service import HandoffService
@@ -24,6 +25,9 @@ from weiquan.stores.outbox import OperatorOutbox
 TOKEN = "operator-token-for-tests-0123456789"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
 CONNECTED = {"text": "客服已接入，接下来由真人为你服务。", "custom": {"kind": "handoff_status", "state": "connected"}}
+REQUEUED = {"text": "刚才的客服暂时离开了，你的对话已经重新排队。",
+            "custom": {"kind": "handoff_status", "state": "waiting"}}
+IDLE_S, REQUEUE_WAIT_S = 900.0, 300.0
 
 
 START = 1_800_000_000.0
@@ -49,9 +53,10 @@ async def console(tmp_path) -> AsyncIterator[Console]:
     store = SqlHandoffStore(f"sqlite:///{tmp_path / 'handoff.db'}")
     outbox = OperatorOutbox(f"sqlite:///{tmp_path / 'handoff.db'}")
     clock = FakeClock(START)
-    rasa = FakeRasa(clock, {"utter_handoff_connected": CONNECTED}, outbox=outbox)
+    rasa = FakeRasa(clock, {"utter_handoff_connected": CONNECTED, "utter_handoff_requeued": REQUEUED}, outbox=outbox)
     rasa.reachable = {"u1", "w1"}  # a live widget socket, a WeChat user the API reaches
-    service = HandoffService(store, rasa, HandoffSettings(), clock, outbox=outbox)
+    service = HandoffService(store, rasa, HandoffSettings(idle_s=IDLE_S, requeue_wait_s=REQUEUE_WAIT_S), clock,
+                             outbox=outbox)
     app = create_app(service, TOKEN, sweep_interval_s=3600, poll_interval_s=0.05, heartbeat_s=0.1)
     async with TestClient(TestServer(app)) as client:
         yield Console(client, store, rasa, clock, service)
@@ -274,12 +279,101 @@ async def test_what_was_left_just_before_a_release_is_kept(console: Console) -> 
     assert [m.text for m in console.store.left_messages("u1")] == ["请尽快联系我"]
 
 
-async def test_a_conversation_taken_over_is_never_timed_out(console: Console) -> None:
+async def test_a_conversation_whose_operator_keeps_writing_stays_with_them(console: Console) -> None:
     console.ask(wait_s=60)
     await console.client.post("/api/conversations/u1/takeover", headers=AUTH)
-    console.clock.at += 3600
+    for _ in range(6):  # an hour and a half, an operator message every quarter of an hour less a minute
+        console.clock.at += IDLE_S - 60
+        await console.service.sweep()
+        assert console.store.get("u1").status is Status.ACTIVE
+        await console.client.post("/api/conversations/u1/messages", headers=AUTH, json={"text": "我还在看，请稍等"})
+    assert console.rasa.executed == []  # the waiting deadline long past: never timed out while a person has it
+
+
+async def take_over_and_walk_away(console: Console, sender: str = "u1") -> None:
+    console.ask(sender, wait_s=60)
+    await console.client.post(f"/api/conversations/{sender}/takeover", headers=AUTH, json={"operator": "小王"})
+    console.rasa.user_says(sender, "你好，在吗", at=console.clock.at + 5)  # the user writing does not count
+    console.clock.at += IDLE_S - 1
     await console.service.sweep()
-    assert console.store.get("u1").status is Status.ACTIVE and console.rasa.executed == []
+    assert console.store.get(sender).status is Status.ACTIVE
+    console.clock.at += 1
+
+
+async def test_an_idle_operator_puts_the_conversation_back_in_the_queue_then_the_bot_takes_it(console) -> None:
+    await take_over_and_walk_away(console)
+    requeued_at = console.clock.at
+    await console.service.sweep()
+    handoff = console.store.get("u1")
+    assert (handoff.status, handoff.operator, handoff.requeued_at) == (Status.WAITING, None, requeued_at)
+    assert handoff.deadline_at == requeued_at + REQUEUE_WAIT_S
+    sender, channel, told = console.rasa.delivered[-1]  # the user is told, through their channel
+    assert (sender, channel, told["text"]) == ("u1", "socketio", REQUEUED["text"])
+    assert told["metadata"] == {"handoff": "status", "response": "utter_handoff_requeued"}
+    listed = await (await console.client.get("/api/conversations?status=waiting", headers=AUTH)).json()
+    assert listed[0]["sender_id"] == "u1" and listed[0]["since"] == listed[0]["requeued_at"]
+    assert console.rasa.conversation("u1")["paused"] is True  # still waiting for a person, not the bot
+
+    console.rasa.user_says("u1", "怎么没人了", at=console.clock.at + 10)
+    console.clock.at += 20
+    await console.service.sweep()
+    # What the user wrote to the operator is not a left message; what they wrote since the requeue is.
+    assert [m.text for m in console.store.left_messages("u1")] == ["怎么没人了"]
+
+    console.clock.at = requeued_at + REQUEUE_WAIT_S
+    await console.service.sweep()
+    assert console.store.get("u1").ending is Ending.TIMEOUT  # the time-out path: the bot says so (actions)
+    assert console.rasa.executed == [("u1", "action_handoff_resume", "socketio")]
+    assert console.rasa.conversation("u1")["paused"] is False
+
+
+async def test_another_operator_can_take_a_requeued_conversation(console: Console) -> None:
+    await take_over_and_walk_away(console)
+    await console.service.sweep()
+    reply = await console.client.post("/api/conversations/u1/takeover", headers=AUTH, json={"operator": "小李"})
+    assert reply.status == 200 and console.store.get("u1").operator == "小李"
+    console.clock.at += IDLE_S - 1
+    await console.service.sweep()
+    assert console.store.get("u1").status is Status.ACTIVE  # idle counted from the new take-over
+
+
+async def test_a_requeue_the_user_could_not_be_told_of_is_tried_again(console: Console) -> None:
+    await take_over_and_walk_away(console)
+    console.rasa.down = True
+    await console.service.sweep()
+    assert console.store.get("u1").status is Status.ACTIVE
+    console.rasa.down = False
+    await console.service.sweep()
+    assert console.store.get("u1").status is Status.WAITING
+    assert console.rasa.delivered[-1][2]["text"] == REQUEUED["text"]
+
+
+async def test_a_threat_seen_in_the_tracker_marks_the_conversation_and_puts_it_first(console: Console) -> None:
+    for sender in ("u1", "u2", "u3"):
+        console.ask(sender)
+        console.clock.at += 1
+    await console.client.post("/api/conversations/u3/takeover", headers=AUTH)
+    console.ask("u4")
+    await console.client.post("/api/conversations/u4/takeover", headers=AUTH)
+    for sender in ("u2", "u4"):  # what action_handoff_safety leaves in a paused tracker
+        console.rasa.user_says(sender, "卖家说知道我家住哪，要上门")
+        console.rasa.conversation(sender)["events"].append({"event": "slot", "name": "safety_threat", "value": True})
+    await console.service.sweep()
+    waiting = await (await console.client.get("/api/conversations?status=waiting", headers=AUTH)).json()
+    active = await (await console.client.get("/api/conversations?status=active", headers=AUTH)).json()
+    assert [item["sender_id"] for item in waiting] == ["u2", "u1"]
+    assert [item["sender_id"] for item in active] == ["u4", "u3"]
+    assert waiting[0]["summary"]["safety"] is True and waiting[0]["safety_at"]
+    assert waiting[0]["summary"]["lines"][0].startswith("⚠️")
+    assert waiting[1]["summary"]["safety"] is False and waiting[1]["safety_at"] is None
+
+
+async def test_a_marked_conversation_shows_the_threat_whatever_its_stored_summary_says(console: Console) -> None:
+    console.ask()
+    console.store.note_activity("u1", "转人工", START, summary.summarize({}, date(2027, 1, 15)))
+    console.store.flag_safety("u1", START + 1)
+    detail = await (await console.client.get("/api/conversations/u1", headers=AUTH)).json()
+    assert detail["summary"]["safety"] is True and detail["summary"]["lines"][0].startswith("⚠️")
 
 
 async def test_a_failed_timeout_is_retried_on_the_next_sweep(console: Console) -> None:

@@ -85,6 +85,61 @@ def test_list_puts_waiting_first_oldest_first_then_active_then_recently_closed(s
     assert [h.sender_id for h in store.handoffs([Status.ACTIVE])] == ["a"]
 
 
+def test_threats_come_first_among_the_waiting_and_among_the_active(store: SqlHandoffStore) -> None:
+    for index, sender in enumerate(["a", "b", "c", "d", "e"]):
+        store.create(new(sender, at=T0 + index))
+    for sender in ("d", "e"):
+        store.replace(state.take_over(store.get(sender), T0 + 10), expected=Status.WAITING)
+    version = store.version()
+    assert store.flag_safety("c", T0 + 20) and store.flag_safety("e", T0 + 21)
+    assert store.version() > version  # the console's live update sees it
+    assert [h.sender_id for h in store.handoffs()] == ["c", "a", "b", "e", "d"]
+    assert [h.sender_id for h in store.handoffs([Status.WAITING])] == ["c", "a", "b"]
+    assert [h.sender_id for h in store.handoffs([Status.ACTIVE])] == ["e", "d"]
+    assert store.flag_safety("a", T0 + 30)  # among flagged ones, the oldest request first
+    assert [h.sender_id for h in store.handoffs([Status.WAITING])] == ["a", "c", "b"]
+
+
+def test_the_first_threat_is_kept_and_a_closed_hand_off_is_not_marked(store: SqlHandoffStore) -> None:
+    store.create(new("a"))
+    assert store.flag_safety("a", T0 + 5)
+    assert not store.flag_safety("a", T0 + 9)
+    assert store.get("a").safety_at == T0 + 5
+    store.create(new("b"))
+    store.replace(state.release(store.get("b"), T0 + 1), expected=Status.WAITING)
+    assert not store.flag_safety("b", T0 + 5) and store.get("b").safety_at is None
+    assert not store.flag_safety("nobody", T0 + 5)
+
+
+def test_a_requeued_hand_off_is_stored_with_its_new_wait(store: SqlHandoffStore) -> None:
+    handoff = store.create(new())
+    taken = state.take_over(handoff, T0 + 10, "小王")
+    store.replace(taken, expected=Status.WAITING)
+    assert store.replace(state.requeue(taken, T0 + 100, 300), expected=Status.ACTIVE)
+    stored = store.get("u1")
+    assert (stored.status, stored.operator, stored.requeued_at, stored.deadline_at) == (
+        Status.WAITING, None, T0 + 100, T0 + 400)
+    assert stored.requested_at == T0  # its place in the queue
+
+
+def test_a_queue_table_from_an_earlier_version_gets_the_new_columns(store: SqlHandoffStore) -> None:
+    """A database created before the threat mark and the requeue: the store adds the columns, old rows still read."""
+    import sqlalchemy as sa
+
+    from weiquan.stores import handoff as module
+
+    store.create(new("old"))
+    with store.engine.begin() as tx:
+        for column in module.ADDED_COLUMNS:
+            tx.execute(sa.text(f"ALTER TABLE handoff_queue DROP COLUMN {column}"))
+    store.close()
+    reopened = SqlHandoffStore(store.url)
+    assert reopened.get("old").status is Status.WAITING and reopened.get("old").safety_at is None
+    assert reopened.flag_safety("old", T0 + 1) and reopened.get("old").safety_at == T0 + 1
+    SqlHandoffStore(store.url).close()  # a second start finds nothing to add
+    reopened.close()
+
+
 def test_activity_summary_and_left_messages(store: SqlHandoffStore) -> None:
     store.create(new())
     version = store.version()

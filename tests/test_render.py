@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.golden import golden
 from weiquan.edge.channels.render import (
     TEXTS_PATH,
     URL_RE,
@@ -40,9 +41,13 @@ def test_texts_file_loads_with_every_key() -> None:
 
 def test_a_broken_texts_file_fails_loudly(tmp_path: Path) -> None:
     broken = tmp_path / "texts.yml"
-    broken.write_text('ask_for_text: "x"\n', encoding="utf-8")
+    broken.write_text('version: "3.1"\nask_for_text: "x"\n', encoding="utf-8")
     with pytest.raises(ValueError, match="too_long"):
         load_texts(broken)
+    unversioned = tmp_path / "unversioned.yml"
+    unversioned.write_text(TEXTS_PATH.read_text(encoding="utf-8").replace('version: "3.1"', ""), encoding="utf-8")
+    with pytest.raises(ValueError, match="version"):
+        load_texts(unversioned)
     bad_placeholder = tmp_path / "placeholder.yml"
     good = TEXTS_PATH.read_text(encoding="utf-8")
     bad_placeholder.write_text(good.replace("{number}", "{num}"), encoding="utf-8")
@@ -179,6 +184,42 @@ def test_wechat_writes_the_card_under_the_text() -> None:
     reply = render_wechat([{"text": "打电话时可以这样说：", "custom": SCRIPT}])
     assert reply.chunks == [
         "打电话时可以这样说：\n小二：您好\n你：我这边也录音\n律师：a speaker the renderer has never seen"]
+
+
+# ---------------------------------------------------------------- the presenter's real cards (tests/golden/)
+
+GOLDEN = golden()["cards"]
+
+
+def test_the_real_filing_card_is_written_out_whole() -> None:
+    text = card_text(GOLDEN["filing_steps"])
+    for number, path in enumerate(GOLDEN["filing_steps"]["paths"], start=1):
+        assert f"{number}. {path['title']}：{path['url']}" in text
+        assert all(step in text for step in path["steps"])
+
+
+def test_the_real_phone_script_keeps_every_line_with_its_speaker() -> None:
+    assert card_text(GOLDEN["phone_script"]).splitlines() == [
+        f"{line['name']}：{line['text']}" for line in GOLDEN["phone_script"]["lines"]]
+
+
+def test_the_real_evidence_card_ticks_exactly_what_the_buyer_has() -> None:
+    lines = card_text(GOLDEN["evidence"]).splitlines()
+    items = GOLDEN["evidence"]["items"]
+    assert len(lines) == len(items)
+    for line, item in zip(lines, items, strict=True):
+        assert item["label"] in line and ("✅" in line) == item["have"]
+        assert item["url"] is None or item["url"] in line
+
+
+@pytest.mark.parametrize("kind", sorted(GOLDEN))
+def test_every_real_card_reaches_rest_as_data_and_wechat_as_text(kind: str) -> None:
+    card = GOLDEN[kind]
+    entry = render_rest({"text": "导语", "custom": card})
+    assert entry["custom"] == card and entry["text"].startswith("导语")
+    reply = render_wechat([{"text": "导语", "custom": card}])
+    assert reply.chunks and reply.chunks[0].startswith("导语")
+    assert render_widget({"text": "导语", "custom": card})["custom"] == card
 
 
 # ---------------------------------------------------------------- splitting

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -36,6 +37,7 @@ from weiquan.edge.channels.socketio import (
     widget_texts,
 )
 from weiquan.ops.harness import free_port
+from weiquan.services import build_services
 
 REPLY_EMPTY = widget_texts()["empty"]
 REPLY_MALFORMED = widget_texts()["malformed"]
@@ -110,7 +112,9 @@ def widget_channel(env: Mapping[str, str] | None = None, **overrides: Any) -> Wi
         "allowed_origins": PAGE,
         **overrides,
     }
-    return WidgetSocketIOInput.from_settings(credentials, {} if env is None else env)
+    # The hand-off store (and the operator outbox the channel reads) where tests/conftest.py puts it, never var/.
+    store = {"HANDOFF_STORE_URL": os.environ["HANDOFF_STORE_URL"]}
+    return WidgetSocketIOInput.from_settings(credentials, build_services({**store, **({} if env is None else env)}))
 
 
 @pytest_asyncio.fixture
@@ -489,6 +493,15 @@ def test_committed_bundle_matches_the_source() -> None:
     assert (WIDGET / "node_modules" / "esbuild").is_dir(), "run `make widget-deps` (npm ci in widget/)"
     result = subprocess.run(["node", "build.mjs", "--check"], cwd=WIDGET, capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
+
+
+def test_the_widget_draws_the_presenters_real_cards() -> None:
+    """widget/test/ draws every card of tests/golden/contracts.json with src/render.js (jsdom), so a card whose shape
+    the Python side changed fails here too."""
+    assert (WIDGET / "node_modules" / "jsdom").is_dir(), "run `make widget-deps` (npm ci in widget/)"
+    result = subprocess.run(["npm", "test", "--silent"], cwd=WIDGET, capture_output=True, text=True, timeout=180)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-2000:]
+    assert "# fail 0" in result.stdout
 
 
 def test_demo_server_csp_allows_only_itself_and_the_rasa_server() -> None:

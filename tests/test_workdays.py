@@ -6,6 +6,8 @@ from datetime import date
 
 import pytest
 
+from weiquan.core.engine import processing_dates
+from weiquan.core.ruleset import load_ruleset
 from weiquan.core.workdays import (
     ChineseWorkdayCalendar,
     WeekdayCalendar,
@@ -17,19 +19,22 @@ D = date.fromisoformat
 
 # The 2026 schedule as chinese-calendar 1.11.0 ships it (State Council notice): National Day 10-01..10-07 off with
 # 09-20 (Sun) and 10-10 (Sat) worked; Mid-Autumn 09-25..09-27 off; Spring Festival 02-15..02-23 off with 02-14 (Sat)
-# and 02-28 (Sat) worked.
-HOLIDAYS_2026 = ["2026-10-01", "2026-10-05", "2026-10-07", "2026-09-25", "2026-09-27", "2026-02-15", "2026-02-23"]
-MAKE_UP_WORKDAYS_2026 = ["2026-09-20", "2026-10-10", "2026-02-14", "2026-02-28"]
+# and 02-28 (Sat) worked. What matters is what the buyer is told: the dates staff handle and finish a complaint.
 
 
-@pytest.mark.parametrize("day", HOLIDAYS_2026)
-def test_the_calendar_counts_holidays_as_days_off(day: str) -> None:
-    assert ChineseWorkdayCalendar().is_workday(D(day)) == (False, False)
-
-
-@pytest.mark.parametrize("day", MAKE_UP_WORKDAYS_2026)
-def test_the_calendar_counts_make_up_weekends_as_working_days(day: str) -> None:
-    assert D(day).weekday() >= 5 and ChineseWorkdayCalendar().is_workday(D(day)) == (True, False)
+@pytest.mark.parametrize(
+    ("filed", "handle_by", "finish_by"),
+    [
+        ("2026-09-30", "2026-10-10", "2026-10-13"),  # over National Day: the Saturday worked counts, the week off not
+        ("2026-02-13", "2026-02-25", "2026-02-27"),  # over Spring Festival: 02-14 (Sat) worked, 02-15..02-23 off
+        ("2026-09-24", "2026-09-30", "2026-10-09"),  # Mid-Autumn, then National Day
+    ],
+)
+def test_the_processing_dates_a_buyer_is_told_skip_holidays_and_count_make_up_days(
+    filed: str, handle_by: str, finish_by: str
+) -> None:
+    processing = processing_dates(load_ruleset(), D(filed), ChineseWorkdayCalendar())
+    assert (processing.handle_by, processing.finish_by, processing.estimated) == (D(handle_by), D(finish_by), False)
 
 
 @pytest.mark.parametrize(

@@ -110,6 +110,19 @@ def test_mid_form_hand_off_then_the_form_picks_up_where_it_was(stack: HandoffBot
     assert "哪一天" in "".join(texts(stack.rest(sender, "交易成功了")))
 
 
+def test_the_summary_of_a_conversation_taken_over_counts_the_days_since_success(stack: HandoffBot) -> None:
+    sender = new_sender()
+    assert "证据" in "".join(texts(stack.rest(sender, "淘宝买的，交易成功5天了，卖家天天打电话骂我")))
+    with operator_online(stack):
+        assert texts(stack.rest(sender, "转人工"))[0].startswith(WAITING)
+    assert stack.console("POST", f"/api/conversations/{sender}/takeover")[0] == 200
+    summary = stack.conversation(sender)["summary"]
+    assert summary["days_since_success"] == [5, 5]
+    when = next(line for line in summary["lines"] if line.startswith("交易成功："))
+    assert when.startswith("交易成功：5 天前（用户说「") and "{" not in when  # the count, never the raw slot
+    assert stack.console("POST", f"/api/conversations/{sender}/release")[0] == 200
+
+
 def test_restart_while_paused_ends_the_hand_off_and_says_so(stack: HandoffBot) -> None:
     sender = new_sender()
     with operator_online(stack):

@@ -38,14 +38,19 @@ from scripts.screenshots import (
     settle,
     widget_page_server,
 )
+from tests.golden import golden
 from weiquan.edge.channels.socketio import WidgetSocketIOInput
 from weiquan.ops.harness import Bot, free_port
 
 pytestmark = pytest.mark.e2e
 
 INJECTION = "<img src=x onerror=alert(1)>"
-FILING_URL = "https://buyertrade.taobao.com/trade/itemlist/list_bought_items.htm"
-RIGHTS_URL = "https://support.taobao.com/myservice/rights/order_list.jhtml"
+# The cards the presenter really sends (tests/golden/contracts.json, written from actions/presenter.py).
+CARDS = golden()["cards"]
+FILING, EVIDENCE = CARDS["filing_steps"], CARDS["evidence"]
+FILING_URL, RIGHTS_URL = FILING["paths"][0]["url"], FILING["paths"][1]["url"]
+# A speaker the widget has never heard of: drawn and copied like the others (no names in the JS).
+SCRIPT_LINES = [*CARDS["phone_script"]["lines"], {"speaker": "supervisor", "name": "值班主管", "text": "我来跟进。"}]
 RULE_URL = "https://rule.taobao.com/detail-1.htm"
 _names = itertools.count()
 
@@ -71,37 +76,24 @@ SCRIPT: dict[str, list[dict[str, Any]]] = {
     '/inform{"platform": "taobao"}': [
         {  # the card shape actions/presenter.py sends: the text is only the lead-in
             "text": f"好消息：还在期限内。（打不开时看规则原文 {RULE_URL}。）",
-            "custom": {"kind": "filing_steps", "paths": [
-                {"title": "从订单发起", "url": FILING_URL,
-                 "steps": ["打开「我的淘宝」→「已买到的宝贝」", "找到这笔交易，点「投诉卖家」"]},
-                {"title": "从消费者维权中心发起", "url": RIGHTS_URL,
-                 "steps": ["打开「消费者维权中心」，点「我要发起维权」"]},
-            ]},
+            "custom": FILING,
         },
         {"text": "还有别的问题吗？"},
     ],
     "话术": [
         {
             "text": "打电话时可以这样说：",
-            "custom": {"kind": "phone_script", "lines": [
-                {"speaker": "agent", "name": "小二", "text": "您好，请问有什么可以帮您？"},
-                {"speaker": "you", "name": "你", "text": "我要投诉卖家恶意骚扰。"},
-                # A speaker the widget has never heard of: drawn and copied like the others (no names in the JS).
-                {"speaker": "supervisor", "name": "值班主管", "text": "我来跟进。"},
-            ]},
+            "custom": {**CARDS["phone_script"], "lines": SCRIPT_LINES},
         }
     ],
     "证据": [
         {
             "text": "提交时请附上这些凭证（打勾的是你已经有的）：",
-            "custom": {"kind": "evidence", "items": [
-                {"code": "chat_screenshot", "label": "旺旺聊天截图", "url": RULE_URL, "have": True},
-                {"code": "sms_photo", "label": "短信截图", "url": None, "have": False},
-            ]},
+            "custom": EVIDENCE,
         }
     ],
     "威胁": [
-        {"text": "你的人身安全最重要。如果感到有危险，请立刻拨打 110 报警。", "custom": {"kind": "safety"}},
+        {"text": "你的人身安全最重要。如果感到有危险，请立刻拨打 110 报警。", "custom": CARDS["safety"]},
         {"text": "同时把威胁内容保存好。"},
     ],
 }
@@ -271,9 +263,10 @@ def test_quick_reply_sends_payload_shows_title_and_steps_render_as_links(scripte
     expect(page.get_by_role("button", name="天猫")).to_be_disabled()  # an answered question's buttons retire
 
     paths = page.locator(".wq-card--steps ol.wq-steps > li")
-    expect(paths).to_have_count(2)
-    expect(paths.nth(0).locator("ol.wq-substeps > li")).to_have_count(2)
-    expect(paths.nth(0).locator("ol.wq-substeps > li").nth(1)).to_have_text("找到这笔交易，点「投诉卖家」")
+    expect(paths).to_have_count(len(FILING["paths"]))
+    steps = FILING["paths"][0]["steps"]
+    expect(paths.nth(0).locator("ol.wq-substeps > li")).to_have_count(len(steps))
+    expect(paths.nth(0).locator("ol.wq-substeps > li").nth(1)).to_have_text(steps[1])
     expect(paths.nth(1).locator("a.wq-link")).to_have_text(RIGHTS_URL)
     expect(page.locator(f'a.wq-link[href="{RULE_URL}"]')).to_have_text(RULE_URL)  # the 。 is not in the link
     link = filing_link(page)
@@ -303,14 +296,15 @@ def test_phone_script_card_copies_the_dialogue(scripted: Stack, tab: Tab) -> Non
     card = page.locator(".wq-card--script")
     expect(card).to_contain_text("电话沟通话术")
     expect(card).to_contain_text("打电话时可以这样说：")
-    expect(card.locator(".wq-line--agent").first).to_contain_text("小二：您好，请问有什么可以帮您？")
-    expect(card.locator(".wq-line--you")).to_contain_text("你：我要投诉卖家恶意骚扰。")
+    agent = next(line for line in SCRIPT_LINES if line["speaker"] == "agent")
+    you = next(line for line in SCRIPT_LINES if line["speaker"] == "you")
+    expect(card.locator(".wq-line--agent").first).to_contain_text(f"{agent['name']}：{agent['text']}")
+    expect(card.locator(".wq-line--you").first).to_contain_text(f"{you['name']}：{you['text']}")
     expect(card.locator('[data-speaker="supervisor"]')).to_contain_text("值班主管：我来跟进。")
     card.get_by_role("button", name="复制话术").click()
     expect(card.locator(".wq-copy")).to_have_text("已复制 ✓")
-    assert page.evaluate("navigator.clipboard.readText()") == (
-        "小二：您好，请问有什么可以帮您？\n你：我要投诉卖家恶意骚扰。\n值班主管：我来跟进。"
-    )
+    assert page.evaluate("navigator.clipboard.readText()") == "\n".join(
+        f"{line['name']}：{line['text']}" for line in SCRIPT_LINES)
 
 
 def test_evidence_card_ticks_what_the_buyer_has(scripted: Stack, tab: Tab) -> None:
@@ -318,10 +312,12 @@ def test_evidence_card_ticks_what_the_buyer_has(scripted: Stack, tab: Tab) -> No
     open_widget(page, scripted.page_url)
     say(page, "证据")
     items = page.locator(".wq-card--evidence ol.wq-evidence > li")
-    expect(items).to_have_count(2)
-    expect(items.nth(0).locator(".wq-have")).to_be_visible()
-    expect(items.nth(0).locator("a.wq-link")).to_have_attribute("href", RULE_URL)
-    expect(items.nth(1).locator(".wq-have")).to_have_count(0)
+    expect(items).to_have_count(len(EVIDENCE["items"]))
+    for index, item in enumerate(EVIDENCE["items"]):
+        expect(items.nth(index)).to_contain_text(item["label"])
+        expect(items.nth(index).locator(".wq-have")).to_have_count(1 if item["have"] else 0)
+        if item["url"]:
+            expect(items.nth(index).locator("a.wq-link")).to_have_attribute("href", item["url"])
 
 
 def test_safety_message_is_a_prominent_card(scripted: Stack, tab: Tab) -> None:

@@ -27,6 +27,7 @@ class VocabularyError(ValueError):
 @dataclass(frozen=True)
 class Term:
     code: str
+    label: str  # how people (the operator console, the data checker) read the code
     button: str | None = None  # the answer button's title, where the question offers one
 
 
@@ -37,6 +38,11 @@ class Vocabulary:
 
     def codes(self, name: str) -> tuple[str, ...]:
         return tuple(term.code for term in self.lists[name])
+
+    def labels(self, slot: str) -> dict[str, str]:
+        """code → label of every code a slot can hold (the evidence slot also holds the answers 都有/没有/unknown)."""
+        names = (slot, "evidence_answers") if slot == "evidence" else (slot,)
+        return {term.code: term.label for name in names for term in self.lists.get(name, ())}
 
     def buttons(self, name: str) -> dict[str, str]:
         """code → button title, for the codes of `name` that have a button."""
@@ -49,8 +55,11 @@ def parse_vocabulary(data: Mapping[str, Any]) -> Vocabulary:
         if name in ("version", "answers"):
             continue
         if not isinstance(items, list) or not items:
-            raise VocabularyError(f"{name}: expected a non-empty list of {{code, button}}")
-        terms = tuple(Term(code=str(item["code"]), button=item.get("button")) for item in items)
+            raise VocabularyError(f"{name}: expected a non-empty list of {{code, label, button}}")
+        if any(not item.get("label") for item in items):
+            raise VocabularyError(f"{name}: every code needs a label")
+        terms = tuple(Term(code=str(item["code"]), label=str(item["label"]), button=item.get("button"))
+                      for item in items)
         codes = [term.code for term in terms]
         if len(set(codes)) != len(codes):
             raise VocabularyError(f"{name}: a code is listed twice")

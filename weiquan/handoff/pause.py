@@ -5,6 +5,9 @@ While a conversation is paused, Rasa still runs `action_extract_slots` on every 
 the person fills the bot's slots, unvalidated (a date the form never checked, an answer to a question the form did
 not ask). When the bot takes the conversation back it restores the slots to their values from before the pause and
 asks its pending question again, so everything it relies on went through its own questions and checks.
+
+Not the safety slots: a threat typed while paused is answered by the bot's own safety action (weiquan/ops/paused.py),
+which sets them; no extraction does. Putting them back would forget the threat.
 """
 from __future__ import annotations
 
@@ -13,6 +16,8 @@ from typing import Any
 
 # Slots Rasa manages itself, never restored.
 INTERNAL_SLOTS = frozenset({"requested_slot", "session_started_metadata"})
+# Set only by the bot's safety actions (custom mappings), also while paused: what they record stays.
+SAFETY_SLOTS = frozenset({"safety_threat", "safety_advised"})
 
 
 def _last_index(events: Sequence[Mapping[str, Any]], kinds: set[str], before: int | None = None) -> int:
@@ -45,7 +50,7 @@ def restored_slots(events: Sequence[Mapping[str, Any]], slots: Mapping[str, Any]
         elif event.get("event") == "reset_slots":
             before = {}
     touched = {event["name"] for event in events[start + 1:] if event.get("event") == "slot"}
-    return {name: before.get(name) for name in sorted(touched - INTERNAL_SLOTS)
+    return {name: before.get(name) for name in sorted(touched - INTERNAL_SLOTS - SAFETY_SLOTS)
             if slots.get(name) != before.get(name)}
 
 

@@ -13,8 +13,10 @@ win), then carried out on Rasa; when Rasa cannot be reached the store is put bac
   shows it when the buyer returns;
 - release: waiting or active → closed; Rasa gets `resume`, then runs `action_handoff_resume`;
 - sweep (every couple of seconds): the console's heartbeat; for each open hand-off the summary and last user message
-  from the tracker; what users write while waiting kept as left messages; a waiting hand-off past its deadline goes
-  back to the bot (which says so).
+  from the tracker (a threat in it marks the hand-off: threats come first in the queue); what users write while
+  waiting kept as left messages; an active hand-off whose operator has written nothing for `HANDOFF_IDLE_MINUTES`
+  goes back to the queue (the user is told, with `utter_handoff_requeued`) for `HANDOFF_REQUEUE_WAIT_MINUTES`; a
+  waiting hand-off past its deadline goes back to the bot (which says so).
 """
 from __future__ import annotations
 
@@ -38,6 +40,7 @@ logger = logging.getLogger(__name__)
 
 RESUME_ACTION = "action_handoff_resume"
 CONNECTED_RESPONSE = "utter_handoff_connected"
+REQUEUED_RESPONSE = "utter_handoff_requeued"
 MAX_REPLY_CHARS = 1000
 MAX_SENDER_CHARS = 255
 WECHAT_WINDOW_S = 48 * 3600
@@ -71,14 +74,15 @@ class HandoffService:
     # ------------------------------------------------------------------ reading
 
     def entry(self, handoff: Handoff) -> dict[str, Any]:
-        since = {Status.WAITING: handoff.requested_at, Status.ACTIVE: handoff.taken_at,
+        since = {Status.WAITING: handoff.waiting_since, Status.ACTIVE: handoff.taken_at,
                  Status.CLOSED: handoff.closed_at}[handoff.status]
+        shown = handoff.summary or summary.summarize({}, self.today())
         return {
             "sender_id": handoff.sender_id,
             "channel": handoff.channel,
             "status": handoff.status.value,
             "since": iso(since),
-            "summary": handoff.summary or summary.summarize({}, self.today()),
+            "summary": summary.with_safety(shown) if handoff.safety_at is not None else shown,
             "last_user_message": handoff.last_user_message,
             "last_user_at": iso(handoff.last_user_at),
             "requested_at": iso(handoff.requested_at),
@@ -87,6 +91,8 @@ class HandoffService:
             "operator": handoff.operator,
             "ending": handoff.ending.value if handoff.ending else None,
             "left_messages": len(self.store.left_messages(handoff.sender_id)),
+            "safety_at": iso(handoff.safety_at),
+            "requeued_at": iso(handoff.requeued_at),
         }
 
     def listing(self, status: str) -> list[dict[str, Any]]:
@@ -193,22 +199,40 @@ class HandoffService:
         self.store.touch(SERVICE, now)
         for handoff in self.store.handoffs(Status.open()):
             try:
-                await self._sync(handoff, now)
+                tracker = await self._sync(handoff, now)
             except RasaError as error:
                 logger.warning("handoff.sweep: %s", error)
                 return
             if handoff.status is Status.WAITING and now >= handoff.deadline_at:
                 await self._time_out(handoff, now)
+            elif handoff.status is Status.ACTIVE and now >= operator_last_seen(handoff, tracker) + self.settings.idle_s:
+                await self._requeue(handoff, now)
 
-    async def _sync(self, handoff: Handoff, now: float) -> None:
-        """Summary and last user message from the tracker; what the user wrote while waiting, as left messages."""
+    async def _sync(self, handoff: Handoff, now: float) -> dict[str, Any]:
+        """Summary and last user message from the tracker (a threat marks the hand-off); what the user wrote while
+        waiting, as left messages. Returns the tracker."""
         tracker = await self.rasa.tracker(handoff.sender_id)
         last = summary.last_user_line(tracker)
-        self.store.note_activity(handoff.sender_id, last.text if last else None, last.at if last else None,
-                                 summary.summarize(tracker, self.today()))
+        read = summary.summarize(tracker, self.today())
+        self.store.note_activity(handoff.sender_id, last.text if last else None, last.at if last else None, read)
+        if read["safety"] and handoff.safety_at is None:
+            self.store.flag_safety(handoff.sender_id, now)
         if handoff.status is Status.WAITING:
-            for line in summary.user_lines_since(tracker, handoff.requested_at):
+            for line in summary.user_lines_since(tracker, handoff.waiting_since):
                 self.store.add_left_message(handoff.sender_id, line.text, line.at or now)
+        return tracker
+
+    async def _requeue(self, handoff: Handoff, now: float) -> None:
+        """The operator wrote nothing for a while: back to the queue, and the user is told."""
+        requeued = state.requeue(handoff, now, self.settings.requeue_wait_s)
+        if not self.store.replace(requeued, expected=Status.ACTIVE):
+            return  # released or cancelled meanwhile
+        try:
+            line = await self.rasa.response(REQUEUED_RESPONSE)
+            await self.rasa.append(handoff.sender_id, [status_event(line, REQUEUED_RESPONSE)], handoff.channel)
+        except RasaError as error:  # the user was not told: the operator keeps it until the next sweep tries again
+            logger.warning("handoff.requeue_failed: %s", error)
+            self.store.replace(handoff, expected=Status.WAITING)
 
     async def _time_out(self, handoff: Handoff, now: float) -> None:
         closed = state.time_out(handoff, now)
@@ -219,6 +243,13 @@ class HandoffService:
         except RasaError as error:  # try again on the next sweep
             logger.warning("handoff.timeout_failed: %s", error)
             self.store.replace(replace(handoff, updated_at=now), expected=Status.CLOSED)
+
+
+def operator_last_seen(handoff: Handoff, tracker: dict[str, Any]) -> float:
+    """When the operator last did something: took the conversation over, or wrote in it since."""
+    taken = handoff.taken_at or handoff.requested_at
+    written = [line.at for line in summary.lines(tracker) if line.speaker == "operator" and line.at]
+    return max([taken, *written])
 
 
 def status_event(response: dict[str, Any], name: str) -> dict[str, Any]:

@@ -5,6 +5,10 @@
 - `HANDOFF_HOURS` (empty: all day): Beijing-time windows, e.g. `09:00-12:00,13:30-21:00`; `22:00-02:00` crosses
   midnight.
 - `HANDOFF_WAIT_MINUTES` (`10`): a conversation nobody takes over within this wait goes back to the bot, which says so.
+- `HANDOFF_IDLE_MINUTES` (`15`): a conversation whose operator has written nothing for this long (since taking it
+  over, or since their last message) goes back to the queue, and the user is told so.
+- `HANDOFF_REQUEUE_WAIT_MINUTES` (`5`): how long such a conversation waits for another operator before the bot takes
+  it back (the same time-out as above).
 - `HANDOFF_STORE_URL` (SQLite `var/handoff.db`, or PostgreSQL from `DB_*` when `DB_HOST` is set): where the queue
   lives.
 
@@ -37,21 +41,31 @@ class HandoffSettings:
     hours: tuple[tuple[clock_time, clock_time], ...] = ()
     wait_s: float = 600.0
     store_url: str = f"sqlite:///{DEFAULT_SQLITE}"
+    idle_s: float = 900.0
+    requeue_wait_s: float = 300.0
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> HandoffSettings:
         operators = (env.get("HANDOFF_OPERATORS") or "auto").strip().lower()
         if operators not in OPERATOR_MODES:
             raise ValueError(f"HANDOFF_OPERATORS must be one of {OPERATOR_MODES}, not {operators!r}")
-        minutes = (env.get("HANDOFF_WAIT_MINUTES") or "10").strip()
-        try:
-            wait_s = float(minutes) * 60
-        except ValueError:
-            raise ValueError(f"HANDOFF_WAIT_MINUTES must be a number of minutes, not {minutes!r}") from None
-        if wait_s <= 0:
-            raise ValueError("HANDOFF_WAIT_MINUTES must be positive")
-        return cls(operators=operators, hours=parse_hours(env.get("HANDOFF_HOURS") or ""), wait_s=wait_s,
-                   store_url=store_url_from_env(env))
+        return cls(operators=operators, hours=parse_hours(env.get("HANDOFF_HOURS") or ""),
+                   wait_s=minutes_from_env(env, "HANDOFF_WAIT_MINUTES", "10"),
+                   store_url=store_url_from_env(env),
+                   idle_s=minutes_from_env(env, "HANDOFF_IDLE_MINUTES", "15"),
+                   requeue_wait_s=minutes_from_env(env, "HANDOFF_REQUEUE_WAIT_MINUTES", "5"))
+
+
+def minutes_from_env(env: Mapping[str, str], name: str, default: str) -> float:
+    """A positive number of minutes (fractions allowed), in seconds."""
+    minutes = (env.get(name) or default).strip()
+    try:
+        seconds = float(minutes) * 60
+    except ValueError:
+        raise ValueError(f"{name} must be a number of minutes, not {minutes!r}") from None
+    if not seconds > 0 or seconds == float("inf"):
+        raise ValueError(f"{name} must be a positive number of minutes, not {minutes!r}")
+    return seconds
 
 
 def parse_hours(value: str) -> tuple[tuple[clock_time, clock_time], ...]:

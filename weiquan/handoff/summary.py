@@ -9,25 +9,24 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import date
-from functools import lru_cache
 from pathlib import Path
 from typing import Any, cast
-
-import yaml
 
 from weiquan.core.contracts import HandoffSummary, SuccessTime, SummaryFacts
 from weiquan.core.domain import SLOT_CONTRACTS, form_slots, is_list_slot
 from weiquan.core.privacy import mask
+from weiquan.core.texts import TextFile, load_text_file
+from weiquan.core.vocabulary import load_vocabulary
 
 TEXTS_PATH = Path(__file__).with_name("texts.yml")
 MAX_TRANSCRIPT = 300
 OPERATOR = "operator"  # metadata["handoff"] of a message an operator sent
 STATUS_KIND = "handoff_status"  # custom["kind"] of the hand-off's status lines
+SAFETY_SLOT = "safety_threat"
 
 
-@lru_cache(maxsize=1)
-def texts() -> dict[str, Any]:
-    return yaml.safe_load(TEXTS_PATH.read_text(encoding="utf-8"))
+def texts() -> TextFile:
+    return load_text_file(TEXTS_PATH)
 
 
 def _current_events(tracker: Mapping[str, Any]) -> list[dict[str, Any]]:
@@ -42,7 +41,8 @@ def _current_events(tracker: Mapping[str, Any]) -> list[dict[str, Any]]:
 def latest_facts(tracker: Mapping[str, Any]) -> dict[str, Any]:
     """The last non-empty value of each fact slot since the last restart, leaving out what was extracted while the
     bot was paused (unvalidated: the bot puts those back when it takes over again, see weiquan/handoff/pause.py).
-    The bot forgets a finished complaint's facts (action_reset_complaint); the operator should still see them."""
+    The bot forgets a finished complaint's facts (action_reset_complaint); the operator should still see them.
+    A threat counts also while paused: only the bot's safety actions set `safety_threat`, never an extraction."""
     facts: dict[str, Any] = {}
     paused = False
     for event in _current_events(tracker):
@@ -51,14 +51,13 @@ def latest_facts(tracker: Mapping[str, Any]) -> dict[str, Any]:
             facts, paused = {}, False
         elif kind in ("pause", "resume"):
             paused = kind == "pause"
-        elif (kind == "slot" and not paused and event.get("name") in (*fact_slots(), "safety_threat")
-              and event.get("value") not in (None, [], "")):
+        elif (kind == "slot" and event.get("name") in (*fact_slots(), SAFETY_SLOT)
+              and (not paused or event.get("name") == SAFETY_SLOT) and event.get("value") not in (None, [], "")):
             facts[event["name"]] = event["value"]
-    if not paused:
-        slots = tracker.get("slots") or {}
-        for name in (*fact_slots(), "safety_threat"):
-            if slots.get(name) not in (None, [], ""):
-                facts[name] = slots[name]
+    slots = tracker.get("slots") or {}
+    for name in (*fact_slots(), SAFETY_SLOT):
+        if (not paused or name == SAFETY_SLOT) and slots.get(name) not in (None, [], ""):
+            facts[name] = slots[name]
     return facts
 
 
@@ -76,17 +75,19 @@ def _as_list(value: Any) -> list[str]:
 def summarize(tracker: Mapping[str, Any], today: date) -> HandoffSummary:
     """What the bot learned, as the console shows it (`HandoffSummary`, weiquan/core/contracts.py)."""
     words = texts()
-    labels, fields = words["labels"], words["fields"]
+    fields = words["fields"]
+    vocabulary = load_vocabulary()
     facts = latest_facts(tracker)
     words_said = facts.get("success_time")  # the buyer's words until the form has read them into a range
     when_read = SuccessTime.from_slot(words_said)
     said = mask((when_read.said if when_read else words_said) or "")
     days = when_read.days_since(today) if when_read else None
-    safety = bool(facts.get("safety_threat"))
+    safety = bool(facts.get(SAFETY_SLOT))
 
     def label(slot: str) -> str:
         values = _as_list(facts.get(slot))
-        return "、".join(labels.get(slot, {}).get(value, value) for value in values) or words["unknown"]
+        labels = vocabulary.labels(slot)
+        return "、".join(labels.get(value, value) for value in values) or words["unknown"]
 
     if days is not None:
         low, high = days
@@ -167,3 +168,12 @@ def last_user_line(tracker: Mapping[str, Any]) -> Line | None:
 
 def user_lines_since(tracker: Mapping[str, Any], since: float) -> Iterable[Line]:
     return (line for line in lines(tracker) if line.speaker == "user" and (line.at or 0) >= since)
+
+
+def with_safety(handoff_summary: HandoffSummary) -> HandoffSummary:
+    """The summary of a conversation the hand-off store marked for a threat (a summary read before the mark, or
+    from a tracker that lost it, must not hide it)."""
+    if handoff_summary["safety"]:
+        return handoff_summary
+    return HandoffSummary(facts=handoff_summary["facts"], days_since_success=handoff_summary["days_since_success"],
+                          safety=True, lines=[texts()["safety_threat"], *handoff_summary["lines"]])

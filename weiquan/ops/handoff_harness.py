@@ -70,7 +70,8 @@ class HandoffBot(Bot):
 
     def start_rasa(self, name: str = "rasa", port: int | None = None) -> None:
         port = port or self.rasa_port
-        args = [str(Path(sys.executable).with_name("rasa")), "run", "-m", str(self.model or latest_model()),
+        # Through weiquan.ops.serve, as make run starts it: its patches answer a threat while paused.
+        args = [sys.executable, "-m", "weiquan.ops.serve", "run", "-m", str(self.model or latest_model()),
                 "--port", str(port), "-i", "127.0.0.1", "--credentials", "credentials.yml",
                 "--endpoints", str(self.write_endpoints()), "--enable-api", "--auth-token", RASA_API_TOKEN,
                 *self.rasa_args]

@@ -80,7 +80,7 @@ class Bot:
 
     def env(self) -> dict[str, str]:
         origins = f"http://127.0.0.1:{self.widget_port} http://localhost:{self.widget_port}"
-        return {
+        env = {
             **os.environ,
             "WECHAT_TOKEN": WECHAT_TOKEN,
             "WECHAT_APP_ID": WECHAT_APP_ID,
@@ -89,8 +89,14 @@ class Bot:
             "WIDGET_ALLOWED_ORIGINS": origins,
             "PYTHONPATH": str(ROOT),
             "ACTION_ENDPOINT_URL": f"http://127.0.0.1:{self.action_port}/webhook",
+            # The hand-off store and the operator outbox: the test's own SQLite file (never the checkout's var/), or
+            # PostgreSQL from DB_* when the test gives the production settings.
+            "HANDOFF_STORE_URL": f"sqlite:///{self.workdir / 'handoff.db'}",
             **self.extra_env,
         }
+        if "DB_HOST" in self.extra_env and "HANDOFF_STORE_URL" not in self.extra_env:
+            del env["HANDOFF_STORE_URL"]
+        return env
 
     def write_endpoints(self) -> Path:
         """The project's endpoints.yml (the same stores and settings `make run` uses), pointed at this test's ports

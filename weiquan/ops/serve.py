@@ -1,4 +1,5 @@
-"""`python -m weiquan.ops.serve run …` is `rasa run …` with two start-up patches that change no behaviour.
+"""`python -m weiquan.ops.serve run …` is `rasa run …` with two start-up patches that change no behaviour, and one
+that does (3): a paused conversation still answers a threat, and lets the user end the hand-off.
 
 1. **Load without tracing the training step.** `RasaModel.load` (rasa/utils/tensorflow/models.py) builds DIET by
    running `model.fit` on one example before it loads the weights: that traces and runs the whole training step
@@ -13,6 +14,16 @@
    on every call to the action server. That check was most of a custom action's cost inside Rasa (reports/profile.md).
    Here the schema is checked once and the validator is reused, and an event already found valid (same JSON) is
    not validated again; answers are accepted and rejected exactly as before, with the same error and message.
+
+3. **Answer a threat, and 「不用人工了」, while paused** (weiquan/ops/paused.py; this one CHANGES behaviour). Rasa
+   predicts nothing for a paused conversation (a hand-off to a person). For a message whose intent is
+   `report_safety_threat` or `cancel_handoff` that arrives while paused, the processor's prediction loop runs one
+   action instead (`action_handoff_safety`: the 110 advice, the conversation stays paused; `action_handoff_cancel`:
+   the hand-off ends and the bot resumes) through the processor's own action path, with the message's output
+   channel: answered on every channel and stored in the tracker. Every other message, and every conversation that
+   is not paused, is handled as before. A Rasa server started without this module (`rasa run`) leaves such a
+   message unanswered, as stock Rasa does: start Rasa through this module (make run, the deploy recipes and the
+   test harnesses all do). Tested end to end by tests/e2e/test_handoff_safety_e2e.py.
 """
 from __future__ import annotations
 
@@ -20,6 +31,8 @@ import json
 import logging
 import sys
 from typing import Any
+
+from weiquan.ops import paused
 
 logger = logging.getLogger(__name__)
 _installed: dict[str, Any] = {}
@@ -110,10 +123,11 @@ def _patch_action_validation() -> None:
 
 
 def install() -> None:
-    """Apply both patches (idempotent)."""
+    """Apply the three patches (idempotent)."""
     if not _installed:
         _patch_model_load()
         _patch_action_validation()
+        paused.install()
 
 
 def main() -> None:

@@ -7,6 +7,11 @@ database as Rasa's tracker store; the tables are prefixed `handoff_`). The actio
 Every write that changes what an operator sees bumps a version counter, which the console's live updates watch.
 Moves between states are compare-and-set (`replace(..., expected=...)`), so a console timing a conversation out and
 an operator taking it over at the same moment cannot both win.
+
+Order of the open hand-offs: waiting before active; within each, those where the user reported a threat to their
+safety first (`safety_at`, set by `flag_safety`), then the oldest request first.
+
+Columns added after the first release (`safety_at`, `requeued_at`) are added to an existing table at start-up.
 """
 from __future__ import annotations
 
@@ -46,7 +51,7 @@ class HandoffStore(Protocol):
     def get(self, sender_id: str) -> Handoff | None: ...
 
     def handoffs(self, statuses: Collection[Status] | None = None) -> list[Handoff]:
-        """Waiting first (oldest first), then active, then the most recently closed."""
+        """Waiting first, then active (each: threats first, then oldest first), then the most recently closed."""
 
     def create(self, handoff: Handoff) -> Handoff:
         """Stores a new hand-off unless one is open for that conversation; returns the one that is open."""
@@ -59,6 +64,10 @@ class HandoffStore(Protocol):
         summary: HandoffSummary | None,
     ) -> bool:
         """Keeps the list's summary and last user message up to date; True when something changed."""
+
+    def flag_safety(self, sender_id: str, now: float) -> bool:
+        """Marks an open hand-off as one with a threat to the user's safety (the first time is kept); True when it
+        was not marked before."""
 
     def add_left_message(self, sender_id: str, text: str, sent_at: float) -> bool:
         """Keeps a message the user left while nobody was available (once per sender and time)."""
@@ -97,7 +106,10 @@ queue = sa.Table(
     sa.Column("last_user_at", sa.Float),
     sa.Column("summary", sa.Text),
     sa.Column("updated_at", sa.Float, nullable=False),
+    sa.Column("safety_at", sa.Float),
+    sa.Column("requeued_at", sa.Float),
 )
+ADDED_COLUMNS = ("safety_at", "requeued_at")  # nullable columns a table created by an earlier version lacks
 left = sa.Table(
     "handoff_left_messages",
     metadata,
@@ -131,6 +143,8 @@ def _row(handoff: Handoff) -> dict[str, Any]:
         "last_user_at": handoff.last_user_at,
         "summary": _json(handoff.summary),
         "updated_at": handoff.updated_at,
+        "safety_at": handoff.safety_at,
+        "requeued_at": handoff.requeued_at,
     }
 
 
@@ -155,6 +169,8 @@ def _handoff(row: Any) -> Handoff:
         last_user_at=data["last_user_at"],
         summary=json.loads(data["summary"]) if data["summary"] else None,
         updated_at=data["updated_at"],
+        safety_at=data["safety_at"],
+        requeued_at=data["requeued_at"],
     )
 
 
@@ -193,8 +209,25 @@ class SqlHandoffStore:
             except (IntegrityError, OperationalError, ProgrammingError):
                 if attempt == 2:
                     raise
+        self._add_missing_columns()
         with self._tx() as tx:
             tx.execute(self._insert(meta).values(key=VERSION, value=0).on_conflict_do_nothing())
+
+    def _add_missing_columns(self) -> None:
+        """A queue table from before `safety_at`/`requeued_at` gets them (nullable: old rows read as never)."""
+        for attempt in (1, 2):  # another process may add the same column at the same moment
+            present = {column["name"] for column in sa.inspect(self.engine).get_columns(queue.name)}
+            missing = [name for name in ADDED_COLUMNS if name not in present]
+            if not missing:
+                return
+            try:
+                with self._tx() as tx:
+                    for name in missing:
+                        kind = queue.c[name].type.compile(dialect=self.engine.dialect)
+                        tx.execute(sa.text(f"ALTER TABLE {queue.name} ADD COLUMN {name} {kind}"))
+            except (OperationalError, ProgrammingError):
+                if attempt == 2:
+                    raise
 
     def _insert(self, table: sa.Table) -> Any:
         """INSERT with ON CONFLICT (SQLite ≥ 3.24 and PostgreSQL both have it)."""
@@ -226,7 +259,7 @@ class SqlHandoffStore:
                 .order_by(queue.c.updated_at.desc()).limit(MAX_CLOSED_LISTED)
             ).all() if Status.CLOSED.value in wanted else []
         handoffs = sorted((_handoff(row) for row in open_rows),
-                          key=lambda h: (h.status is not Status.WAITING, h.requested_at))
+                          key=lambda h: (h.status is not Status.WAITING, h.safety_at is None, h.requested_at))
         return handoffs + [_handoff(row) for row in closed_rows]
 
     def left_messages(self, sender_id: str) -> list[LeftMessage]:
@@ -288,6 +321,16 @@ class SqlHandoffStore:
             if all(before[key] == value for key, value in values.items()):
                 return False
             tx.execute(queue.update().where(queue.c.sender_id == sender_id).values(**values))
+            self._bump(tx)
+            return True
+
+    def flag_safety(self, sender_id: str, now: float) -> bool:
+        with self._tx() as tx:
+            written = tx.execute(queue.update().where(queue.c.sender_id == sender_id)
+                                 .where(queue.c.status.in_([status.value for status in Status.open()]))
+                                 .where(queue.c.safety_at.is_(None)).values(safety_at=now, updated_at=now))
+            if written.rowcount != 1:
+                return False
             self._bump(tx)
             return True
 

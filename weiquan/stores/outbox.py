@@ -77,7 +77,9 @@ class OperatorOutbox:
             self.engine: Engine = sa.create_engine(url, connect_args={"timeout": 10}, future=True)
             sa.event.listen(self.engine, "connect", _configure_sqlite)
         elif parsed.get_backend_name() == "postgresql":
-            self.engine = sa.create_engine(url, pool_pre_ping=True, pool_size=3, max_overflow=3, future=True)
+            # A database that does not answer costs a channel at most this long (pending_for then says "none").
+            self.engine = sa.create_engine(url, pool_pre_ping=True, pool_size=3, max_overflow=3, future=True,
+                                           connect_args={"connect_timeout": 3})
         else:
             raise ValueError("the operator outbox needs a sqlite:// or postgresql:// URL")
         for attempt in (1, 2):  # two processes starting together may race on CREATE TABLE

@@ -1,3 +1,4 @@
+
 """Per-channel rendering of the bot's messages: every difference between channels lives here.
 
 Input is one bot message as Rasa hands it to an output channel: `text` (plain, URLs as written), optional `buttons` /
@@ -24,7 +25,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-import yaml
+from weiquan.core.texts import load_text_file
 
 # WeChat's limit for one text message (passive reply or customer-service message): 2048 bytes of UTF-8.
 WECHAT_TEXT_LIMIT_BYTES = 2048
@@ -56,9 +57,7 @@ class WeChatTexts:
 @cache
 def load_texts(path: Path = TEXTS_PATH) -> WeChatTexts:
     """Loads and checks the channel's texts once: a broken file fails at start-up and in tests, not mid-conversation."""
-    data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    if not isinstance(data, dict):
-        raise ValueError(f"{path}: expected a mapping")
+    data = load_text_file(path)
     values: dict[str, Any] = {}
     for name in WeChatTexts.__dataclass_fields__:
         value = data.get(name)
@@ -89,8 +88,7 @@ class RenderedReply:
 @cache
 def card_formats(path: Path = CARDS_PATH) -> dict[str, str]:
     """How cards are written as plain text (cards.yml), checked once so a placeholder typo fails at start-up."""
-    formats = {key: str(value) for key, value in yaml.safe_load(path.read_text(encoding="utf-8")).items()
-               if key != "version"}
+    formats = {key: str(value) for key, value in load_text_file(path).items()}
     formats["path"].format(number=1, title="", url="")
     formats["step"].format(number=1, text="")
     formats["script_line"].format(name="", text="")

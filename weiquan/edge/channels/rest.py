@@ -29,17 +29,16 @@ import ipaddress
 import json
 import logging
 from collections.abc import Awaitable, Callable, Mapping
-from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-import yaml
 from rasa.core.channels.channel import CollectingOutputChannel, InputChannel, UserMessage
 from rasa.core.channels.rest import RestInput
 from sanic import Blueprint, response
 from sanic.request import Request
 from sanic.response import HTTPResponse
 
+from weiquan.core.texts import TextFile, load_text_file
 from weiquan.edge import faults
 from weiquan.edge.channels.render import render_rest
 from weiquan.edge.limits import (
@@ -52,7 +51,7 @@ from weiquan.edge.limits import (
     read_body,
     shortcut_policy,
 )
-from weiquan.services import default_services
+from weiquan.services import Services, default_services
 from weiquan.stores.outbox import OutboxSource, pending_for, settle
 
 logger = logging.getLogger(__name__)
@@ -66,9 +65,8 @@ DEFAULT_LIMITS = Limits(max_message_chars=MAX_MESSAGE_CHARS, max_sender_chars=MA
 TEXTS_PATH = Path(__file__).with_name("rest_texts.yml")
 
 
-@lru_cache(maxsize=1)
-def rest_texts() -> dict[str, str]:
-    return yaml.safe_load(TEXTS_PATH.read_text(encoding="utf-8"))
+def rest_texts() -> TextFile:
+    return load_text_file(TEXTS_PATH)
 
 
 def bad_request(status: int, error: str, text: str = "malformed", headers: dict[str, str] | None = None,
@@ -148,22 +146,30 @@ class WholeMessageCollector(CollectingOutputChannel):
 
 
 class GuardedRestInput(RestInput):
+    topic = "rest"  # the word its files use: rest_texts.yml, render_rest, tests/e2e/test_rest_*.py
+
     @classmethod
     def name(cls) -> str:
         return "rest"
 
     @classmethod
     def from_credentials(cls, credentials: dict[str, Any] | None) -> InputChannel:
-        services = default_services()
+        return cls.from_settings(credentials, default_services())
+
+    @classmethod
+    def from_settings(cls, credentials: Mapping[str, Any] | None, services: Services) -> GuardedRestInput:
+        """The channel from credentials.yml's section and the process's services (the environment read once): the
+        limits, REST_TOKEN, and the operator outbox."""
         return cls(Limits.from_settings(credentials, MAX_MESSAGE_CHARS, services.env), token=rest_token(services.env),
-                   outbox=services.outbox)
+                   outbox=services.outbox, now=services.clock.now)
 
     def __init__(self, limits: Limits = DEFAULT_LIMITS, token: str = "",
-                 outbox: OutboxSource | None = None) -> None:
+                 outbox: OutboxSource | None = None, now: Callable[[], float] | None = None) -> None:
         self.limits = limits
         self.gate = RateGate(limits)
         self.token = token
         self.outbox = outbox  # operator messages until a reply carried them (None: no hand-off here)
+        self.now = now or default_services().clock.now
         logger.info("rest.access: %s", "a Bearer token is required (REST_TOKEN)" if token
                     else "no REST_TOKEN: loopback clients only")
 
@@ -215,7 +221,7 @@ class GuardedRestInput(RestInput):
                 [{"recipient_id": sender, **render_rest(message)}
                  for message in [dict(pending.message) for pending in earlier] + collector.messages]
             )
-            settle(self.outbox, (pending.id for pending in earlier), default_services().clock.now())
+            settle(self.outbox, (pending.id for pending in earlier), self.now())
             return answer
 
         return hook

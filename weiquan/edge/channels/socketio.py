@@ -35,12 +35,10 @@ import re
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Iterable, Mapping
-from functools import lru_cache
 from pathlib import Path
 from typing import Any, TypeGuard
 
 import rasa.core.channels.channel
-import yaml
 from rasa.core.channels.channel import InputChannel, OutputChannel, UserMessage
 from rasa.core.channels.socketio import SocketBlueprint, SocketIOInput, SocketIOOutput
 from sanic import Blueprint, response
@@ -50,11 +48,12 @@ from socketio import AsyncManager, AsyncRedisManager, AsyncServer
 from socketio.asyncio_pubsub_manager import AsyncPubSubManager
 
 from weiquan.core.contracts import DELIVERY_ID
+from weiquan.core.texts import TextFile, load_text_file
 from weiquan.edge import faults
 from weiquan.edge.channels.render import render_widget
 from weiquan.edge.limits import Limits, RateGate, is_valid_unicode, json_depth, shortcut_policy
-from weiquan.services import default_services, expand_env
-from weiquan.stores.outbox import OperatorOutbox, OutboxSource, pending_for, settle
+from weiquan.services import Services, default_services, expand_env
+from weiquan.stores.outbox import OutboxSource, pending_for, settle
 
 logger = logging.getLogger(__name__)
 
@@ -75,14 +74,9 @@ CHANNEL = "socketio"
 ACK_TIMEOUT_S = 2.0
 
 
-def services_outbox() -> OperatorOutbox | None:
-    return default_services().outbox()
-
-
-@lru_cache(maxsize=1)
-def widget_texts() -> dict[str, str]:
+def widget_texts() -> TextFile:
     """What the widget shows instead of forwarding a message Rasa should not see (read once, on first use)."""
-    return yaml.safe_load(TEXTS_PATH.read_text(encoding="utf-8"))
+    return load_text_file(TEXTS_PATH)
 
 
 def parse_origins(value: Any) -> frozenset[str]:
@@ -149,10 +143,12 @@ class WidgetSocketIOOutput(SocketIOOutput):
     message (one with a delivery id) is marked delivered in the outbox once a socket acknowledges it."""
 
     def __init__(self, sio: AsyncServer, bot_message_evt: str, namespace: str | None = None,
-                 outbox: OutboxSource | None = None, ack_timeout_s: float = ACK_TIMEOUT_S) -> None:
+                 outbox: OutboxSource | None = None, now: Callable[[], float] | None = None,
+                 ack_timeout_s: float = ACK_TIMEOUT_S) -> None:
         super().__init__(sio, bot_message_evt)
         self.namespace = namespace
         self.outbox = outbox
+        self.now = now or default_services().clock.now
         self.ack_timeout_s = ack_timeout_s
 
     async def _send_message(self, socket_id: str, response: Any) -> None:
@@ -168,7 +164,7 @@ class WidgetSocketIOOutput(SocketIOOutput):
             return
         if await emit_acknowledged(self.sio, self.bot_message_evt, {**payload, "id": delivery_id}, recipient_id,
                                    self.namespace, self.ack_timeout_s):
-            settle(self.outbox, [delivery_id], default_services().clock.now())
+            settle(self.outbox, [delivery_id], self.now())
 
     async def send_text_message(self, recipient_id: str, text: str, **kwargs: Any) -> None:
         await self.send_response(recipient_id, {"text": text})
@@ -213,15 +209,18 @@ async def emit_acknowledged(sio: AsyncServer, event: str, payload: dict[str, Any
 class WidgetSocketIOInput(SocketIOInput):
     """Rasa's socket.io input channel with awaited rooms, an origin allowlist and a message length cap."""
 
-    @classmethod
-    def from_credentials(cls, credentials: dict[str, Any] | None) -> InputChannel:
-        return cls.from_settings(credentials, default_services().env)
+    topic = "widget"  # the word its files use: widget_texts.yml, render_widget, tests/e2e/test_widget_*.py
 
     @classmethod
-    def from_settings(cls, credentials: Mapping[str, Any] | None, env: Mapping[str, str]) -> WidgetSocketIOInput:
+    def from_credentials(cls, credentials: dict[str, Any] | None) -> InputChannel:
+        return cls.from_settings(credentials, default_services())
+
+    @classmethod
+    def from_settings(cls, credentials: Mapping[str, Any] | None, services: Services) -> WidgetSocketIOInput:
         """The channel from credentials.yml's section and the environment the composition root read. Rasa expands
         ${VAR} only in unquoted YAML scalars; a quoted "${VAR}" arrives as written and is expanded here."""
         credentials = credentials or {}
+        env = services.env
 
         def expanded(value: Any) -> Any:
             return expand_env(value, env) if isinstance(value, str) else value
@@ -239,7 +238,8 @@ class WidgetSocketIOInput(SocketIOInput):
             max_message_chars=int(credentials.get("max_message_chars") or DEFAULT_MAX_MESSAGE_CHARS),
             limits=Limits.from_settings(credentials, DEFAULT_MAX_MESSAGE_CHARS, env),
             redis_url=expanded(credentials.get("redis_url")),
-            outbox=services_outbox,
+            outbox=services.outbox,
+            now=services.clock.now,
         )
 
     def __init__(
@@ -257,6 +257,7 @@ class WidgetSocketIOInput(SocketIOInput):
         limits: Limits | None = None,
         redis_url: str | None = None,
         outbox: OutboxSource | None = None,
+        now: Callable[[], float] | None = None,
     ) -> None:
         super().__init__(
             user_message_evt,
@@ -278,6 +279,7 @@ class WidgetSocketIOInput(SocketIOInput):
         if "${" in self.redis_url:  # a quoted "${VAR}" whose variable is unset: no Redis
             self.redis_url = ""
         self.outbox = outbox  # operator messages until a socket acknowledged them (None: no hand-off here)
+        self.now = now or default_services().clock.now
 
     def origin_allowed(self, origin: str | None, environ: dict | None = None) -> bool:
         """Engine.io calls this for every request that carries an Origin header (and to set CORS headers)."""
@@ -286,7 +288,7 @@ class WidgetSocketIOInput(SocketIOInput):
     def get_output_channel(self) -> OutputChannel | None:
         if self.sio is None:
             return super().get_output_channel()  # warns, returns None
-        return WidgetSocketIOOutput(self.sio, self.bot_message_evt, self.namespace, outbox=self.outbox)
+        return WidgetSocketIOOutput(self.sio, self.bot_message_evt, self.namespace, outbox=self.outbox, now=self.now)
 
     def blueprint(self, on_new_message: Callable[[UserMessage], Awaitable[Any]]) -> Blueprint:
         # Engine.io answers a request from a foreign origin with 400 before any socket.io event, and sends CORS
@@ -362,7 +364,7 @@ class WidgetSocketIOInput(SocketIOInput):
                     continue
                 payload = {**rendered, "id": message.id}
                 if await emit_acknowledged(sio, self.bot_message_evt, payload, sid, namespace, ACK_TIMEOUT_S):
-                    settle(self.outbox, [message.id], default_services().clock.now())
+                    settle(self.outbox, [message.id], self.now())
 
         @sio.on("session_request", namespace=namespace)
         async def session_request(sid: str, data: Any = None) -> None:

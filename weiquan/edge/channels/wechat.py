@@ -43,13 +43,11 @@ import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
-from functools import lru_cache
 from pathlib import Path
 from typing import Any, Generic, TypeVar
 from xml.parsers.expat import ExpatError
 
 import xmltodict
-import yaml
 from rasa.core.channels.channel import InputChannel, OutputChannel, UserMessage
 from sanic import Blueprint, response
 from sanic.request import Request
@@ -63,6 +61,7 @@ from wechatpy.utils import WeChatSigner
 
 from weiquan.core.contracts import DELIVERY_ID
 from weiquan.core.privacy import mask
+from weiquan.core.texts import TextFile, load_text_file
 from weiquan.edge import faults
 from weiquan.edge.channels.render import (
     WECHAT_TEXT_LIMIT_BYTES,
@@ -274,6 +273,8 @@ class _Turn:
 
 class WeChatInput(InputChannel):
     """Rasa input channel for a WeChat Official Account; live when `token` is non-empty."""
+
+    topic = "wechat"  # the word its files use: wechat_texts.yml, render_wechat, tests/e2e/test_wechat_*.py
 
     @classmethod
     def name(cls) -> str:
@@ -644,10 +645,9 @@ class WeChatInput(InputChannel):
             await asyncio.gather(*list(self._background), return_exceptions=True)
 
 
-@lru_cache(maxsize=1)
-def wechat_limit_texts() -> dict[str, str]:
-    """The rate-limit sentence (wechat_texts.yml; the rest of that file is loaded by render.load_texts)."""
-    texts = yaml.safe_load(Path(__file__).with_name("wechat_texts.yml").read_text(encoding="utf-8"))
+def wechat_limit_texts() -> TextFile:
+    """The rate-limit sentence (wechat_texts.yml; the rest of that file is read into render.WeChatTexts)."""
+    texts = load_text_file(Path(__file__).with_name("wechat_texts.yml"))
     texts["too_many"].format(seconds=1)  # a placeholder typo fails here, at start-up, not on a buyer's message
     return texts
 

@@ -6,7 +6,10 @@ const TOKEN_KEY = "weiquan-console-token";
 const STATUS = { waiting: "等待中", active: "服务中", closed: "已结束" };
 const CHANNEL = { socketio: "网页", wechat: "微信", rest: "接口" };
 const SPEAKER = { user: "用户", bot: "机器人", operator: "人工客服", status: "系统" };
-const ENDING = { released: "已交还机器人", timeout: "等待超时，机器人已接回", restarted: "用户重新开始了对话" };
+const ENDING = {
+  released: "已交还机器人", timeout: "等待超时，机器人已接回", restarted: "用户重新开始了对话",
+  cancelled: "用户说不需要人工了，机器人已接回",
+};
 // What POST …/messages answers (weiquan/core/contracts.py Delivery): "delivered" only when the buyer's side confirmed it.
 const DELIVERY = {
   delivered: "已送达：用户那边已确认收到。",
@@ -177,6 +180,7 @@ function listItem(item) {
   head.append(el("span", "channel", CHANNEL[item.channel] || item.channel));
   if (item.summary && item.summary.safety) head.append(el("span", "badge badge--danger", "人身威胁"));
   if (item.status === "waiting" && item.offline) head.append(el("span", "badge badge--left", "留言"));
+  if (item.status === "waiting" && item.requeued_at) head.append(el("span", "badge badge--left", "客服离开，重新排队"));
   head.append(el("span", "since", ago(item.since)));
   button.append(head);
   const lines = el("ul", "entry-summary");
