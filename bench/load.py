@@ -234,14 +234,16 @@ def production(duration: float, replicas: int, workdir: Path, partner: Server | 
                slices: int = 4) -> list[dict[str, Any]]:
     """`make run-production` on free ports, loaded through HAProxy at c=20 — in alternating slices with the moodbot
     at c=20 when `partner` (the moodbot's server, still up) is given."""
-    ports = {"public": free_port(), "actions": free_port(), "widget": free_port(), "ready": free_port()}
+    ports = {"public": free_port(), "actions": free_port(), "widget": free_port(), "ready": free_port(),
+             "console": free_port(), "admin": free_port()}
     replica_base = free_block(replicas)
     action_base = free_block(2)
     db_name = f"weiquan_bench_{os.getpid()}"
     args = [sys.executable, "scripts/run_all.py", "--production", "--replicas", str(replicas), "--rasa-port",
             str(ports["public"]), "--action-port", str(ports["actions"]), "--widget-port", str(ports["widget"]),
             "--replica-base", str(replica_base), "--action-base", str(action_base), "--ready-port",
-            str(ports["ready"]), "--public-host", "127.0.0.1",
+            str(ports["ready"]), "--console-port", str(ports["console"]), "--admin-port", str(ports["admin"]),
+            "--public-host", "127.0.0.1",
             "--build-dir", str(workdir / "build"), "--log-dir", str(workdir / "production-logs"), "--db-name",
             db_name, "--redis-db", "8"]
     out = open(workdir / "production.out", "wb")  # noqa: SIM115
@@ -294,8 +296,9 @@ def cpu_by_kind(supervisor: int) -> dict[str, float]:
             cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace")
         except OSError:
             continue
-        kind = ("rasa replicas" if "weiquan.ops.serve" in cmdline else "action servers" if "actions" in cmdline
-                else "haproxy" if "haproxy" in cmdline else "widget")
+        kind = ("console's Rasa API" if "--enable-api" in cmdline else "rasa replicas" if "weiquan.ops.serve" in cmdline
+                else "action servers" if "actions" in cmdline else "haproxy" if "haproxy" in cmdline
+                else "console" if "weiquan.handoff.console" in cmdline else "widget")
         add(kind, pid)
         for grandchild in Path(f"/proc/{pid}/task/{pid}/children").read_text().split() \
                 if Path(f"/proc/{pid}/task/{pid}/children").exists() else []:
@@ -316,7 +319,8 @@ def replica_pids(supervisor: int) -> list[int]:
     found = []
     for pid in children:
         try:
-            if "weiquan.ops.serve" in Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace"):
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace")
+            if "weiquan.ops.serve" in cmdline and "--enable-api" not in cmdline:  # the replicas, not rasa-admin
                 found.append(int(pid))
         except OSError:
             continue
