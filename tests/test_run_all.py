@@ -22,3 +22,11 @@ def test_rasa_gets_its_api_token_whatever_it_starts_with(token: str, monkeypatch
     assert rasa.argv[1:3] == ["-m", "weiquan.ops.serve"]
     parsed = create_argument_parser().parse_args(rasa.argv[3:])
     assert parsed.auth_token == token and parsed.enable_api
+
+
+def test_the_supervisor_logs_command_lines_without_rasas_api_token() -> None:
+    """Each server's log starts with its command line; Rasa's token is on it (rasa reads it nowhere else)."""
+    from weiquan.ops.supervisor import printable
+
+    line = printable(["rasa", "run", "--enable-api", "--auth-token=-secret-1", "--auth-token", "secret-2", "-p", "1"])
+    assert "secret" not in line and line == "rasa run --enable-api --auth-token=*** --auth-token *** -p 1"

@@ -32,6 +32,25 @@ from pathlib import Path
 PR_SET_PDEATHSIG = 1
 
 
+SECRET_OPTIONS = ("--auth-token", "--jwt-secret")  # Rasa's API token: in no log line (docs/security.md)
+
+
+def printable(argv: list[str]) -> str:
+    """A command line as the log shows it: the values of SECRET_OPTIONS replaced by ***."""
+    shown: list[str] = []
+    hide_next = False
+    for arg in argv:
+        name, equals, _ = arg.partition("=")
+        if hide_next:
+            shown.append("***")
+        elif name in SECRET_OPTIONS and equals:
+            shown.append(f"{name}=***")
+        else:
+            shown.append(arg)
+        hide_next = not hide_next and arg in SECRET_OPTIONS
+    return " ".join(shown)
+
+
 @dataclass
 class Service:
     """One row of the table: what to run, how to tell it is ready, which port it holds."""
@@ -114,7 +133,7 @@ class Supervisor:
     def _start(self, row: _Running) -> None:
         service = row.service
         log = open(self.log_dir / f"{service.name}.log", "ab")  # noqa: SIM115 - handed to the child
-        log.write(f"\n=== {time.strftime('%Y-%m-%d %H:%M:%S')} start {' '.join(service.argv)}\n".encode())
+        log.write(f"\n=== {time.strftime('%Y-%m-%d %H:%M:%S')} start {printable(service.argv)}\n".encode())
         log.flush()
         row.proc = subprocess.Popen(service.argv, cwd=self.cwd, env={**self.env, **service.env}, stdout=log,
                                     stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
