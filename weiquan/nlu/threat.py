@@ -44,10 +44,10 @@ MODEL_NAME = "model.json"
 FORMAT = 1
 
 NGRAMS = (1, 4)
-C = 4.0  # inverse regularisation; chosen by cross-validation on data/safety/ (see the build report)
+C = 30.0  # inverse regularisation, by cross-validation (reports/safety_detector.md: 4, 10, 30, 100 compared)
 FOLDS = 5
 SEED = 2013
-RECALL_TARGET = 0.99  # out-of-fold recall the threshold must keep
+RECALL_TARGET = 0.98  # out-of-fold recall the threshold keeps; the rules are there for the veiled rest
 ASCII_WORD = re.compile(r"[a-z]+")
 
 
