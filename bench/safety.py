@@ -178,8 +178,9 @@ def main(argv: list[str] | None = None) -> int:
     results: dict[str, dict[str, dict[str, Any]]] = {}
     start = 0
     for spec, items in sets:
-        rasa = None if rasa_all is None else (rasa_all[0][start:start + len(items)], rasa_all[1][start:start + len(items)])
-        start += len(items)
+        end = start + len(items)
+        rasa = None if rasa_all is None else (rasa_all[0][start:end], rasa_all[1][start:end])
+        start = end
         results[spec.name] = judge(detector, items, rasa)
 
     report = detector.info.get("report", {})

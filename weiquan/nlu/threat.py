@@ -176,7 +176,7 @@ def fold(text: str) -> str:
 def char_ngrams(text: str, low: int = NGRAMS[0], high: int = NGRAMS[1]) -> list[str]:
     """Character n-grams of the folded text, padded with a space at each end (as scikit-learn's char_wb does)."""
     padded = f" {text} "
-    grams = []
+    grams: list[str] = []
     for n in range(low, high + 1):
         grams.extend(padded[i:i + n] for i in range(len(padded) - n + 1))
     return [g for g in grams if g.strip()]
@@ -292,7 +292,6 @@ class ThreatDetector:
 # ---------------------------------------------------------------- training (scikit-learn, build time only)
 def _vectorizer() -> Any:
     import numpy as np
-
     from sklearn.feature_extraction.text import TfidfVectorizer
 
     return TfidfVectorizer(analyzer=char_ngrams, sublinear_tf=True, min_df=2, dtype=np.float64)
