@@ -3,8 +3,9 @@
 A missed threat is the worst error the bot can make and a false alarm costs one sentence, so the detector is built
 for recall and kept apart from the intent model:
 
-- its own data in data/safety/ (hand-written threats and hard negatives, plus COLD rows; see SOURCES.md there),
-  which `rasa train` never reads;
+- its own data in data/safety/ (hand-written threats and hard negatives, template frames, COLD rows; see
+  SOURCES.md there), which `rasa train` never reads, plus the intent model's training data (data/nlu) as everyday
+  traffic;
 - a logistic regression over character 1–4-grams of the folded text (the project's normaliser, then the detector's
   own table data/safety/canonical.yml: emoji, pinyin and homophones for the violent word). Trained deterministically
   by `python -m weiquan.nlu.threat build build/threat` (the Makefile's build rule); the result is plain JSON
@@ -133,9 +134,12 @@ def _texts(data: dict[str, Any], path: Path) -> list[str]:
     return texts
 
 
-def data_digest(folder: Path = DATA_DIR) -> str:
+def data_digest() -> str:
+    """What the built detector depends on: its data, the intent data, the rules, the normaliser and this file."""
+    normaliser = [Path(__file__).with_name("textnorm.py"), Path(__file__).with_name("shorthand.yml")]
     sha = hashlib.sha256()
-    for path in [*sorted(folder.glob("*.yml")), *sorted(NLU_DIR.glob("*.yml")), PATTERNS_FILE, Path(__file__)]:
+    for path in [*sorted(DATA_DIR.glob("*.yml")), *sorted(NLU_DIR.glob("*.yml")), PATTERNS_FILE, *normaliser,
+                 Path(__file__)]:
         sha.update(path.name.encode() + b"\0" + path.read_bytes() + b"\0")
     return sha.hexdigest()[:16]
 
@@ -348,7 +352,7 @@ def confusion(scores: Iterable[float], labels: Iterable[bool], threshold: float)
     return {"tp": tp, "fp": fp, "fn": fn, "tn": tn, "recall": round(recall, 4), "precision": round(precision, 4)}
 
 
-def build(target: Path = DEFAULT_BUILD_DIR, folder: Path = DATA_DIR) -> dict[str, Any]:
+def build(target: Path = DEFAULT_BUILD_DIR) -> dict[str, Any]:
     examples = training_examples()
     labels = [e.threat for e in examples]
     oof = out_of_fold_scores(examples)
@@ -362,7 +366,7 @@ def build(target: Path = DEFAULT_BUILD_DIR, folder: Path = DATA_DIR) -> dict[str
         "cv_model": confusion(oof, labels, threshold), "cv_rules_or_model": confusion(combined, labels, threshold),
         "rules_on_data": confusion([1.0 if r else 0.0 for r in by_rule], labels, 0.5),
     }
-    payload = {"format": FORMAT, "data_digest": data_digest(folder), "ngrams": list(NGRAMS), "c": C,
+    payload = {"format": FORMAT, "data_digest": data_digest(), "ngrams": list(NGRAMS), "c": C,
                "folds": FOLDS, "seed": SEED, "report": report, "model": model.to_json()}
     target.mkdir(parents=True, exist_ok=True)
     (target / MODEL_NAME).write_text(json.dumps(payload, ensure_ascii=False, sort_keys=True) + "\n", encoding="utf-8")
