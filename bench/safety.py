@@ -210,7 +210,8 @@ def main(argv: list[str] | None = None) -> int:
     ]
     secret = {spec.name for spec, _ in sets if spec.secret}
     for name, systems in results.items():
-        shown = ["bot"] if name in secret else ["detector", "bot"]
+        # the final set: only its misses, by the bot (or by the detector when no Rasa model was loaded)
+        shown = (["bot"] if "bot" in systems else ["detector"]) if name in secret else ["detector", "bot"]
         for system in shown:
             if system not in systems:
                 continue
