@@ -7,6 +7,7 @@ PY        := $(VENV)/bin/python
 RASA      := $(VENV)/bin/rasa
 STAMP     := $(VENV)/.installed
 SPACY_DIR := build/spacy_zh
+THREAT_DIR := build/threat
 MODEL     := models/weiquan.tar.gz
 RASA_PORT   ?= 5005
 ACTION_PORT ?= 5055
@@ -31,7 +32,7 @@ export PYTHONPATH := $(CURDIR)
 export SQLALCHEMY_SILENCE_UBER_WARNING := 1
 export TF_CPP_MIN_LOG_LEVEL := 2
 
-.PHONY: help setup widget-deps browser train check-train-cached run proxy run-production profile bench-load perf-guard deploy-tools shell actions test test-unit validate test-stories test-e2e bench-nlu bench-time screenshots console-screenshot lint clean forget purge-expired audit
+.PHONY: help setup widget-deps browser train check-train-cached run proxy run-production profile bench-load perf-guard deploy-tools shell actions test test-unit validate test-stories test-e2e bench-nlu bench-safety bench-time screenshots console-screenshot lint clean forget purge-expired audit
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-13s %s\n", $$1, $$2}'
@@ -49,7 +50,12 @@ $(SPACY_DIR)/meta.json: $(STAMP) weiquan/nlu/spacy_pipeline.py weiquan/nlu/rule_
 	$(PY) -m weiquan.nlu.spacy_pipeline $(SPACY_DIR)
 	@touch $@
 
-setup: $(STAMP) $(SPACY_DIR)/meta.json ## create .venv (Python 3.10), install pinned packages, build the spaCy rule pipeline
+# The threat detector (weiquan/nlu/threat.py): trained from data/safety/ and data/nlu/, about a minute on one core.
+$(THREAT_DIR)/model.json: $(STAMP) weiquan/nlu/threat.py weiquan/nlu/textnorm.py weiquan/nlu/shorthand.yml \
+  weiquan/nlu/rule_patterns.yml $(wildcard data/safety/*.yml) $(wildcard data/nlu/*.yml)
+	$(PY) -W ignore::UserWarning -m weiquan.nlu.threat build $(THREAT_DIR)
+
+setup: $(STAMP) $(SPACY_DIR)/meta.json $(THREAT_DIR)/model.json ## create .venv, install pinned packages, build the spaCy rules and the threat detector
 
 browser: ## install Debian's Chromium and CJK fonts for the browser tests (needs root)
 	@command -v chromium >/dev/null && fc-list | grep -qi 'noto.*cjk' && fc-list | grep -qi 'color.*emoji' || \
@@ -121,6 +127,9 @@ test: lint audit test-unit validate test-stories check-train-cached test-e2e per
 
 bench-nlu: setup ## NLU side by side: ours vs plain Rasa vs keywords; writes reports/
 	$(PY) -m bench.nlu
+
+bench-safety: setup ## threat detection per held-out set, with baselines; writes reports/safety_benchmark.md
+	$(PY) -m bench.safety
 
 bench-time: setup ## time-expression parser accuracy and cost; writes reports/timeparse.md
 	$(PY) -m bench.timeparse

@@ -32,6 +32,9 @@ ROOT = Path(__file__).resolve().parent.parent
 MODEL_INPUTS = ["config.yml", "domain.yml", "data", "weiquan/nlu", "weiquan/core/timeparse.py"]
 # Rasa never looks inside the jieba dictionary folder: when it changes, the training must be forced.
 FORCE_INPUTS = ["data/dictionary"]
+# Not part of the model: the threat detector's data (data/safety/, never read by `rasa train`) is built into
+# build/threat by make and loaded at run time, like build/spacy_zh.
+EXCLUDED = ["data/safety"]
 PACKAGES = ["rasa", "tensorflow", "jieba", "opencc"]
 SKIP_SUFFIXES = {".pyc"}
 
@@ -40,8 +43,9 @@ def _files(spec: str) -> list[Path]:
     path = ROOT / spec
     if path.is_file():
         return [path]
+    excluded = [ROOT / item for item in EXCLUDED]
     return sorted(p for p in path.rglob("*") if p.is_file() and p.suffix not in SKIP_SUFFIXES
-                  and "__pycache__" not in p.parts)
+                  and "__pycache__" not in p.parts and not any(p.is_relative_to(x) for x in excluded))
 
 
 def digest(specs: list[str]) -> str:

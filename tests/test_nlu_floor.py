@@ -26,7 +26,7 @@ FLOORS = {
     nlu_eval.HELDOUT_BLIND_FILE: (0.95, 0.92),
 }
 SAFETY_RECALL = 1.0  # a threat to someone's safety is never missed
-SAFETY_PRECISION_FLOOR = 0.95  # ordinary harassment is not escalated as a threat
+SAFETY_PRECISION_FLOOR = 0.85  # issue 16: recall first, the threat detector may flag some hard harassment (was 0.95)
 
 
 @pytest.fixture(scope="module")

@@ -1,0 +1,94 @@
+"""The threat rules (THREAT in weiquan/nlu/rule_patterns.yml), matched by the detector on the folded text.
+
+Each family must raise the alarm alone, without the model; the same words without menace must not. Also: the
+rules stay silent on the intent model's everyday training data and on the held-out sets' non-threats.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from weiquan.nlu import threat
+
+ROOT = Path(__file__).resolve().parents[1]
+RULES = threat.ThreatRules.from_file()
+
+
+def fires(text: str) -> bool:
+    return bool(RULES.hits(threat.fold(text)))
+
+
+FAMILIES = {
+    "body": ["卖家扬言要弄残我", "他说抓到我就打断我的腿", "店主说要宰了我"],
+    "life": ["卖家说你这种人活不长的", "他留言让我准备好后事", "卖家说等着给你收尸"],
+    "home": ["卖家说他知道我住哪里", "他说已经到了我们小区楼下", "卖家扬言明天来我家"],
+    "workplace_school": ["对方说在我公司门口等着", "卖家说他蹲在我学校大门外"],
+    "family": ["卖家说我家孩子放学路上要小心", "他说要找我爸妈的麻烦"],
+    "people_sent": ["卖家在群里喊人帮我去问候一下这个买家", "店主说他叫了一车兄弟过来", "他说要找人来揍我"],
+    "thrown": ["他说要往我家窗户上扔砖头", "卖家说要拿酒瓶砸我"],
+    "fire": ["他说要一把火烧了我的店", "卖家说要往我家门上浇汽油", "卖家说要拧开我家煤气"],
+    "acid_paint": ["他说要泼我硫酸", "卖家说要在我家门口泼红漆"],
+    "parcels": ["差评后收到一个包裹，里面是寿衣", "卖家说下次寄来的快递里就是刀", "门把手上挂着一袋冥币"],
+    "coming_to_beat": ["他说明晚就过来收拾我", "客服说她老公会去找我，到时候揍成什么样她不管"],
+    "veiled_imminent": ["他说我会后悔的，马上", "卖家说有我好看，等着吧"],
+    "slang_pinyin_emoji": ["卖家发了 nsn", "卖家说要 sha le ni", "卖家先发🔪，然后发了我家的小区名"],
+}
+
+
+@pytest.mark.parametrize(("family", "text"), [(f, t) for f, texts in FAMILIES.items() for t in texts])
+def test_each_family_raises_the_alarm_alone(family: str, text: str) -> None:
+    assert fires(text), f"{family}: {text}"
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "这个价钱是要我的命啊",  # exasperation
+        "杀了我吧，又要排队退货",
+        "一棍子打死一船人不公平",  # idiom
+        "我老婆说颜色不好看",
+        "给老人买的寿衣尺码小了",  # products
+        "骨灰盒能不能七天无理由退",
+        "买的硫酸铜是做实验用的",
+        "磨刀石是假的",
+        "同行找人给我打恶意差评",
+        "被同行雇人刷差评了",
+        "我明天来找你",  # to the bot
+        "朋友今晚来我家吃饭，能不能下午送到",
+        "卖家说售后人员明天去我家",
+        "我家的门牌号写错了",
+        "⚰️造型的万圣节蜡烛还有货吗",
+        "这破东西我想一把火烧了",
+        "卖家说你死定了，平台肯定判你输",
+        "卖家没说要伤害我，就是天天骂",  # negated
+        "卖家说知道我住哪个城市，要去当地消协投诉我",
+        "快递到了我们小区的驿站",
+        "卖家一天打了二十个电话",
+        "卖家骂我穷鬼，说我买不起别买",
+        "卖家说要去法院告我",
+        "双十一秒杀，砍价砍到一块钱，笑死",
+    ],
+)
+def test_the_same_words_without_menace_stay_quiet(text: str) -> None:
+    assert not fires(text), RULES.hits(threat.fold(text))
+
+
+def test_rules_are_silent_on_the_intent_models_everyday_data() -> None:
+    noisy = [e.text for e in threat.load_intent_examples() if not e.threat and fires(e.text)]
+    assert not noisy, noisy
+
+
+def test_rules_are_almost_silent_on_held_out_non_threats() -> None:
+    from bench import safety
+
+    alarms = [item.text for spec in safety.SETS if spec.path.is_file() and not spec.secret
+              for item in safety.load(spec) if not item.threat and fires(item.text)]
+    # measured: 2 of about 1,550 (a rule question about mailed 冥币, a phone case one would burn)
+    assert len(alarms) <= 3, alarms
+
+
+def test_the_spacy_pipeline_reads_the_same_rules() -> None:
+    from weiquan.nlu.spacy_pipeline import load_patterns
+
+    assert len(load_patterns()["patterns"]) == len(RULES.patterns) + 2  # plus ORDER_ID and PHONE
