@@ -208,12 +208,16 @@ def test_widget_and_console_round_trip_in_chromium(stack: HandoffBot, browser: B
         expect(widget.locator(".wq-msg--status").last).to_contain_text(CONNECTED)
 
         before = widget.locator(BOT).count()
-        widget.locator(INPUT).fill("你好，我被卖家威胁要曝光地址")
+        widget.locator(INPUT).fill("你好，卖家天天打电话，我想问问怎么投诉")
         widget.locator(INPUT).press("Enter")
-        expect(console.locator("#transcript .line--user .text").last).to_have_text("你好，我被卖家威胁要曝光地址")
+        expect(console.locator("#transcript .line--user .text").last).to_have_text("你好，卖家天天打电话，我想问问怎么投诉")
         widget.wait_for_timeout(1500)
-        assert widget.locator(BOT).count() == before  # the bot stays silent: no safety card, no form
+        assert widget.locator(BOT).count() == before  # the operator answers this one: the bot stays silent, no form
         expect(widget.locator(".wq-typing")).to_be_hidden()  # and does not pretend to type
+        # A threat is the one thing the bot still answers while a person holds the conversation (issue 16).
+        widget.locator(INPUT).fill("卖家说知道我家住哪，要上门弄死我")
+        widget.locator(INPUT).press("Enter")
+        expect(widget.locator(BOT).nth(before).locator(".wq-card--safety")).to_be_visible(timeout=10_000)
 
         box = console.locator("#reply-text").bounding_box()
         assert box and box["y"] + box["height"] <= 900  # the reply box stays on screen; the transcript scrolls
