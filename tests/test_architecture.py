@@ -133,3 +133,28 @@ def test_every_rule_set_rules_every_canonical_case_and_fills_every_response(rule
             for variation in DOMAIN["responses"][response]:
                 needed = {field for _, field, _, _ in string.Formatter().parse(variation["text"]) if field}
                 assert needed <= set(variables), f"{response} needs {sorted(needed - set(variables))}"
+
+
+# The one composition root (issue 18): inside weiquan/ and actions/, only the clock reads the wall clock and only the
+# composition root reads the environment; weiquan/ops/ is the server harness (it starts processes with an environment).
+WALL_CLOCK = re.compile(r"\btime\.time\(|\bdatetime\.(?:now|utcnow|today)\(|\bdate\.today\(")
+ENVIRONMENT = re.compile(r"\bos\.environ\b|\bos\.getenv\(|\bfrom os import (?:environ|getenv)\b")
+ROOT_READERS = {"weiquan/core/clock.py": WALL_CLOCK, "weiquan/services.py": ENVIRONMENT}
+
+
+def project_modules() -> list[Path]:
+    return sorted(p for folder in ("weiquan", "actions") for p in (ROOT / folder).rglob("*.py")
+                  if "ops" not in p.relative_to(ROOT).parts)
+
+
+@pytest.mark.parametrize("pattern", [WALL_CLOCK, ENVIRONMENT], ids=["wall clock", "environment"])
+def test_only_the_clock_and_the_composition_root_read_the_clock_and_the_environment(pattern: re.Pattern[str]) -> None:
+    readers = []
+    for path in project_modules():
+        name = path.relative_to(ROOT).as_posix()
+        code = "\n".join(line.split("#")[0] for line in path.read_text(encoding="utf-8").splitlines())
+        code = re.sub(r'"""[\s\S]*?"""', "", code)  # docstrings may name them
+        if pattern.search(code) and ROOT_READERS.get(name) is not pattern:
+            readers.append(name)
+    assert len(project_modules()) > 40
+    assert readers == [], f"read {pattern.pattern} outside the clock / services.py: {readers}"
