@@ -12,7 +12,9 @@ by five systems:
 The last two need a trained model (models/weiquan.tar.gz, `make train`); without one they are left out.
 Sets: tests/data/safety_set.yml, the threat / non-threat split of the three NLU held-out sets, tests/data/
 safety_eval.yml (the team's tuning set since its first run, see reports/safety_eval_first_run.md) and, only when
-tests/data/safety_final.yml exists, the final set, of which nothing is printed but figures and the bot's misses.
+tests/data/safety_final.yml exists, the final set, of which nothing is printed but figures and the bot's misses (a
+tuning set since its first run, reports/safety_final_first_run.md), and tests/data/safety_final2.yml, the second blind
+set (same treatment).
 Prints recall, precision, false alarms and the misses per set; writes reports/safety_benchmark.md.
 
     .venv/bin/python -m bench.safety [--no-rasa] [--detector build/threat]
@@ -71,8 +73,17 @@ def load_threat_set(path: Path) -> list[Item]:
             for row in data.get(key) or []]
 
 
+def load_blind_set(path: Path) -> list[Item]:
+    """The second outside writer's format: `sets: {threat: [...], none: [...]}` of {text, style, source}."""
+    sets = yaml.safe_load(path.read_text(encoding="utf-8"))["sets"]
+    return [Item(str(row["text"]), key == "threat", str(row.get("style", ""))) for key in ("threat", "none")
+            for row in sets.get(key) or []]
+
+
 def load(spec: EvalSet) -> list[Item]:
     data = yaml.safe_load(spec.path.read_text(encoding="utf-8"))
+    if "sets" in data:
+        return load_blind_set(spec.path)
     return load_threat_set(spec.path) if "threats" in data else load_intent_set(spec.path)
 
 
@@ -83,6 +94,9 @@ SETS = [
     EvalSet("nlu_blind", nlu_eval.HELDOUT_BLIND_FILE, "a language-model helper, from the intent list"),
     EvalSet("safety_eval", DATA / "safety_eval.yml", "a language-model helper outside the team (issue 16, pass 1)"),
     EvalSet("safety_final", DATA / "safety_final.yml", "outside helper, pass 2 + real text (kept from the team)",
+            secret=True),
+    EvalSet("safety_final2", DATA / "safety_final2.yml",
+            "a second outside writer, blind to the detector and its data, + real court text (kept from the team)",
             secret=True),
 ]
 
