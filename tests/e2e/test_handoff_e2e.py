@@ -210,7 +210,8 @@ def test_widget_and_console_round_trip_in_chromium(stack: HandoffBot, browser: B
         before = widget.locator(BOT).count()
         widget.locator(INPUT).fill("你好，卖家天天打电话，我想问问怎么投诉")
         widget.locator(INPUT).press("Enter")
-        expect(console.locator("#transcript .line--user .text").last).to_have_text("你好，卖家天天打电话，我想问问怎么投诉")
+        asked = "你好，卖家天天打电话，我想问问怎么投诉"
+        expect(console.locator("#transcript .line--user .text").last).to_have_text(asked)
         widget.wait_for_timeout(1500)
         assert widget.locator(BOT).count() == before  # the operator answers this one: the bot stays silent, no form
         expect(widget.locator(".wq-typing")).to_be_hidden()  # and does not pretend to type
