@@ -1,0 +1,173 @@
+"""Analytics (issue 17): the event broker masks what it stores and never stops a turn; the figures and the CSV are
+computed right from a recorded event list; make forget / purge-expired reach the analytics store."""
+from __future__ import annotations
+
+import csv
+import io
+import json
+import sqlite3
+import time
+from datetime import date, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+from rasa.shared.core.events import ActionExecuted, BotUttered, SessionStarted, SlotSet, UserUttered
+
+from tests.test_privacy_store import CLEAR, DOMAIN, only, readable, turn
+from weiquan.analytics import figures
+from weiquan.analytics.broker import MaskingSQLBroker
+from weiquan.analytics.store import AnalyticsStore, database_url
+from weiquan.core.clock import BEIJING
+from weiquan.stores import retention
+from weiquan.stores.tracker_store import PrivateSQLTrackerStore
+
+DAY = date(2026, 11, 24)
+NOON = datetime(2026, 11, 24, 12, tzinfo=BEIJING).timestamp()
+
+
+def stored(db: Path) -> str:
+    with sqlite3.connect(db) as connection:
+        return "\n".join(row[0] for row in connection.execute("SELECT data FROM analytics_events ORDER BY id"))
+
+
+async def test_the_broker_stores_every_event_of_a_turn_masked(tmp_path: Path) -> None:
+    db = tmp_path / "analytics.db"
+    broker = MaskingSQLBroker(AnalyticsStore(database_url(str(db))))
+    store = PrivateSQLTrackerStore(DOMAIN, dialect="sqlite", db=str(tmp_path / "tracker.db"), event_broker=broker)
+    tracker = turn("buyer-1")
+    await store.save(tracker)
+    text = readable(stored(db))
+    assert len(text.splitlines()) == len(tracker.events) == broker.written
+    for clear in CLEAR:
+        assert clear not in text
+    assert "138****5678" in text and "[地址]" in text
+    with sqlite3.connect(db) as connection:
+        assert {row[0] for row in connection.execute("SELECT sender_id FROM analytics_events")} == {"buyer-1"}
+
+
+class BrokenStore(AnalyticsStore):
+    """An analytics store whose database is away until `back` is set."""
+
+    back = False
+
+    def add_events(self, rows: Any) -> int:
+        if not self.back:
+            raise OSError("database is away")
+        return super().add_events(rows)
+
+
+async def test_a_failing_store_never_stops_the_turn_and_the_lost_events_are_counted(tmp_path: Path) -> None:
+    analytics = BrokenStore(database_url(str(tmp_path / "analytics.db")))
+    broker = MaskingSQLBroker(analytics, retry_after_s=0.0)
+    store = PrivateSQLTrackerStore(DOMAIN, dialect="sqlite", db=str(tmp_path / "tracker.db"), event_broker=broker)
+    tracker = turn("buyer-2")
+    await store.save(tracker)  # does not raise
+    assert (await store.retrieve("buyer-2")).get_slot("platform") == "taobao"  # the conversation itself is kept
+    assert broker.lost == len(tracker.events) and broker.written == 0
+
+    analytics.back = True
+    later = turn("buyer-3", at=NOON)
+    await store.save(later)
+    assert broker.written == len(later.events)
+    assert analytics.lost(0, time.time() + 86_400) == len(tracker.events)  # shown on the page once it answers
+
+
+def test_a_broker_on_a_database_that_cannot_open_does_not_raise(tmp_path: Path) -> None:
+    (tmp_path / "file").write_text("not a folder")
+    broker = MaskingSQLBroker(AnalyticsStore(f"sqlite:///{tmp_path / 'file' / 'analytics.db'}"), retry_after_s=60)
+    for _ in range(3):
+        broker.publish({"sender_id": "x", "event": "user", "text": "你好", "timestamp": NOON})
+    assert broker.lost == 3
+
+
+# ---------------------------------------------------------------------- figures from a recorded event list
+
+
+def recorded() -> list[dict[str, Any]]:
+    """Four conversations on two days, as Rasa publishes them: a ruling within the window, a seller, a buyer the bot
+    did not understand twice (then asked to clarify) who asked for a person, and one on the day before."""
+
+    def user(text: str, intent: str, confidence: float, at: float, ranking: list[str] | None = None) -> UserUttered:
+        parse = {"text": text, "intent": {"name": intent, "confidence": confidence}, "entities": [],
+                 "intent_ranking": [{"name": name, "confidence": 0.3} for name in (ranking or [intent])]}
+        return UserUttered(text, parse["intent"], [], parse, timestamp=at)
+
+    conversations: dict[str, list[Any]] = {
+        "eligible": [SessionStarted(timestamp=NOON),
+                     user("卖家天天打电话骂我，交易成功5天了", "report_harassment", 0.95, NOON),
+                     ActionExecuted("action_assess_complaint", timestamp=NOON + 1),
+                     SlotSet("outcome", "file_online", timestamp=NOON + 1),
+                     BotUttered("好消息", metadata={"utter_action": "utter_complaint_file_online"},
+                                timestamp=NOON + 1)],
+        "seller": [user("我是卖家，买家投诉我骚扰", "seller_accused", 0.9, NOON + 60),
+                   ActionExecuted("action_advise_seller", timestamp=NOON + 61)],
+        "lost": [user("啊啊啊这个怎么弄", "nlu_fallback", 0.4, NOON + 120, ["nlu_fallback", "report_harassment"]),
+                 ActionExecuted("action_clarify", timestamp=NOON + 121),
+                 user("啊啊啊这个怎么弄", "nlu_fallback", 0.3, NOON + 180, ["nlu_fallback", "report_harassment"]),
+                 user("快递一直不到", "out_of_scope", 0.5, NOON + 200),
+                 BotUttered("这个问题", metadata={"utter_action": "utter_out_of_scope"}, timestamp=NOON + 201),
+                 user("转人工", "request_human", 0.99, NOON + 240),
+                 ActionExecuted("action_request_human", timestamp=NOON + 241)],
+        "yesterday": [user("过了二十天了还能投诉吗", "ask_deadline_passed", 0.9, NOON - 86_400),
+                      SlotSet("outcome", "phone_support", timestamp=NOON - 86_400 + 1)],
+    }
+    events = [{"sender_id": sender, **event.as_dict()} for sender, items in conversations.items() for event in items]
+    return sorted(events, key=lambda event: event["timestamp"])
+
+
+def test_figures_count_conversations_outcomes_unsure_handoffs_and_unrecognised() -> None:
+    result = figures.compute(recorded(), date(2026, 11, 23), 2, BEIJING, lost=3)
+    assert result["per_day"] == [{"day": "2026-11-23", "conversations": 1}, {"day": "2026-11-24", "conversations": 3}]
+    assert result["conversations"] == 4 and result["messages"] == 7
+    assert result["outcomes"] == {"within_window": 1, "past_window": 1, "seller": 1, "other_problem": 1, "safety": 0}
+    assert result["handoffs"] == 1 and result["lost"] == 3
+    assert result["unsure"] == {"messages": 3, "fallback": 2, "clarify": 1, "low_confidence": 1, "share": 0.429}
+    assert result["unrecognised"][0] == {"text": "啊啊啊这个怎么弄", "count": 2, "guess": "report_harassment"}
+    assert result["unrecognised"][1]["text"] == "快递一直不到"
+
+
+def test_figures_keep_to_the_period() -> None:
+    result = figures.compute(recorded(), DAY, 1, BEIJING)
+    assert result["conversations"] == 3 and result["outcomes"]["past_window"] == 0
+    assert result["per_day"] == [{"day": "2026-11-24", "conversations": 3}]
+
+
+def test_the_csv_has_the_same_figures() -> None:
+    result = figures.compute(recorded(), date(2026, 11, 23), 2, BEIJING)
+    text = figures.to_csv(result)
+    assert text.startswith("\ufeff")
+    rows = {(section, key): value for section, key, value in csv.reader(io.StringIO(text.lstrip("\ufeff")))}
+    assert rows[("total", "conversations")] == "4"
+    assert rows[("conversations_per_day", "2026-11-24")] == "3"
+    assert rows[("outcome", "within_window")] == "1" and rows[("outcome", "seller")] == "1"
+    assert rows[("unsure", "fallback")] == "2" and rows[("total", "handoffs")] == "1"
+    assert rows[("unrecognised", "啊啊啊这个怎么弄")] == "2"
+
+
+# ---------------------------------------------------------------------- make forget / purge-expired
+
+
+def analytics_endpoints(db: Path) -> dict[str, Any]:
+    return {"tracker_store": None,
+            "event_broker": {"type": "weiquan.analytics.broker.MaskingSQLBroker", "db": str(db)}}
+
+
+def test_forget_and_purge_reach_the_analytics_store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("ANALYTICS_DB", raising=False)
+    monkeypatch.delenv("RETENTION_DAYS", raising=False)
+    db = tmp_path / "analytics.db"
+    store = AnalyticsStore(database_url(str(db)))
+    now = time.time()
+    store.add_events([{"sender_id": "someone", "event": "user", "text": "a", "timestamp": now},
+                      {"sender_id": "someone", "event": "bot", "text": "b", "timestamp": now},
+                      {"sender_id": "other", "event": "user", "text": "c", "timestamp": now},
+                      {"sender_id": "old", "event": "user", "text": "d", "timestamp": now - 40 * 86_400}])
+    assert only(retention.forget(analytics_endpoints(db), "someone"), analytics=2)
+    _, deleted = retention.purge_expired(analytics_endpoints(db), now=now, env={})
+    assert only(deleted, analytics=1)
+    assert [json.loads(line)["text"] for line in stored(db).splitlines()] == ["c"]
+
+
+def test_without_a_broker_there_is_no_analytics_store_to_clean(tmp_path: Path) -> None:
+    assert "analytics" not in retention.forget({"tracker_store": None}, "x")
