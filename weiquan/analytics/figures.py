@@ -16,7 +16,7 @@ from __future__ import annotations
 import csv
 import io
 from collections import Counter, defaultdict
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import date, datetime, timedelta, tzinfo
 from typing import Any
 
@@ -72,7 +72,9 @@ def unsure_messages(events: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]
     return found
 
 
-def compute(events: list[Mapping[str, Any]], first_day: date, days: int, tz: tzinfo, lost: int = 0) -> dict[str, Any]:
+def compute(
+    events: Sequence[Mapping[str, Any]], first_day: date, days: int, tz: tzinfo, lost: int = 0
+) -> dict[str, Any]:
     """The page's figures for the `days` days from `first_day` (events outside them are ignored)."""
     last_day = first_day + timedelta(days=days - 1)
     inside = [e for e in events if first_day <= day_of(float(e.get("timestamp") or 0), tz) <= last_day]
