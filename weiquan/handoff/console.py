@@ -25,16 +25,17 @@ import json
 import logging
 import sys
 from collections.abc import Awaitable, Callable
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import yaml
 from aiohttp import web
 
-from weiquan.analytics import figures
+from weiquan.analytics import figures, review
 from weiquan.analytics.store import AnalyticsStore, url_from_endpoints
 from weiquan.core.clock import BEIJING
+from weiquan.core.domain import domain
 from weiquan.handoff.rasa_api import HttpRasaApi
 from weiquan.handoff.service import HandoffError, HandoffService
 from weiquan.services import default_services
@@ -65,6 +66,7 @@ CSP = "; ".join([
 MIN_TOKEN_CHARS = 16
 MAX_BODY_BYTES = 16 * 1024
 MAX_DAYS = 366
+REVIEW_DAYS = 30  # the inbox looks this far back unless ?days= says otherwise
 SERVICE_KEY = web.AppKey("service", HandoffService)
 STOPPING_KEY = web.AppKey("stopping", asyncio.Event)
 SWEEP_KEY = web.AppKey("sweep", asyncio.Task)
@@ -86,6 +88,11 @@ def token_matches(header: str | None, token: str) -> bool:
     return scheme.lower() == "bearer" and hmac.compare_digest(provided.strip().encode(), token.encode())
 
 
+def domain_intents() -> frozenset[str]:
+    """The intents an operator may give a reviewed message: domain.yml's."""
+    return frozenset(item if isinstance(item, str) else next(iter(item)) for item in domain()["intents"])
+
+
 def create_app(
     service: HandoffService,
     token: str,
@@ -94,6 +101,7 @@ def create_app(
     poll_interval_s: float = 1.0,
     heartbeat_s: float = 10.0,
     analytics: AnalyticsStore | None = None,
+    intents: frozenset[str] | None = None,
 ) -> web.Application:
     if len(token) < MIN_TOKEN_CHARS:
         raise ValueError(f"OPERATOR_TOKEN must have at least {MIN_TOKEN_CHARS} characters")
@@ -118,6 +126,7 @@ def create_app(
         response.headers["X-Frame-Options"] = "DENY"
         return response
 
+    intents = domain_intents() if intents is None else intents
     app = web.Application(middlewares=[guard], client_max_size=MAX_BODY_BYTES)
     app[SERVICE_KEY] = service
     app[STOPPING_KEY] = asyncio.Event()
@@ -187,19 +196,46 @@ def create_app(
                     await asyncio.wait_for(stopping.wait(), poll_interval_s)
         return response
 
-    def period_figures(request: web.Request) -> dict[str, Any]:
+    def period(request: web.Request, default: str = "7") -> tuple[AnalyticsStore, date, float, float]:
+        """The analytics store and the chosen period: its first day, and its start and end as timestamps."""
         if analytics is None:
             raise HandoffError(503, "analytics_off")
         try:
-            days = int(request.query.get("days", "7"))
+            days = int(request.query.get("days", default))
         except ValueError:
             days = 0
         if not 1 <= days <= MAX_DAYS:
             raise HandoffError(400, "bad_days", max_days=MAX_DAYS)
         first = service.today() - timedelta(days=days - 1)
         start = datetime(first.year, first.month, first.day, tzinfo=BEIJING).timestamp()
-        end = start + days * 86_400
-        return figures.compute(analytics.events(start, end), first, days, BEIJING, lost=analytics.lost(start, end))
+        return analytics, first, start, start + days * 86_400
+
+    def period_figures(request: web.Request) -> dict[str, Any]:
+        store, first, start, end = period(request)
+        days = round((end - start) / 86_400)
+        return figures.compute(store.events(start, end), first, days, BEIJING, lost=store.lost(start, end))
+
+    def review_items(request: web.Request) -> tuple[AnalyticsStore, list[dict[str, Any]]]:
+        store, _, start, end = period(request, default=str(REVIEW_DAYS))
+        return store, review.inbox(store.events(start, end), decided=[r.key for r in store.reviews()])
+
+    async def review_list(request: web.Request) -> web.Response:
+        _, items = review_items(request)
+        return json_response({"items": items, "intents": sorted(intents)})
+
+    async def review_decide(request: web.Request) -> web.Response:
+        body = await read_body(request, required=True)
+        intent = body.get("intent")
+        if body.get("dismiss") is True:
+            intent = None
+        elif not isinstance(intent, str) or intent not in intents:
+            raise HandoffError(400, "bad_review")
+        store, items = review_items(request)
+        item = next((item for item in items if item["id"] == request.match_info["item_id"]), None)
+        if item is None:
+            raise HandoffError(404, "review_not_found")
+        store.decide(item["id"], item["text"], item["guess"], intent, service.now())
+        return json_response({"id": item["id"], "intent": intent, "dismissed": intent is None})
 
     async def analytics_json(request: web.Request) -> web.Response:
         return json_response(period_figures(request))
@@ -214,6 +250,8 @@ def create_app(
         app.router.add_get(path, static)
     app.router.add_get("/api/analytics", analytics_json)
     app.router.add_get("/api/analytics.csv", analytics_csv)
+    app.router.add_get("/api/review", review_list)
+    app.router.add_post("/api/review/{item_id}", review_decide)
     app.router.add_get("/healthz", health)
     app.router.add_get("/api/conversations", conversations)
     app.router.add_get("/api/events", events)
@@ -273,8 +311,8 @@ def main(argv: list[str] | None = None) -> int:
     endpoints = yaml.safe_load(Path(args.endpoints).read_text(encoding="utf-8")) or {}
     analytics_url = url_from_endpoints(endpoints, env)
     analytics = AnalyticsStore(analytics_url) if analytics_url else None
-    web.run_app(create_app(service, token, analytics=analytics), host=args.host, port=args.port, print=None,
-                shutdown_timeout=5, access_log=None)
+    app = create_app(service, token, analytics=analytics)
+    web.run_app(app, host=args.host, port=args.port, print=None, shutdown_timeout=5, access_log=None)
     return 0
 
 
