@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import io
+import os
 import sqlite3
 import urllib.request
 import uuid
@@ -74,3 +75,41 @@ def test_conversations_over_rest_are_counted_on_the_analytics_page(stack: Handof
     with sqlite3.connect(database) as connection:
         stored = "\n".join(row[0] for row in connection.execute("SELECT data FROM analytics_events"))
     assert "138****5678" in stored and PHONE not in stored  # masked before it was stored
+
+
+def test_the_analytics_page_draws_the_figures_and_an_operator_reviews_a_message_in_chromium(
+        stack: HandoffBot) -> None:
+    from playwright.sync_api import expect, sync_playwright
+
+    from scripts.screenshots import launch_chromium, loopback_only
+
+    odd = "叽里咕噜这是啥子嘛"
+    stack.rest(f"e2e-analytics-page-{uuid.uuid4().hex[:6]}", odd)
+    blocked: list[str] = []
+    with sync_playwright() as playwright:
+        browser = launch_chromium(playwright)
+        try:
+            context = browser.new_context(viewport={"width": 1280, "height": 1400}, locale="zh-CN")
+            loopback_only(context, blocked)
+            page = context.new_page()
+            errors: list[str] = []
+            page.on("pageerror", lambda error: errors.append(str(error)))
+            page.goto(f"{stack.console_url}/analytics#token={OPERATOR_TOKEN}")
+            expect(page.locator("#t-conversations")).not_to_have_text("–")
+            assert int(page.locator("#t-conversations").inner_text()) >= 1
+            assert page.locator("#c-days").bounding_box()["height"] > 100  # chart.js drew into the canvas
+            row = page.locator("#review tr", has_text=odd)
+            expect(row).to_have_count(1)
+            row.locator("select").select_option("out_of_scope")
+            row.locator("input[type=checkbox]").check()
+            # ANALYTICS_SCREENSHOT=docs/screenshots/analytics.png keeps the picture of the page for the docs.
+            shot = os.environ.get("ANALYTICS_SCREENSHOT") or str(stack.workdir / "analytics.png")
+            page.screenshot(path=shot, full_page=True)
+            page.locator("#review-confirm").click()
+            expect(page.locator("#review-notice")).to_have_text("已处理 1 条")
+            expect(page.locator("#review tr", has_text=odd)).to_have_count(0)
+            assert errors == [] and blocked == []
+        finally:
+            browser.close()
+    code, listing = stack.console("GET", "/api/review")
+    assert code == 200 and all(item["text"] != odd for item in listing["items"])

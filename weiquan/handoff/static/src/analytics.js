@@ -20,6 +20,8 @@ const OUTCOMES = {
   either: "日期不明（两种都说了）",
 };
 const UNSURE = { fallback: "没听懂（兜底）", clarify: "反问确认", low_confidence: "置信度低" };
+const REASONS = { unsure: "没把握", other_problem: "其他问题", handoff: "转人工" };
+const SPEAKER = { user: "用户", bot: "机器人" };
 const COLOR = "#d03c00";
 const PALETTE = ["#d03c00", "#0969da", "#1a7f37", "#9a6700", "#8250df", "#59636e", "#bf3989", "#1b7c83", "#c62828"];
 
@@ -81,10 +83,72 @@ function show(figures) {
   $("unrecognised-empty").hidden = figures.unrecognised.length > 0;
 }
 
+function cell(row, value) {
+  const node = document.createElement("td");
+  if (value instanceof Node) node.append(value);
+  else node.textContent = String(value);
+  row.append(node);
+  return node;
+}
+
+function showReview(listing) {
+  const body = $("review");
+  body.replaceChildren();
+  for (const item of listing.items) {
+    const row = document.createElement("tr");
+    row.dataset.id = item.id;
+    const check = document.createElement("input");
+    check.type = "checkbox";
+    check.setAttribute("aria-label", `选择：${item.text}`);
+    cell(row, check);
+    cell(row, item.text);
+    cell(row, item.count);
+    cell(row, item.reasons.map((reason) => REASONS[reason] || reason).join("、"));
+    const select = document.createElement("select");
+    select.setAttribute("aria-label", `意图：${item.text}`);
+    for (const intent of listing.intents) {
+      const option = document.createElement("option");
+      option.value = intent;
+      option.textContent = intent;
+      option.selected = intent === item.guess;
+      select.append(option);
+    }
+    cell(row, select);
+    const lines = document.createElement("ul");
+    lines.className = "context";
+    for (const line of item.context) {
+      const entry = document.createElement("li");
+      entry.textContent = `${SPEAKER[line.from] || line.from}：${line.text}`;
+      lines.append(entry);
+    }
+    cell(row, lines);
+    body.append(row);
+  }
+  $("review-empty").hidden = listing.items.length > 0;
+}
+
+async function decide(dismiss) {
+  const rows = [...$("review").querySelectorAll("tr")].filter((row) => row.querySelector("input").checked);
+  let done = 0;
+  for (const row of rows) {
+    const body = dismiss ? { dismiss: true } : { intent: row.querySelector("select").value };
+    const response = await fetch(`/api/review/${encodeURIComponent(row.dataset.id)}`, {
+      method: "POST",
+      headers: { Authorization: `Bearer ${state.token}`, "Content-Type": "application/json" },
+      body: JSON.stringify(body),
+    });
+    if (response.status === 401) return showLogin("令牌不对或已失效，请重新输入。");
+    if (response.ok) done += 1;
+  }
+  $("review-notice").textContent = rows.length ? `已处理 ${done} 条` : "请先勾选消息";
+  await load();
+}
+
 async function load() {
   $("error").textContent = "";
   try {
     show(await (await get(`/api/analytics?days=${encodeURIComponent($("days").value)}`)).json());
+    showReview(await (await get("/api/review")).json());
   } catch (error) {
     if (error instanceof Unauthorized) showLogin("令牌不对或已失效，请重新输入。");
     else $("error").textContent = error.message;
@@ -136,6 +200,8 @@ document.addEventListener("DOMContentLoaded", () => {
   });
   $("days").addEventListener("change", load);
   $("csv").addEventListener("click", exportCsv);
+  $("review-confirm").addEventListener("click", () => decide(false));
+  $("review-dismiss").addEventListener("click", () => decide(true));
   if (state.token) start();
   else showLogin();
 });
