@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -22,13 +23,15 @@ from weiquan.stores.handoff import SqlHandoffStore
 
 TOKEN = "operator-token-for-tests-0123456789"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
+WIDGET = "http://127.0.0.1:8080"
 
 
 async def client_for(tmp_path: Path, analytics: AnalyticsStore | None) -> TestClient:
     clock = FakeClock(NOON + 3600)  # 2026-11-24, Beijing
     service = HandoffService(SqlHandoffStore(f"sqlite:///{tmp_path / 'handoff.db'}"), FakeRasa(clock),
                              HandoffSettings(), clock)
-    return TestClient(TestServer(create_app(service, TOKEN, sweep_interval_s=3600, analytics=analytics)))
+    return TestClient(TestServer(create_app(service, TOKEN, sweep_interval_s=3600, analytics=analytics,
+                                            widget_origins=frozenset({WIDGET}))))
 
 
 @pytest_asyncio.fixture
@@ -90,3 +93,35 @@ async def test_the_page_is_served_locally_with_its_chart_library_and_a_strict_cs
     assert not any(sink in script for sink in (".innerHTML", ".outerHTML", "insertAdjacentHTML", "document.write",
                                                "eval("))
     assert 'href="/analytics"' in await (await client.get("/")).text()
+
+
+# --- buyers' ratings (weiquan/analytics/feedback.py) ---------------------------------------------------------------
+
+
+async def rate(client: TestClient, body: object, origin: str = WIDGET) -> int:
+    headers = {"Origin": origin, "Content-Type": "text/plain;charset=UTF-8"}
+    reply = await client.post("/feedback", data=json.dumps(body, ensure_ascii=False), headers=headers)
+    return reply.status
+
+
+async def test_a_rating_from_the_widget_is_stored_with_the_answer_it_rates_and_counted(client: TestClient) -> None:
+    assert await rate(client, {"sender_id": "eligible", "rating": "up"}) == 204
+    assert await rate(client, {"sender_id": "lost", "rating": "down", "comment": "没用，我电话13812345678"}) == 204
+    week = await (await client.get("/api/analytics?days=7", headers=AUTH)).json()
+    assert week["ratings"] == {"up": 1, "down": 1}
+    assert {"response": "utter_complaint_file_online", "rating": "up", "count": 1} in week["rated"]
+    inbox = await (await client.get("/api/review", headers=AUTH)).json()
+    assert "rated_down" in next(item for item in inbox["items"] if item["text"] == "快递一直不到")["reasons"]
+
+
+@pytest.mark.parametrize(("body", "origin", "status"), [
+    ({"sender_id": "eligible", "rating": "up"}, "http://evil.example", 403),
+    ({"sender_id": "eligible", "rating": "meh"}, WIDGET, 400),
+    ({"sender_id": "nobody", "rating": "up"}, WIDGET, 400),  # no bot message to rate
+    ({"sender_id": "eligible", "rating": "up", "comment": "长" * 201}, WIDGET, 400),
+    (["not", "an", "object"], WIDGET, 400),
+])
+async def test_a_rating_from_elsewhere_or_malformed_is_refused(client: TestClient, body, origin, status) -> None:
+    assert await rate(client, body, origin) == status
+    week = await (await client.get("/api/analytics?days=7", headers=AUTH)).json()
+    assert week["ratings"] == {"up": 0, "down": 0}

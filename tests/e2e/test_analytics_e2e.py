@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 import os
 import sqlite3
 import urllib.request
@@ -62,6 +63,17 @@ def test_conversations_over_rest_are_counted_on_the_analytics_page(stack: Handof
     assert any(item["text"] == "咕噜咕噜啊吧啊吧" for item in after["unrecognised"]), after["unrecognised"]
     assert after["lost"] == 0
     assert sum(row["conversations"] for row in after["per_day"]) == after["conversations"]
+
+    # The buyer rates the ruling from the widget's origin (as src/feedback.js sends it), stored with that answer.
+    origin = stack.env()["WIDGET_ALLOWED_ORIGINS"].split()[0]
+    rating = urllib.request.Request(f"{stack.console_url}/feedback", method="POST",
+                                    data=json.dumps({"sender_id": eligible, "rating": "up"}).encode(),
+                                    headers={"Origin": origin, "Content-Type": "text/plain;charset=UTF-8"})
+    with urllib.request.urlopen(rating, timeout=30) as reply:
+        assert reply.status == 204
+    rated = figures(stack)
+    assert rated["ratings"]["up"] == after["ratings"]["up"] + 1
+    assert any(row["response"].startswith("utter_complaint_") and row["rating"] == "up" for row in rated["rated"])
 
     request = urllib.request.Request(f"{stack.console_url}/api/analytics.csv?days=1",
                                      headers={"Authorization": f"Bearer {OPERATOR_TOKEN}"})

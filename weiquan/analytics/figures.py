@@ -9,7 +9,8 @@ Read from the bot's own events, as the broker stored them:
 - **unsure**: a buyer's message the NLU gave `nlu_fallback`, that the bot answered with its clarifying question
   (`action_clarify`), or whose intent confidence was under `LOW_CONFIDENCE`;
 - **hand-offs**: `action_request_human` runs;
-- **unrecognised**: the unsure messages (masked text), most frequent first, with the model's best guess.
+- **unrecognised**: the unsure messages (masked text), most frequent first, with the model's best guess;
+- **ratings**: the buyers' 👍/👎 (`feedback` records, weiquan/analytics/feedback.py), by the response they rated.
 """
 from __future__ import annotations
 
@@ -24,6 +25,7 @@ from typing import Any
 # check of response names in code (scripts/validate_data.py) does not take it for a response.
 RESPONSE_KEY = "_".join(("utter", "action"))
 LOW_CONFIDENCE = 0.6
+FEEDBACK = "feedback"  # the event type of a buyer's rating in the analytics store
 FALLBACK = "nlu_fallback"
 OUTCOME_NAMES = {"file_online": "within_window", "phone_support": "past_window"}
 OUTCOME_ACTIONS = {"action_advise_seller": "seller", "action_advise_safety": "safety"}
@@ -90,6 +92,8 @@ def compute(
     reached: set[tuple[str, str]] = set()
     handoffs = 0
     messages = 0
+    ratings: Counter[str] = Counter({"up": 0, "down": 0})
+    rated: Counter[tuple[str, str]] = Counter()
     for event in inside:
         kind, sender = event.get("event"), str(event.get("sender_id") or "")
         if kind == "user":
@@ -103,6 +107,9 @@ def compute(
             reached.add((sender, OUTCOME_RESPONSES[str(response_of(event))]))
         if kind == "action" and event.get("name") in HANDOFF_ACTIONS:
             handoffs += 1
+        if kind == FEEDBACK and event.get("rating") in ("up", "down"):
+            ratings[str(event["rating"])] += 1
+            rated[(str(event.get("rated_response") or ""), str(event["rating"]))] += 1
     outcomes = Counter({name: 0 for name in MAIN_OUTCOMES})
     outcomes.update(code for _, code in reached)
     unsure = unsure_messages(inside)
@@ -127,6 +134,9 @@ def compute(
                    "low_confidence": reasons["low_confidence"],
                    "share": round(len(unsure) / messages, 3) if messages else 0.0},
         "handoffs": handoffs,
+        "ratings": dict(ratings),
+        "rated": [{"response": response, "rating": rating, "count": count}
+                  for (response, rating), count in sorted(rated.items(), key=lambda item: -item[1])],
         "unrecognised": [{"text": item["text"], "count": item["count"], "guess": item["guess"]} for item in top],
         "lost": lost,
     }

@@ -4,7 +4,8 @@ The inbox lists buyer messages worth a person's look, from the stored (masked) e
 
 - `unsure`: the bot was unsure (nlu_fallback, its clarifying question, or low confidence; see figures.py);
 - `other_problem`: the bot answered with the other-problem pointer (`utter_out_of_scope`);
-- `handoff`: the message that led to a hand-off to a person (`action_request_human`).
+- `handoff`: the message that led to a hand-off to a person (`action_request_human`);
+- `rated_down`: the message whose answer the buyer rated 👎 (weiquan/analytics/feedback.py).
 
 Equal texts are one item (`id`: a hash of the masked text), with how often they came (`count`), the model's best guess,
 the reasons, when last, and the conversation around the latest one. Most frequent first, then newest. An operator's
@@ -28,7 +29,7 @@ from typing import Any
 
 import yaml
 
-from weiquan.analytics.figures import OUTCOME_RESPONSES, best_guess, response_of, unsure_messages
+from weiquan.analytics.figures import FEEDBACK, OUTCOME_RESPONSES, best_guess, response_of, unsure_messages
 from weiquan.analytics.store import Review
 from weiquan.core.privacy import mask
 
@@ -55,11 +56,13 @@ def inbox(events: Sequence[Mapping[str, Any]], decided: Iterable[str] = ()) -> l
         entry["guess"] = best_guess(event.get("parse_data") or {})
 
     last_user: dict[str, int] = {}
+    user_turns: dict[str, list[int]] = {}
     unsure = {(m["sender_id"], m["timestamp"]) for m in unsure_messages(events)}
     for index, event in enumerate(events):
         kind, sender = event.get("event"), str(event.get("sender_id") or "")
         if kind == "user":
             last_user[sender] = index
+            user_turns.setdefault(sender, []).append(index)
             if (sender, event.get("timestamp")) in unsure:
                 candidate(index, "unsure")
         elif sender in last_user:
@@ -67,6 +70,11 @@ def inbox(events: Sequence[Mapping[str, Any]], decided: Iterable[str] = ()) -> l
                 candidate(last_user[sender], "other_problem")
             elif kind == "action" and event.get("name") == HANDOFF_ACTION:
                 candidate(last_user[sender], "handoff")
+            elif kind == FEEDBACK and event.get("rating") == "down":
+                # the buyer's message the rated answer replied to: the last one before that answer
+                rated_at = float(event.get("rated_at") or event.get("timestamp") or 0)
+                asked = [i for i in user_turns[sender] if float(events[i].get("timestamp") or 0) <= rated_at]
+                candidate(asked[-1] if asked else last_user[sender], "rated_down")
     skip = set(decided)
     items: dict[str, dict[str, Any]] = {}
     for index in sorted(found):

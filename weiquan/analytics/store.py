@@ -108,6 +108,16 @@ class AnalyticsStore:
             connection.execute(events_table.insert(), values)
         return len(values)
 
+    def latest_bot_message(self, sender_id: str) -> dict[str, Any] | None:
+        """The newest stored bot message of a conversation (what a rating rates), or None."""
+        self._ensure()
+        query = (sa.select(events_table.c.data)
+                 .where(events_table.c.sender_id == sender_id, events_table.c.type_name == "bot")
+                 .order_by(events_table.c.timestamp.desc(), events_table.c.id.desc()).limit(1))
+        with self.engine.connect() as connection:
+            row = connection.execute(query).fetchone()
+        return json.loads(row[0]) if row else None
+
     def add_loss(self, count: int, at: float) -> None:
         self._ensure()
         with self.engine.begin() as connection:

@@ -32,7 +32,7 @@ from typing import Any
 import yaml
 from aiohttp import web
 
-from weiquan.analytics import figures, review
+from weiquan.analytics import feedback, figures, review
 from weiquan.analytics.store import AnalyticsStore, url_from_endpoints
 from weiquan.core.clock import BEIJING
 from weiquan.core.domain import domain
@@ -102,6 +102,7 @@ def create_app(
     heartbeat_s: float = 10.0,
     analytics: AnalyticsStore | None = None,
     intents: frozenset[str] | None = None,
+    widget_origins: frozenset[str] = frozenset(),
 ) -> web.Application:
     if len(token) < MIN_TOKEN_CHARS:
         raise ValueError(f"OPERATOR_TOKEN must have at least {MIN_TOKEN_CHARS} characters")
@@ -246,8 +247,23 @@ def create_app(
         return web.Response(text=figures.to_csv(result), content_type="text/csv", charset="utf-8",
                             headers={"Content-Disposition": f'attachment; filename="{name}"'})
 
+    async def rate(request: web.Request) -> web.Response:
+        """A buyer's 👍/👎 from the widget (weiquan/analytics/feedback.py): no token, only from the widget's origins."""
+        origin = request.headers.get("Origin", "")
+        if origin not in widget_origins:
+            return web.Response(status=403)
+        cors = {"Access-Control-Allow-Origin": origin, "Vary": "Origin"}
+        if analytics is None:
+            return web.Response(status=503, headers=cors)
+        try:
+            feedback.record(json.loads(await request.text()), analytics, service.now())
+        except (ValueError, feedback.BadFeedback):
+            return web.Response(status=400, headers=cors)
+        return web.Response(status=204, headers=cors)
+
     for path in files:
         app.router.add_get(path, static)
+    app.router.add_post("/feedback", rate)
     app.router.add_get("/api/analytics", analytics_json)
     app.router.add_get("/api/analytics.csv", analytics_csv)
     app.router.add_get("/api/review", review_list)
@@ -311,7 +327,8 @@ def main(argv: list[str] | None = None) -> int:
     endpoints = yaml.safe_load(Path(args.endpoints).read_text(encoding="utf-8")) or {}
     analytics_url = url_from_endpoints(endpoints, env)
     analytics = AnalyticsStore(analytics_url) if analytics_url else None
-    app = create_app(service, token, analytics=analytics)
+    origins = frozenset(env.get("WIDGET_ALLOWED_ORIGINS", "").split())
+    app = create_app(service, token, analytics=analytics, widget_origins=origins)
     web.run_app(app, host=args.host, port=args.port, print=None, shutdown_timeout=5, access_log=None)
     return 0
 

@@ -20,7 +20,7 @@ const OUTCOMES = {
   either: "日期不明（两种都说了）",
 };
 const UNSURE = { fallback: "没听懂（兜底）", clarify: "反问确认", low_confidence: "置信度低" };
-const REASONS = { unsure: "没把握", other_problem: "其他问题", handoff: "转人工" };
+const REASONS = { unsure: "没把握", other_problem: "其他问题", handoff: "转人工", rated_down: "用户点了 👎" };
 const SPEAKER = { user: "用户", bot: "机器人" };
 const COLOR = "#d03c00";
 const PALETTE = ["#d03c00", "#0969da", "#1a7f37", "#9a6700", "#8250df", "#59636e", "#bf3989", "#1b7c83", "#c62828"];
@@ -61,6 +61,7 @@ function show(figures) {
   $("t-unsure").textContent = `${figures.unsure.messages}（${Math.round(figures.unsure.share * 100)}%）`;
   $("t-handoffs").textContent = figures.handoffs;
   $("t-lost").textContent = figures.lost;
+  $("t-ratings").textContent = `${figures.ratings.up} / ${figures.ratings.down}`;
   draw("c-days", "bar", figures.per_day.map((row) => row.day.slice(5)), figures.per_day.map((row) => row.conversations),
     COLOR);
   const codes = Object.keys(figures.outcomes);
