@@ -87,3 +87,26 @@ def test_export_writes_masked_new_examples_and_keeps_every_fifth_apart(tmp_path:
     assert yaml.safe_load(heldout)["version"] == "3.1"
     again = review.export_reviewed([*reviews[:6]], tmp_path)  # already in the files: nothing new
     assert (again.train, again.heldout, again.duplicates) == (0, 0, 6)
+
+
+def test_make_export_reviewed_exports_each_confirmed_message_once(tmp_path: Path,
+                                                                  monkeypatch, capsys) -> None:
+    from weiquan.services import default_services
+
+    monkeypatch.delenv("ANALYTICS_DB", raising=False)
+    default_services.cache_clear()
+    db = tmp_path / "analytics.db"
+    endpoints = tmp_path / "endpoints.yml"
+    endpoints.write_text(f"event_broker:\n  type: weiquan.analytics.broker.MaskingSQLBroker\n  db: {db}\n",
+                         encoding="utf-8")
+    store = AnalyticsStore(database_url(str(db)))
+    store.decide("a", f"卖家骂我还打我电话{PHONE}", "report_harassment", "report_harassment", NOON)
+    store.decide("b", "随便说说", None, None, NOON)
+    args = ["export", "--endpoints", str(endpoints), "--root", str(tmp_path)]
+    assert review.main(args) == 0
+    assert "1 into data/nlu/reviewed.yml" in capsys.readouterr().out
+    written = (tmp_path / review.REVIEWED).read_text(encoding="utf-8")
+    assert "138****5678" in written and PHONE not in written
+    assert [r.exported for r in store.reviews()] == [True, False]
+    assert review.main(args) == 0 and "0 into data/nlu/reviewed.yml" in capsys.readouterr().out
+    assert (tmp_path / review.REVIEWED).read_text(encoding="utf-8") == written
