@@ -145,6 +145,26 @@ async function decide(dismiss) {
   await load();
 }
 
+// Several at once with the keyboard, from any tick box of the inbox: ↑/↓ (or k/j) move, x ticks, a ticks all,
+// c confirms the ticked ones with their chosen intents, d dismisses them.
+function onReviewKey(event) {
+  if (!(event.target instanceof HTMLInputElement) || event.target.type !== "checkbox" || event.ctrlKey || event.metaKey
+      || event.altKey) return;
+  const boxes = [...$("review").querySelectorAll("input[type=checkbox]")];
+  const at = boxes.indexOf(event.target);
+  const key = event.key.toLowerCase();
+  if (key === "arrowdown" || key === "j") boxes[Math.min(at + 1, boxes.length - 1)].focus();
+  else if (key === "arrowup" || key === "k") boxes[Math.max(at - 1, 0)].focus();
+  else if (key === "x") event.target.checked = !event.target.checked;
+  else if (key === "a") {
+    const all = !boxes.every((box) => box.checked);
+    for (const box of boxes) box.checked = all;
+  } else if (key === "c") decide(false);
+  else if (key === "d") decide(true);
+  else return;
+  event.preventDefault();
+}
+
 async function load() {
   $("error").textContent = "";
   try {
@@ -203,6 +223,7 @@ document.addEventListener("DOMContentLoaded", () => {
   $("csv").addEventListener("click", exportCsv);
   $("review-confirm").addEventListener("click", () => decide(false));
   $("review-dismiss").addEventListener("click", () => decide(true));
+  $("review").addEventListener("keydown", onReviewKey);
   if (state.token) start();
   else showLogin();
 });
