@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from rasa.shared.core.events import ActionExecuted, BotUttered, SessionStarted, SlotSet, UserUttered
+from rasa.shared.core.events import ActionExecuted, ActiveLoop, BotUttered, SessionStarted, SlotSet, UserUttered
 
 from tests.test_privacy_store import CLEAR, DOMAIN, only, readable, turn
 from weiquan.analytics import figures
@@ -105,8 +105,9 @@ async def test_events_still_waiting_when_the_server_stops_are_counted_lost(tmp_p
 
 
 def recorded() -> list[dict[str, Any]]:
-    """Four conversations on two days, as Rasa publishes them: a ruling within the window, a seller, a buyer the bot
-    did not understand twice (then asked to clarify) who asked for a person, and one on the day before."""
+    """Five conversations on two days, as Rasa publishes them: a ruling within the window after the form, a seller, a
+    buyer the bot did not understand twice (then asked to clarify) who asked for a person, one who left the form at
+    the date question, and one on the day before."""
 
     def user(text: str, intent: str, confidence: float, at: float, ranking: list[str] | None = None) -> UserUttered:
         parse = {"text": text, "intent": {"name": intent, "confidence": confidence}, "entities": [],
@@ -116,6 +117,9 @@ def recorded() -> list[dict[str, Any]]:
     conversations: dict[str, list[Any]] = {
         "eligible": [SessionStarted(timestamp=NOON),
                      user("卖家天天打电话骂我，交易成功5天了", "report_harassment", 0.95, NOON),
+                     ActiveLoop("complaint_form", timestamp=NOON),
+                     SlotSet("requested_slot", "evidence", timestamp=NOON),
+                     ActiveLoop(None, timestamp=NOON + 1),
                      ActionExecuted("action_assess_complaint", timestamp=NOON + 1),
                      SlotSet("outcome", "file_online", timestamp=NOON + 1),
                      BotUttered("好消息", metadata={"utter_action": "utter_complaint_file_online"},
@@ -129,6 +133,10 @@ def recorded() -> list[dict[str, Any]]:
                  BotUttered("这个问题", metadata={"utter_action": "utter_out_of_scope"}, timestamp=NOON + 201),
                  user("转人工", "request_human", 0.99, NOON + 240),
                  ActionExecuted("action_request_human", timestamp=NOON + 241)],
+        "quit": [user("卖家老发短信骚扰我", "report_harassment", 0.9, NOON + 400),
+                 ActiveLoop("complaint_form", timestamp=NOON + 400),
+                 SlotSet("requested_slot", "platform", timestamp=NOON + 400),
+                 SlotSet("requested_slot", "success_time", timestamp=NOON + 460)],
         "yesterday": [user("过了二十天了还能投诉吗", "ask_deadline_passed", 0.9, NOON - 86_400),
                       SlotSet("outcome", "phone_support", timestamp=NOON - 86_400 + 1)],
     }
@@ -138,19 +146,20 @@ def recorded() -> list[dict[str, Any]]:
 
 def test_figures_count_conversations_outcomes_unsure_handoffs_and_unrecognised() -> None:
     result = figures.compute(recorded(), date(2026, 11, 23), 2, BEIJING, lost=3)
-    assert result["per_day"] == [{"day": "2026-11-23", "conversations": 1}, {"day": "2026-11-24", "conversations": 3}]
-    assert result["conversations"] == 4 and result["messages"] == 7
+    assert result["per_day"] == [{"day": "2026-11-23", "conversations": 1}, {"day": "2026-11-24", "conversations": 4}]
+    assert result["conversations"] == 5 and result["messages"] == 8
     assert result["outcomes"] == {"within_window": 1, "past_window": 1, "seller": 1, "other_problem": 1, "safety": 0}
     assert result["handoffs"] == 1 and result["lost"] == 3
-    assert result["unsure"] == {"messages": 3, "fallback": 2, "clarify": 1, "low_confidence": 1, "share": 0.429}
+    assert result["unsure"] == {"messages": 3, "fallback": 2, "clarify": 1, "low_confidence": 1, "share": 0.375}
+    assert result["form"] == {"started": 2, "ruled": 1, "stopped_at": {"success_time": 1}}
     assert result["unrecognised"][0] == {"text": "啊啊啊这个怎么弄", "count": 2, "guess": "report_harassment"}
     assert result["unrecognised"][1]["text"] == "快递一直不到"
 
 
 def test_figures_keep_to_the_period() -> None:
     result = figures.compute(recorded(), DAY, 1, BEIJING)
-    assert result["conversations"] == 3 and result["outcomes"]["past_window"] == 0
-    assert result["per_day"] == [{"day": "2026-11-24", "conversations": 3}]
+    assert result["conversations"] == 4 and result["outcomes"]["past_window"] == 0
+    assert result["per_day"] == [{"day": "2026-11-24", "conversations": 4}]
 
 
 def test_the_csv_has_the_same_figures() -> None:
@@ -158,8 +167,9 @@ def test_the_csv_has_the_same_figures() -> None:
     text = figures.to_csv(result)
     assert text.startswith("\ufeff")
     rows = {(section, key): value for section, key, value in csv.reader(io.StringIO(text.lstrip("\ufeff")))}
-    assert rows[("total", "conversations")] == "4"
-    assert rows[("conversations_per_day", "2026-11-24")] == "3"
+    assert rows[("total", "conversations")] == "5"
+    assert rows[("conversations_per_day", "2026-11-24")] == "4"
+    assert rows[("form", "started")] == "2" and rows[("form_stopped_at", "success_time")] == "1"
     assert rows[("outcome", "within_window")] == "1" and rows[("outcome", "seller")] == "1"
     assert rows[("unsure", "fallback")] == "2" and rows[("total", "handoffs")] == "1"
     assert rows[("unrecognised", "啊啊啊这个怎么弄")] == "2"

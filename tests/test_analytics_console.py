@@ -53,10 +53,10 @@ async def test_the_api_gives_the_figures_of_the_chosen_period(client: TestClient
     reply = await client.get("/api/analytics?days=1", headers=AUTH)
     assert reply.status == 200
     today = await reply.json()
-    assert (today["from"], today["to"], today["conversations"]) == ("2026-11-24", "2026-11-24", 3)
+    assert (today["from"], today["to"], today["conversations"]) == ("2026-11-24", "2026-11-24", 4)
     assert today["outcomes"]["within_window"] == 1 and today["outcomes"]["past_window"] == 0
     week = await (await client.get("/api/analytics?days=7", headers=AUTH)).json()
-    assert week["conversations"] == 4 and week["outcomes"]["past_window"] == 1 and len(week["per_day"]) == 7
+    assert week["conversations"] == 5 and week["outcomes"]["past_window"] == 1 and len(week["per_day"]) == 7
     assert week["handoffs"] == 1 and week["unsure"]["fallback"] == 2 and week["lost"] == 2
     assert week["unrecognised"][0] == {"text": "啊啊啊这个怎么弄", "count": 2, "guess": "report_harassment"}
 
@@ -66,7 +66,7 @@ async def test_the_csv_export_carries_the_same_figures(client: TestClient) -> No
     assert reply.status == 200 and reply.headers["Content-Type"].startswith("text/csv")
     assert "2026-11-18-2026-11-24.csv" in reply.headers["Content-Disposition"]
     rows = {(s, k): v for s, k, v in csv.reader(io.StringIO((await reply.text()).lstrip("\ufeff")))}
-    assert rows[("total", "conversations")] == "4" and rows[("outcome", "past_window")] == "1"
+    assert rows[("total", "conversations")] == "5" and rows[("outcome", "past_window")] == "1"
     assert rows[("total", "lost_events")] == "2"
 
 

@@ -10,6 +10,9 @@ Read from the bot's own events, as the broker stored them:
   (`action_clarify`), or whose intent confidence was under `LOW_CONFIDENCE`;
 - **hand-offs**: `action_request_human` runs;
 - **unrecognised**: the unsure messages (masked text), most frequent first, with the model's best guess;
+- **the form, question by question**: conversations whose complaint form started, reached a ruling, or stopped
+  before one — counted at the last question the form asked (`requested_slot`); a conversation still going counts
+  as stopped until its ruling comes;
 - **ratings**: the buyers' 👍/👎 (`feedback` records, weiquan/analytics/feedback.py), by the response they rated.
 """
 from __future__ import annotations
@@ -25,6 +28,7 @@ from typing import Any
 # check of response names in code (scripts/validate_data.py) does not take it for a response.
 RESPONSE_KEY = "_".join(("utter", "action"))
 LOW_CONFIDENCE = 0.6
+FORM = "complaint_form"
 FEEDBACK = "feedback"  # the event type of a buyer's rating in the analytics store
 FALLBACK = "nlu_fallback"
 OUTCOME_NAMES = {"file_online": "within_window", "phone_support": "past_window"}
@@ -111,6 +115,7 @@ def compute(
             ratings[str(event["rating"])] += 1
             rated[(str(event.get("rated_response") or ""), str(event["rating"]))] += 1
     outcomes = Counter({name: 0 for name in MAIN_OUTCOMES})
+    form = form_progress(inside)
     outcomes.update(code for _, code in reached)
     unsure = unsure_messages(inside)
     reasons = Counter(reason for message in unsure for reason in message["reasons"])
@@ -134,12 +139,31 @@ def compute(
                    "low_confidence": reasons["low_confidence"],
                    "share": round(len(unsure) / messages, 3) if messages else 0.0},
         "handoffs": handoffs,
+        "form": form,
         "ratings": dict(ratings),
         "rated": [{"response": response, "rating": rating, "count": count}
                   for (response, rating), count in sorted(rated.items(), key=lambda item: -item[1])],
         "unrecognised": [{"text": item["text"], "count": item["count"], "guess": item["guess"]} for item in top],
         "lost": lost,
     }
+
+
+def form_progress(events: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
+    """How many conversations started the complaint form, got their ruling, and at which question the others stopped."""
+    started: set[str] = set()
+    ruled: set[str] = set()
+    asking: dict[str, str] = {}
+    for event in events:
+        kind, sender = event.get("event"), str(event.get("sender_id") or "")
+        if kind == "active_loop" and event.get("name") == FORM:
+            started.add(sender)
+        elif kind == "slot" and event.get("name") == "requested_slot" and event.get("value"):
+            asking[sender] = str(event["value"])
+        elif kind == "slot" and event.get("name") == "outcome" and event.get("value") and sender in started:
+            ruled.add(sender)
+    stopped = Counter(asking.get(sender, "unknown") for sender in started - ruled)
+    return {"started": len(started), "ruled": len(ruled & started),
+            "stopped_at": dict(sorted(stopped.items(), key=lambda item: -item[1]))}
 
 
 def to_csv(figures: Mapping[str, Any]) -> str:
@@ -159,6 +183,10 @@ def to_csv(figures: Mapping[str, Any]) -> str:
         writer.writerow(["outcome", code, count])
     for key in ("messages", "fallback", "clarify", "low_confidence", "share"):
         writer.writerow(["unsure", key, figures["unsure"][key]])
+    writer.writerow(["form", "started", figures["form"]["started"]])
+    writer.writerow(["form", "ruled", figures["form"]["ruled"]])
+    for slot, count in figures["form"]["stopped_at"].items():
+        writer.writerow(["form_stopped_at", slot, count])
     for key, count in (figures.get("ratings") or {}).items():
         writer.writerow(["rating", key, count])
     for item in figures["unrecognised"]:

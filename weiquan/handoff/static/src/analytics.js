@@ -20,6 +20,10 @@ const OUTCOMES = {
   either: "日期不明（两种都说了）",
 };
 const UNSURE = { fallback: "没听懂（兜底）", clarify: "反问确认", low_confidence: "置信度低" };
+const QUESTIONS = {
+  platform: "淘宝还是天猫", trade_status: "订单状态", success_time: "交易成功时间", harassment_type: "骚扰方式",
+  evidence: "证据", unknown: "（未记录）",
+};
 const REASONS = { unsure: "没把握", other_problem: "其他问题", handoff: "转人工", rated_down: "用户点了 👎" };
 const SPEAKER = { user: "用户", bot: "机器人" };
 const COLOR = "#d03c00";
@@ -70,6 +74,10 @@ function show(figures) {
   const reasons = Object.keys(UNSURE);
   draw("c-unsure", "doughnut", reasons.map((key) => UNSURE[key]), reasons.map((key) => figures.unsure[key]),
     PALETTE.slice(0, reasons.length));
+  const form = figures.form;
+  $("form-summary").textContent = `开始 ${form.started} 个，得到结论 ${form.ruled} 个；其余停在这一题`;
+  const stops = Object.keys(form.stopped_at);
+  draw("c-form", "bar", stops.map((slot) => QUESTIONS[slot] || slot), stops.map((slot) => form.stopped_at[slot]), COLOR);
   const body = $("unrecognised");
   body.replaceChildren();
   for (const item of figures.unrecognised) {
