@@ -132,7 +132,13 @@ def recorded() -> list[dict[str, Any]]:
                  user("快递一直不到", "out_of_scope", 0.5, NOON + 200),
                  BotUttered("这个问题", metadata={"utter_action": "utter_out_of_scope"}, timestamp=NOON + 201),
                  user("转人工", "request_human", 0.99, NOON + 240),
-                 ActionExecuted("action_request_human", timestamp=NOON + 241)],
+                 ActionExecuted("action_request_human", timestamp=NOON + 241),
+                 BotUttered("客服已接入", {"custom": {"kind": "handoff_status", "state": "connected"}},
+                            timestamp=NOON + 361),
+                 BotUttered("你好，我是客服", {"custom": {"kind": "operator", "label": "人工客服"}},
+                            timestamp=NOON + 370),
+                 BotUttered("人工客服已结束服务", {"custom": {"kind": "handoff_status", "state": "released"}},
+                            timestamp=NOON + 961)],
         "quit": [user("卖家老发短信骚扰我", "report_harassment", 0.9, NOON + 400),
                  ActiveLoop("complaint_form", timestamp=NOON + 400),
                  SlotSet("requested_slot", "platform", timestamp=NOON + 400),
@@ -150,6 +156,7 @@ def test_figures_count_conversations_outcomes_unsure_handoffs_and_unrecognised()
     assert result["conversations"] == 5 and result["messages"] == 8
     assert result["outcomes"] == {"within_window": 1, "past_window": 1, "seller": 1, "other_problem": 1, "safety": 0}
     assert result["handoffs"] == 1 and result["lost"] == 3
+    assert result["handoff_times"] == {"taken": 1, "wait_median_s": 120.0, "handling_median_s": 600.0}
     assert result["unsure"] == {"messages": 3, "fallback": 2, "clarify": 1, "low_confidence": 1, "share": 0.375}
     assert result["form"] == {"started": 2, "ruled": 1, "stopped_at": {"success_time": 1}}
     assert result["unrecognised"][0] == {"text": "啊啊啊这个怎么弄", "count": 2, "guess": "report_harassment"}
@@ -170,6 +177,7 @@ def test_the_csv_has_the_same_figures() -> None:
     assert rows[("total", "conversations")] == "5"
     assert rows[("conversations_per_day", "2026-11-24")] == "4"
     assert rows[("form", "started")] == "2" and rows[("form_stopped_at", "success_time")] == "1"
+    assert rows[("handoff", "wait_median_s")] == "120.0"
     assert rows[("outcome", "within_window")] == "1" and rows[("outcome", "seller")] == "1"
     assert rows[("unsure", "fallback")] == "2" and rows[("total", "handoffs")] == "1"
     assert rows[("unrecognised", "啊啊啊这个怎么弄")] == "2"

@@ -111,7 +111,7 @@ async def test_a_rating_from_the_widget_is_stored_with_the_answer_it_rates_and_c
     assert week["ratings"] == {"up": 1, "down": 1}
     assert {"response": "utter_complaint_file_online", "rating": "up", "count": 1} in week["rated"]
     inbox = await (await client.get("/api/review", headers=AUTH)).json()
-    assert "rated_down" in next(item for item in inbox["items"] if item["text"] == "快递一直不到")["reasons"]
+    assert "rated_down" in next(item for item in inbox["items"] if item["text"] == "转人工")["reasons"]
 
 
 @pytest.mark.parametrize(("body", "origin", "status"), [

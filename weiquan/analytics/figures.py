@@ -8,7 +8,8 @@ Read from the bot's own events, as the broker stored them:
   the other-problem pointer `utter_out_of_scope` (`other_problem`), `action_advise_safety` (`safety`);
 - **unsure**: a buyer's message the NLU gave `nlu_fallback`, that the bot answered with its clarifying question
   (`action_clarify`), or whose intent confidence was under `LOW_CONFIDENCE`;
-- **hand-offs**: `action_request_human` runs;
+- **hand-offs**: `action_request_human` runs; of those an operator took, the median wait (request → the
+  `handoff_status` card `connected` the console sends) and handling time (`connected` → `released`);
 - **unrecognised**: the unsure messages (masked text), most frequent first, with the model's best guess;
 - **the form, question by question**: conversations whose complaint form started, reached a ruling, or stopped
   before one — counted at the last question the form asked (`requested_slot`); a conversation still going counts
@@ -19,6 +20,7 @@ from __future__ import annotations
 
 import csv
 import io
+import statistics
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import date, datetime, timedelta, tzinfo
@@ -139,6 +141,7 @@ def compute(
                    "low_confidence": reasons["low_confidence"],
                    "share": round(len(unsure) / messages, 3) if messages else 0.0},
         "handoffs": handoffs,
+        "handoff_times": handoff_times(inside),
         "form": form,
         "ratings": dict(ratings),
         "rated": [{"response": response, "rating": rating, "count": count}
@@ -146,6 +149,33 @@ def compute(
         "unrecognised": [{"text": item["text"], "count": item["count"], "guess": item["guess"]} for item in top],
         "lost": lost,
     }
+
+
+def _status(event: Mapping[str, Any]) -> str | None:
+    custom = (event.get("data") or {}).get("custom") or {}
+    return str(custom.get("state")) if isinstance(custom, Mapping) and custom.get("kind") == "handoff_status" else None
+
+
+def handoff_times(events: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
+    """Hand-offs an operator took, with the median seconds buyers waited and operators handled them."""
+    requested: dict[str, float] = {}
+    connected: dict[str, float] = {}
+    waits: list[float] = []
+    handling: list[float] = []
+    for event in events:
+        kind, sender, at = event.get("event"), str(event.get("sender_id") or ""), float(event.get("timestamp") or 0)
+        if kind == "action" and event.get("name") in HANDOFF_ACTIONS:
+            requested.setdefault(sender, at)
+        elif kind == "bot" and _status(event) == "connected" and sender in requested:
+            waits.append(at - requested.pop(sender))
+            connected[sender] = at
+        elif kind == "bot" and _status(event) == "released" and sender in connected:
+            handling.append(at - connected.pop(sender))
+
+    def median(values: list[float]) -> float | None:
+        return round(statistics.median(values), 1) if values else None
+
+    return {"taken": len(waits), "wait_median_s": median(waits), "handling_median_s": median(handling)}
 
 
 def form_progress(events: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
@@ -183,6 +213,8 @@ def to_csv(figures: Mapping[str, Any]) -> str:
         writer.writerow(["outcome", code, count])
     for key in ("messages", "fallback", "clarify", "low_confidence", "share"):
         writer.writerow(["unsure", key, figures["unsure"][key]])
+    for key, value in figures["handoff_times"].items():
+        writer.writerow(["handoff", key, "" if value is None else value])
     writer.writerow(["form", "started", figures["form"]["started"]])
     writer.writerow(["form", "ruled", figures["form"]["ruled"]])
     for slot, count in figures["form"]["stopped_at"].items():

@@ -64,6 +64,11 @@ function show(figures) {
   $("t-messages").textContent = figures.messages;
   $("t-unsure").textContent = `${figures.unsure.messages}（${Math.round(figures.unsure.share * 100)}%）`;
   $("t-handoffs").textContent = figures.handoffs;
+  const times = figures.handoff_times;
+  const minutes = (seconds) => (seconds === null ? "—" : `${Math.round(seconds / 60)} 分钟`);
+  $("t-handoff-times").textContent = times.taken
+    ? `人工接入 ${times.taken} 次；等待中位 ${minutes(times.wait_median_s)}，处理中位 ${minutes(times.handling_median_s)}`
+    : "";
   $("t-lost").textContent = figures.lost;
   $("t-ratings").textContent = `${figures.ratings.up} / ${figures.ratings.down}`;
   draw("c-days", "bar", figures.per_day.map((row) => row.day.slice(5)), figures.per_day.map((row) => row.conversations),
