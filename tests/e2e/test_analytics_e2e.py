@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from weiquan.ops.handoff_harness import OPERATOR_TOKEN, HandoffBot, eventually, texts
+from weiquan.ops.handoff_harness import OPERATOR_TOKEN, HandoffBot, eventually, operator_online, texts
 
 pytestmark = pytest.mark.e2e
 
@@ -25,11 +25,13 @@ PHONE = "13812345678"
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[HandoffBot]:
     workdir = tmp_path_factory.mktemp("analytics")
-    bot = HandoffBot(workdir=workdir, extra_env={"ANALYTICS_DB": str(workdir / "analytics.db")})
+    bot = HandoffBot(workdir=workdir, extra_env={"ANALYTICS_DB": str(workdir / "analytics.db"),
+                                                 "HANDOFF_OPERATORS": "auto"})
     try:
         bot.start_actions()
         bot.start_rasa()
         bot.start_console()
+        bot.wait_for_console_heartbeat()
         yield bot
     finally:
         for name in list(bot.procs):
@@ -51,7 +53,12 @@ def test_conversations_over_rest_are_counted_on_the_analytics_page(stack: Handof
     ruling = texts(stack.rest(eligible, "有聊天截图"))
     assert any("还剩" in text for text in ruling), ruling  # the ruling within the window
 
-    stack.rest(f"e2e-analytics-human-{run}", "转人工")
+    human = f"e2e-analytics-human-{run}"
+    with operator_online(stack):  # an operator takes the hand-off, answers, and gives it back
+        stack.rest(human, "转人工")
+        assert stack.console("POST", f"/api/conversations/{human}/takeover")[0] == 200
+        assert stack.console("POST", f"/api/conversations/{human}/messages", {"text": "你好，我是客服。"})[0] == 200
+        assert stack.console("POST", f"/api/conversations/{human}/release")[0] == 200
     stack.rest(f"e2e-analytics-odd-{run}", "咕噜咕噜啊吧啊吧")
 
     after = eventually(lambda: (lambda now: now if now["conversations"] >= before["conversations"] + 3 else None)(
@@ -59,6 +66,9 @@ def test_conversations_over_rest_are_counted_on_the_analytics_page(stack: Handof
     assert after["conversations"] == before["conversations"] + 3
     assert after["outcomes"]["within_window"] == before["outcomes"]["within_window"] + 1
     assert after["handoffs"] == before["handoffs"] + 1
+    times = eventually(lambda: (lambda now: now["handoff_times"] if now["handoff_times"]["taken"] > before[
+        "handoff_times"]["taken"] else None)(figures(stack)), 30, "the taken hand-off in the analytics store")
+    assert times["wait_median_s"] is not None and times["handling_median_s"] is not None
     assert after["unsure"]["messages"] >= before["unsure"]["messages"] + 1
     assert any(item["text"] == "咕噜咕噜啊吧啊吧" for item in after["unrecognised"]), after["unrecognised"]
     assert after["lost"] == 0
