@@ -166,3 +166,7 @@ purge-expired: setup ## delete what is older than the retention period (RETENTIO
 
 clean: ## remove models, build output and local conversation data (keeps .venv)
 	rm -rf models/*.tar.gz build var results .pytest_cache
+
+.PHONY: export-reviewed
+export-reviewed: setup ## the review inbox's confirmed messages into data/nlu/reviewed.yml (every fifth: tests/data/nlu_reviewed_heldout.yml)
+	@$(PY) -m weiquan.analytics.review export --endpoints "$(ENDPOINTS)"

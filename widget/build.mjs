@@ -1,4 +1,5 @@
-// Builds dist/weiquan-widget.js (socket.io-client bundled in, no CDN) and dist/weiquan-widget.css.
+// Builds dist/weiquan-widget.js (socket.io-client bundled in, no CDN) and dist/weiquan-widget.css, and the operator
+// console's analytics page script ../weiquan/handoff/static/analytics.js (chart.js bundled in, no CDN).
 // `npm ci && npm run build` rebuilds them; `npm run check` fails when the committed dist/ differs from src/.
 import { build } from "esbuild";
 import { readFileSync } from "node:fs";
@@ -10,6 +11,7 @@ const check = process.argv.includes("--check");
 const pkg = JSON.parse(readFileSync(join(here, "package.json"), "utf8"));
 const lock = JSON.parse(readFileSync(join(here, "package-lock.json"), "utf8"));
 const socketIoVersion = lock.packages["node_modules/socket.io-client"].version;
+const chartVersion = lock.packages["node_modules/chart.js"].version;
 
 const banner = `/*! weiquan-widget ${pkg.version} | built from widget/src by \`npm run build\` | ` +
   `bundles socket.io-client ${socketIoVersion} (MIT) */`;
@@ -34,6 +36,17 @@ const results = await Promise.all([
     target: ["es2020", "chrome80", "safari14", "firefox78"],
   }),
   build({ ...common, entryPoints: ["src/widget.css"], outfile: "dist/weiquan-widget.css", target: ["chrome80", "safari14"] }),
+  build({
+    ...common,
+    banner: { js: `/*! weiquan console analytics page | built from weiquan/handoff/static/src by \`npm run build\` in ` +
+      `widget/ | bundles chart.js ${chartVersion} (MIT) */` },
+    entryPoints: ["../weiquan/handoff/static/src/analytics.js"],
+    outfile: "../weiquan/handoff/static/analytics.js",
+    nodePaths: [join(here, "node_modules")],
+    format: "iife",
+    platform: "browser",
+    target: ["es2020", "chrome80", "safari14", "firefox78"],
+  }),
 ]);
 
 if (check) {

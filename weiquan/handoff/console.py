@@ -8,6 +8,9 @@ A small aiohttp server with two faces:
 - the JSON API (`/api/…`), used by the page and by other tools; every call needs `Authorization: Bearer
   <OPERATOR_TOKEN>` (compared in constant time), otherwise 401. docs/handoff.md documents it.
 
+The analytics page (`/analytics`, `GET /api/analytics?days=N`, `GET /api/analytics.csv?days=N`) reads the analytics
+store the event broker fills (weiquan/analytics/, docs/analytics.md), never the live trackers.
+
 The console talks to Rasa's HTTP API with RASA_API_TOKEN (`weiquan.handoff.rasa_api`) and to the hand-off store;
 a background sweep keeps the queue up to date and gives waiting conversations back to the bot after the wait.
 While a page is connected to `/api/events` (live updates), operators count as online.
@@ -22,11 +25,17 @@ import json
 import logging
 import sys
 from collections.abc import Awaitable, Callable
+from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import yaml
 from aiohttp import web
 
+from weiquan.analytics import feedback, figures, review
+from weiquan.analytics.store import AnalyticsStore, url_from_endpoints
+from weiquan.core.clock import BEIJING
+from weiquan.core.domain import domain
 from weiquan.handoff.rasa_api import HttpRasaApi
 from weiquan.handoff.service import HandoffError, HandoffService
 from weiquan.services import default_services
@@ -40,6 +49,9 @@ STATIC_FILES = {
     "/static/console.js": ("console.js", "text/javascript; charset=utf-8"),
     "/static/console.css": ("console.css", "text/css; charset=utf-8"),
     "/favicon.svg": ("favicon.svg", "image/svg+xml"),
+    "/analytics": ("analytics.html", "text/html; charset=utf-8"),
+    # Built by `npm run build` in widget/ (chart.js bundled in from npm, nothing from a CDN).
+    "/static/analytics.js": ("analytics.js", "text/javascript; charset=utf-8"),
 }
 CSP = "; ".join([
     "default-src 'none'",
@@ -53,6 +65,8 @@ CSP = "; ".join([
 ])
 MIN_TOKEN_CHARS = 16
 MAX_BODY_BYTES = 16 * 1024
+MAX_DAYS = 366
+REVIEW_DAYS = 30  # the inbox looks this far back unless ?days= says otherwise
 SERVICE_KEY = web.AppKey("service", HandoffService)
 STOPPING_KEY = web.AppKey("stopping", asyncio.Event)
 SWEEP_KEY = web.AppKey("sweep", asyncio.Task)
@@ -74,6 +88,11 @@ def token_matches(header: str | None, token: str) -> bool:
     return scheme.lower() == "bearer" and hmac.compare_digest(provided.strip().encode(), token.encode())
 
 
+def domain_intents() -> frozenset[str]:
+    """The intents an operator may give a reviewed message: domain.yml's."""
+    return frozenset(item if isinstance(item, str) else next(iter(item)) for item in domain()["intents"])
+
+
 def create_app(
     service: HandoffService,
     token: str,
@@ -81,6 +100,9 @@ def create_app(
     sweep_interval_s: float = 2.0,
     poll_interval_s: float = 1.0,
     heartbeat_s: float = 10.0,
+    analytics: AnalyticsStore | None = None,
+    intents: frozenset[str] | None = None,
+    widget_origins: frozenset[str] = frozenset(),
 ) -> web.Application:
     if len(token) < MIN_TOKEN_CHARS:
         raise ValueError(f"OPERATOR_TOKEN must have at least {MIN_TOKEN_CHARS} characters")
@@ -105,6 +127,7 @@ def create_app(
         response.headers["X-Frame-Options"] = "DENY"
         return response
 
+    intents = domain_intents() if intents is None else intents
     app = web.Application(middlewares=[guard], client_max_size=MAX_BODY_BYTES)
     app[SERVICE_KEY] = service
     app[STOPPING_KEY] = asyncio.Event()
@@ -174,8 +197,77 @@ def create_app(
                     await asyncio.wait_for(stopping.wait(), poll_interval_s)
         return response
 
+    def period(request: web.Request, default: str = "7") -> tuple[AnalyticsStore, date, float, float]:
+        """The analytics store and the chosen period: its first day, and its start and end as timestamps."""
+        if analytics is None:
+            raise HandoffError(503, "analytics_off")
+        try:
+            days = int(request.query.get("days", default))
+        except ValueError:
+            days = 0
+        if not 1 <= days <= MAX_DAYS:
+            raise HandoffError(400, "bad_days", max_days=MAX_DAYS)
+        first = service.today() - timedelta(days=days - 1)
+        start = datetime(first.year, first.month, first.day, tzinfo=BEIJING).timestamp()
+        return analytics, first, start, start + days * 86_400
+
+    def period_figures(request: web.Request) -> dict[str, Any]:
+        store, first, start, end = period(request)
+        days = round((end - start) / 86_400)
+        return figures.compute(store.events(start, end), first, days, BEIJING, lost=store.lost(start, end))
+
+    def review_items(request: web.Request) -> tuple[AnalyticsStore, list[dict[str, Any]]]:
+        store, _, start, end = period(request, default=str(REVIEW_DAYS))
+        return store, review.inbox(store.events(start, end), decided=[r.key for r in store.reviews()])
+
+    async def review_list(request: web.Request) -> web.Response:
+        _, items = review_items(request)
+        return json_response({"items": items, "intents": sorted(intents)})
+
+    async def review_decide(request: web.Request) -> web.Response:
+        body = await read_body(request, required=True)
+        intent = body.get("intent")
+        if body.get("dismiss") is True:
+            intent = None
+        elif not isinstance(intent, str) or intent not in intents:
+            raise HandoffError(400, "bad_review")
+        store, items = review_items(request)
+        item = next((item for item in items if item["id"] == request.match_info["item_id"]), None)
+        if item is None:
+            raise HandoffError(404, "review_not_found")
+        store.decide(item["id"], item["text"], item["guess"], intent, service.now())
+        return json_response({"id": item["id"], "intent": intent, "dismissed": intent is None})
+
+    async def analytics_json(request: web.Request) -> web.Response:
+        return json_response(period_figures(request))
+
+    async def analytics_csv(request: web.Request) -> web.Response:
+        result = period_figures(request)
+        name = f"weiquan-analytics-{result['from']}-{result['to']}.csv"
+        return web.Response(text=figures.to_csv(result), content_type="text/csv", charset="utf-8",
+                            headers={"Content-Disposition": f'attachment; filename="{name}"'})
+
+    async def rate(request: web.Request) -> web.Response:
+        """A buyer's 👍/👎 from the widget (weiquan/analytics/feedback.py): no token, only from the widget's origins."""
+        origin = request.headers.get("Origin", "")
+        if origin not in widget_origins:
+            return web.Response(status=403)
+        cors = {"Access-Control-Allow-Origin": origin, "Vary": "Origin"}
+        if analytics is None:
+            return web.Response(status=503, headers=cors)
+        try:
+            feedback.record(json.loads(await request.text()), analytics, service.now())
+        except (ValueError, feedback.BadFeedback):
+            return web.Response(status=400, headers=cors)
+        return web.Response(status=204, headers=cors)
+
     for path in files:
         app.router.add_get(path, static)
+    app.router.add_post("/feedback", rate)
+    app.router.add_get("/api/analytics", analytics_json)
+    app.router.add_get("/api/analytics.csv", analytics_csv)
+    app.router.add_get("/api/review", review_list)
+    app.router.add_post("/api/review/{item_id}", review_decide)
     app.router.add_get("/healthz", health)
     app.router.add_get("/api/conversations", conversations)
     app.router.add_get("/api/events", events)
@@ -220,6 +312,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--port", type=int, default=int(env.get("CONSOLE_PORT", "8090")))
     parser.add_argument("--rasa-url", default=env.get("RASA_URL", "http://127.0.0.1:5005"),
                         help="Rasa's HTTP API, reached privately (default: loopback)")
+    parser.add_argument("--endpoints", default=env.get("ENDPOINTS") or "endpoints.yml",
+                        help="where the analytics store is (its event_broker section)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s - %(message)s")
     token = env.get("OPERATOR_TOKEN", "")
@@ -230,8 +324,12 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     service = HandoffService(services.handoff_store(), HttpRasaApi(args.rasa_url, rasa_token), services.handoff,
                              services.clock, outbox=services.outbox())
-    web.run_app(create_app(service, token), host=args.host, port=args.port, print=None, shutdown_timeout=5,
-                access_log=None)
+    endpoints = yaml.safe_load(Path(args.endpoints).read_text(encoding="utf-8")) or {}
+    analytics_url = url_from_endpoints(endpoints, env)
+    analytics = AnalyticsStore(analytics_url) if analytics_url else None
+    origins = frozenset(env.get("WIDGET_ALLOWED_ORIGINS", "").split())
+    app = create_app(service, token, analytics=analytics, widget_origins=origins)
+    web.run_app(app, host=args.host, port=args.port, print=None, shutdown_timeout=5, access_log=None)
     return 0
 
 

@@ -32,6 +32,7 @@ STORES: tuple[str, ...] = (
     "weiquan.stores.retention:conversation_store",
     "weiquan.services:retention_handoff_store",  # hand-off queue, left messages (HANDOFF_STORE_URL / DB_* / SQLite)
     "weiquan.services:retention_outbox",  # operator messages not yet seen (the hand-off store's database)
+    "weiquan.analytics.store:retention_store",  # masked events for the analytics page (event_broker in endpoints)
 )
 
 

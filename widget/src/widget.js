@@ -9,6 +9,7 @@
 // acknowledgement).
 
 import { io } from "socket.io-client";
+import { feedbackRow, sendFeedback, wantsFeedback } from "./feedback.js";
 import { handoffMessage, withPersonAfter } from "./handoff.js";
 import { el, icon, renderMessage } from "./render.js";
 import { Store } from "./storage.js";
@@ -27,6 +28,7 @@ const DEFAULTS = {
   storageKey: "weiquan-widget",
   transports: ["websocket"],
   cssUrl: null,
+  feedbackUrl: null, // the operator console's POST /feedback; none: no 👍/👎 (docs/analytics.md)
 };
 
 // data-* attributes of the embedding <script> tag, e.g. data-server-url, data-primary-color, data-open.
@@ -42,6 +44,7 @@ const ATTRIBUTE_OPTIONS = {
   open: "open",
   storageKey: "storage-key",
   cssUrl: "css-url",
+  feedbackUrl: "feedback-url",
 };
 
 const TYPING_TIMEOUT_MS = 20000;
@@ -212,6 +215,16 @@ class Widget {
     this.history.push(stored);
     this.store.saveHistory(this.history);
     this._render(stored);
+    this._offerFeedback(stored);
+  }
+
+  // One 👍/👎 row per turn, under the first ruling or rule answer of the bot's reply.
+  _offerFeedback(message) {
+    if (!this.options.feedbackUrl || this.feedbackOffered || !wantsFeedback(message)) return;
+    this.feedbackOffered = true;
+    this.log.append(feedbackRow((rating) =>
+      sendFeedback(this.options.feedbackUrl, { sender_id: this.sessionId, rating })));
+    this._scrollToEnd();
   }
 
   // Quick replies belong to the turn they were offered in: once the user answers, older ones are disabled.
@@ -256,6 +269,7 @@ class Widget {
 
   // Sends `payload` to the bot and shows `shown` as the user's bubble (a button's title, not its payload).
   send(payload, shown) {
+    this.feedbackOffered = false;
     this._retireQuickReplies();
     this._add({ from: "user", text: shown });
     this._emit(payload);

@@ -1,0 +1,188 @@
+"""Analytics on the real running path (issue 17): the action server, Rasa (trained model, endpoints.yml with its event
+broker) and the operator console; conversations played over REST reach the analytics store through Rasa's event
+broker, masked, and the console's analytics API and CSV count them right."""
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import sqlite3
+import urllib.request
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from weiquan.ops.handoff_harness import OPERATOR_TOKEN, HandoffBot, eventually, operator_online, texts
+
+pytestmark = pytest.mark.e2e
+
+PHONE = "13812345678"
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[HandoffBot]:
+    workdir = tmp_path_factory.mktemp("analytics")
+    bot = HandoffBot(workdir=workdir, extra_env={"ANALYTICS_DB": str(workdir / "analytics.db"),
+                                                 "HANDOFF_OPERATORS": "auto"})
+    try:
+        bot.start_actions()
+        bot.start_rasa()
+        bot.start_console()
+        bot.wait_for_console_heartbeat()
+        yield bot
+    finally:
+        for name in list(bot.procs):
+            bot.stop(name)
+
+
+def figures(stack: HandoffBot) -> dict:
+    code, body = stack.console("GET", "/api/analytics?days=1")
+    assert code == 200, body
+    return body
+
+
+def test_conversations_over_rest_are_counted_on_the_analytics_page(stack: HandoffBot) -> None:
+    run = uuid.uuid4().hex[:6]
+    before = figures(stack)
+
+    eligible = f"e2e-analytics-eligible-{run}"
+    stack.rest(eligible, f"淘宝买的，交易成功5天了，卖家天天打电话骂我，我电话{PHONE}")
+    ruling = texts(stack.rest(eligible, "有聊天截图"))
+    assert any("还剩" in text for text in ruling), ruling  # the ruling within the window
+
+    human = f"e2e-analytics-human-{run}"
+    with operator_online(stack):  # an operator takes the hand-off, answers, and gives it back
+        stack.rest(human, "转人工")
+        assert stack.console("POST", f"/api/conversations/{human}/takeover")[0] == 200
+        assert stack.console("POST", f"/api/conversations/{human}/messages", {"text": "你好，我是客服。"})[0] == 200
+        assert stack.console("POST", f"/api/conversations/{human}/release")[0] == 200
+    stack.rest(f"e2e-analytics-odd-{run}", "咕噜咕噜啊吧啊吧")
+
+    after = eventually(lambda: (lambda now: now if now["conversations"] >= before["conversations"] + 3 else None)(
+        figures(stack)), 30, "the analytics store to see the three conversations")
+    assert after["conversations"] == before["conversations"] + 3
+    assert after["outcomes"]["within_window"] == before["outcomes"]["within_window"] + 1
+    assert after["handoffs"] == before["handoffs"] + 1
+    times = eventually(lambda: (lambda now: now["handoff_times"] if now["handoff_times"]["taken"] > before[
+        "handoff_times"]["taken"] else None)(figures(stack)), 30, "the taken hand-off in the analytics store")
+    assert times["wait_median_s"] is not None and times["handling_median_s"] is not None
+    assert after["unsure"]["messages"] >= before["unsure"]["messages"] + 1
+    assert any(item["text"] == "咕噜咕噜啊吧啊吧" for item in after["unrecognised"]), after["unrecognised"]
+    assert after["lost"] == 0
+    assert sum(row["conversations"] for row in after["per_day"]) == after["conversations"]
+
+    # The buyer rates the ruling from the widget's origin (as src/feedback.js sends it), stored with that answer.
+    origin = stack.env()["WIDGET_ALLOWED_ORIGINS"].split()[0]
+    rating = urllib.request.Request(f"{stack.console_url}/feedback", method="POST",
+                                    data=json.dumps({"sender_id": eligible, "rating": "up"}).encode(),
+                                    headers={"Origin": origin, "Content-Type": "text/plain;charset=UTF-8"})
+    with urllib.request.urlopen(rating, timeout=30) as reply:
+        assert reply.status == 204
+    rated = figures(stack)
+    assert rated["ratings"]["up"] == after["ratings"]["up"] + 1
+    assert any(row["response"].startswith("utter_complaint_") and row["rating"] == "up" for row in rated["rated"])
+
+    request = urllib.request.Request(f"{stack.console_url}/api/analytics.csv?days=1",
+                                     headers={"Authorization": f"Bearer {OPERATOR_TOKEN}"})
+    with urllib.request.urlopen(request, timeout=30) as reply:
+        rows = {(s, k): v for s, k, v in csv.reader(io.StringIO(reply.read().decode("utf-8-sig")))}
+    assert rows[("total", "conversations")] == str(after["conversations"])
+    assert rows[("outcome", "within_window")] == str(after["outcomes"]["within_window"])
+    assert rows[("total", "handoffs")] == str(after["handoffs"])
+
+    database = Path(stack.workdir / "analytics.db")
+    with sqlite3.connect(database) as connection:
+        stored = "\n".join(row[0] for row in connection.execute("SELECT data FROM analytics_events"))
+    assert "138****5678" in stored and PHONE not in stored  # masked before it was stored
+
+
+def test_the_analytics_page_draws_the_figures_and_an_operator_reviews_a_message_in_chromium(
+        stack: HandoffBot) -> None:
+    from playwright.sync_api import expect, sync_playwright
+
+    from scripts.screenshots import launch_chromium, loopback_only
+
+    odd = "叽里咕噜这是啥子嘛"
+    stack.rest(f"e2e-analytics-page-{uuid.uuid4().hex[:6]}", odd)
+    blocked: list[str] = []
+    with sync_playwright() as playwright:
+        browser = launch_chromium(playwright)
+        try:
+            context = browser.new_context(viewport={"width": 1280, "height": 1400}, locale="zh-CN")
+            loopback_only(context, blocked)
+            page = context.new_page()
+            errors: list[str] = []
+            page.on("pageerror", lambda error: errors.append(str(error)))
+            page.goto(f"{stack.console_url}/analytics#token={OPERATOR_TOKEN}")
+            expect(page.locator("#t-conversations")).not_to_have_text("–")
+            assert int(page.locator("#t-conversations").inner_text()) >= 1
+            assert page.locator("#c-days").bounding_box()["height"] > 100  # chart.js drew into the canvas
+            row = page.locator("#review tr", has_text=odd)
+            expect(row).to_have_count(1)
+            row.locator("select").select_option("out_of_scope")
+            row.locator("input[type=checkbox]").focus()
+            page.keyboard.press("x")  # ticked from the keyboard
+            expect(row.locator("input[type=checkbox]")).to_be_checked()
+            # ANALYTICS_SCREENSHOT=docs/screenshots/analytics.png keeps the picture of the page for the docs.
+            shot = os.environ.get("ANALYTICS_SCREENSHOT") or str(stack.workdir / "analytics.png")
+            page.screenshot(path=shot, full_page=True)
+            row.locator("input[type=checkbox]").press("c")  # confirmed from the keyboard
+            expect(page.locator("#review-notice")).to_have_text("已处理 1 条")
+            expect(page.locator("#review tr", has_text=odd)).to_have_count(0)
+            assert errors == [] and blocked == []
+        finally:
+            browser.close()
+    code, listing = stack.console("GET", "/api/review")
+    assert code == 200 and all(item["text"] != odd for item in listing["items"])
+
+
+def test_a_buyer_rates_a_ruling_in_the_widget_and_the_page_counts_it(stack: HandoffBot) -> None:
+    """The widget on the demo page (scripts/serve_widget.py), given a feedback URL, talking to the real Rasa over
+    socket.io: the ruling gets a 👍/👎 row, the 👎 reaches the console and is counted with the ruling it rates."""
+    from playwright.sync_api import Route, expect, sync_playwright
+
+    from scripts.screenshots import BOT, launch_chromium, loopback_only, open_widget, say, widget_page_server
+
+    # The page's own origin carries /feedback to the console, as a site's reverse proxy would (the demo page's CSP
+    # lets it reach only its own origin and Rasa); the test forwards what the browser really sent.
+    config = {"serverUrl": stack.url, "open": True, "feedbackUrl": f"{stack.widget_url}/feedback"}
+    forwarded: list[int] = []
+
+    def to_console(route: Route) -> None:
+        request = route.request
+        proxied = urllib.request.Request(f"{stack.console_url}/feedback", method="POST",
+                                         data=(request.post_data or "").encode(),
+                                         headers={"Origin": request.headers.get("origin", ""),
+                                                  "Content-Type": request.headers.get("content-type", "")})
+        with urllib.request.urlopen(proxied, timeout=30) as reply:
+            forwarded.append(reply.status)
+        route.fulfill(status=204)
+
+    before = figures(stack)["ratings"]["down"]
+    with widget_page_server(stack.widget_port, stack.url), sync_playwright() as playwright:
+        browser = launch_chromium(playwright)
+        try:
+            context = browser.new_context(locale="zh-CN")
+            loopback_only(context)
+            context.route(f"{stack.widget_url}/feedback", to_console)
+            context.route(f"{stack.widget_url}/config.js", lambda route: route.fulfill(
+                body=f"window.WeiquanWidgetConfig = {json.dumps(config)};", content_type="text/javascript"))
+            page = context.new_page()
+            open_widget(page, stack.widget_url + "/")
+            assert page.locator(".wq-feedback").count() == 0  # a greeting is not rated
+            say(page, "淘宝买的，交易成功5天了，卖家天天打电话骂我")
+            say(page, "有聊天截图")
+            expect(page.locator(BOT, has_text="还剩")).to_have_count(1)
+            row = page.locator(".wq-feedback")
+            expect(row).to_have_count(1)  # one per reply, under the first ruling card
+            row.get_by_role("button", name="没帮助").click()
+            expect(row).to_contain_text("谢谢你的反馈")
+        finally:
+            browser.close()
+    after = eventually(lambda: (lambda now: now if now["ratings"]["down"] > before else None)(figures(stack)), 30,
+                       "the rating to reach the analytics store")
+    assert forwarded == [204] and after["ratings"]["down"] == before + 1
+    assert any(row["rating"] == "down" and row["response"].startswith("utter_complaint_") for row in after["rated"])

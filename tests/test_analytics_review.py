@@ -1,0 +1,112 @@
+"""The review inbox (issue 17): what it lists from the stored events, how an operator decides through the console's
+API, and `make export-reviewed`'s files (masked, de-duplicated, every fifth held out)."""
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest_asyncio
+import yaml
+from aiohttp.test_utils import TestClient
+from rasa.shared.nlu.training_data.formats.rasa_yaml import RasaYAMLReader
+
+from tests.test_analytics import NOON, recorded
+from tests.test_analytics_console import AUTH, client_for
+from weiquan.analytics import review
+from weiquan.analytics.store import AnalyticsStore, Review, database_url
+
+PHONE = "13812345678"
+
+
+def events() -> list[dict[str, Any]]:
+    """The recorded conversations plus an unread message with a phone number in it."""
+    extra = {"sender_id": "phone", "event": "user", "timestamp": NOON + 300, "text": f"你打{PHONE}问问",
+             "parse_data": {"intent": {"name": "nlu_fallback", "confidence": 0.3},
+                            "intent_ranking": [{"name": "nlu_fallback"}, {"name": "request_human"}]}}
+    return sorted([*recorded(), extra], key=lambda event: event["timestamp"])
+
+
+def test_the_inbox_lists_unsure_other_problem_and_handoff_messages_most_frequent_first() -> None:
+    items = review.inbox(events())
+    assert [item["text"] for item in items] == ["啊啊啊这个怎么弄", "你打138****5678问问", "转人工", "快递一直不到"]
+    first = items[0]
+    assert (first["count"], first["guess"], first["reasons"]) == (2, "report_harassment", ["unsure"])
+    assert first["id"] == review.item_id("啊啊啊这个怎么弄")
+    assert items[2]["reasons"] == ["handoff"] and items[3]["reasons"] == ["other_problem", "unsure"]
+    assert [line["from"] for line in items[3]["context"]] == ["user", "bot"]
+    assert PHONE not in str(items)
+    assert [item["text"] for item in review.inbox(events(), decided=[first["id"]])][0] == "你打138****5678问问"
+
+
+@pytest_asyncio.fixture
+async def client(tmp_path: Path) -> AsyncIterator[tuple[TestClient, AnalyticsStore]]:
+    store = AnalyticsStore(database_url(str(tmp_path / "analytics.db")))
+    store.add_events(events())
+    async with await client_for(tmp_path, store) as test_client:
+        yield test_client, store
+
+
+async def test_an_operator_confirms_corrects_and_dismisses_through_the_api(client) -> None:
+    test_client, store = client
+    assert (await test_client.get("/api/review")).status == 401
+    listing = await (await test_client.get("/api/review", headers=AUTH)).json()
+    assert "report_harassment" in listing["intents"]
+    ids = {item["text"]: item["id"] for item in listing["items"]}
+    confirm = await test_client.post(f"/api/review/{ids['啊啊啊这个怎么弄']}", headers=AUTH,
+                                     json={"intent": "report_harassment"})
+    assert confirm.status == 200
+    bad = await test_client.post(f"/api/review/{ids['快递一直不到']}", headers=AUTH, json={"intent": "no_such"})
+    assert bad.status == 400 and "domain.yml" in (await bad.json())["message"]
+    assert (await test_client.post(f"/api/review/{ids['快递一直不到']}", headers=AUTH,
+                                   json={"intent": "out_of_scope"})).status == 200
+    assert (await test_client.post(f"/api/review/{ids['转人工']}", headers=AUTH, json={"dismiss": True})).status == 200
+    assert (await test_client.post("/api/review/0000", headers=AUTH, json={"dismiss": True})).status == 404
+    left = await (await test_client.get("/api/review", headers=AUTH)).json()
+    assert [item["text"] for item in left["items"]] == ["你打138****5678问问"]
+    assert {(r.text, r.intent) for r in store.reviews()} == {
+        ("啊啊啊这个怎么弄", "report_harassment"), ("快递一直不到", "out_of_scope"), ("转人工", None)}
+
+
+def test_export_writes_masked_new_examples_and_keeps_every_fifth_apart(tmp_path: Path) -> None:
+    (tmp_path / "data" / "nlu").mkdir(parents=True)
+    (tmp_path / "data" / "nlu" / "faq.yml").write_text(
+        'version: "3.1"\nnlu:\n  - intent: ask_evidence\n    examples: |\n      - 要什么[证据](topic)\n',
+        encoding="utf-8")
+    reviews = [Review(f"k{n}", f"卖家第{n}次打我电话{PHONE}", None, "report_harassment", n, False) for n in range(6)]
+    reviews += [Review("dup", "要什么证据", None, "ask_evidence", 7, False),
+                Review("gone", "随便", None, None, 8, False), Review("old", "早就导出了", None, "greet", 9, True)]
+    done = review.export_reviewed(reviews, tmp_path)
+    assert (done.train, done.heldout, done.duplicates) == (5, 1, 1)
+    assert set(done.keys) == {f"k{n}" for n in range(6)} | {"dup"}
+    train = (tmp_path / review.REVIEWED).read_text(encoding="utf-8")
+    heldout = (tmp_path / review.HELDOUT).read_text(encoding="utf-8")
+    assert PHONE not in train + heldout and "138****5678" in train
+    assert "卖家第4次" in heldout and "卖家第4次" not in train and "要什么证据" not in train
+    assert len(RasaYAMLReader().reads(train).intent_examples) == 5  # Rasa reads it as training data
+    assert yaml.safe_load(heldout)["version"] == "3.1"
+    again = review.export_reviewed([*reviews[:6]], tmp_path)  # already in the files: nothing new
+    assert (again.train, again.heldout, again.duplicates) == (0, 0, 6)
+
+
+def test_make_export_reviewed_exports_each_confirmed_message_once(tmp_path: Path,
+                                                                  monkeypatch, capsys) -> None:
+    from weiquan.services import default_services
+
+    monkeypatch.delenv("ANALYTICS_DB", raising=False)
+    default_services.cache_clear()
+    db = tmp_path / "analytics.db"
+    endpoints = tmp_path / "endpoints.yml"
+    endpoints.write_text(f"event_broker:\n  type: weiquan.analytics.broker.MaskingSQLBroker\n  db: {db}\n",
+                         encoding="utf-8")
+    store = AnalyticsStore(database_url(str(db)))
+    store.decide("a", f"卖家骂我还打我电话{PHONE}", "report_harassment", "report_harassment", NOON)
+    store.decide("b", "随便说说", None, None, NOON)
+    args = ["export", "--endpoints", str(endpoints), "--root", str(tmp_path)]
+    assert review.main(args) == 0
+    assert "1 into data/nlu/reviewed.yml" in capsys.readouterr().out
+    written = (tmp_path / review.REVIEWED).read_text(encoding="utf-8")
+    assert "138****5678" in written and PHONE not in written
+    assert [r.exported for r in store.reviews()] == [True, False]
+    assert review.main(args) == 0 and "0 into data/nlu/reviewed.yml" in capsys.readouterr().out
+    assert (tmp_path / review.REVIEWED).read_text(encoding="utf-8") == written

@@ -1,0 +1,43 @@
+"""Buyers' 👍/👎 after a ruling or a rule answer: what the widget sends, checked, masked and stored with the turn it
+rates (the newest bot message of that conversation in the analytics store).
+
+The operator console serves `POST /feedback` (weiquan/handoff/console.py): no token (buyers have none), only from the
+widget's own origins (`WIDGET_ALLOWED_ORIGINS`), a small body `{"sender_id", "rating": "up"|"down", "comment"?}` sent
+as text/plain so no preflight is needed. A rating never blocks the conversation: the widget does not wait for it.
+"""
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from weiquan.analytics.figures import FEEDBACK, response_of
+from weiquan.analytics.store import AnalyticsStore
+from weiquan.core.privacy import mask
+
+RATINGS = ("up", "down")
+MAX_SENDER_CHARS = 128
+MAX_COMMENT_CHARS = 200
+
+
+class BadFeedback(ValueError):
+    pass
+
+
+def record(body: Any, store: AnalyticsStore, now: float) -> dict[str, Any]:
+    """Checks a rating, stores it (masked) with the bot message it rates, and returns what was stored."""
+    if not isinstance(body, Mapping):
+        raise BadFeedback("not an object")
+    sender, rating, comment = body.get("sender_id"), body.get("rating"), body.get("comment") or ""
+    if not isinstance(sender, str) or not 0 < len(sender) <= MAX_SENDER_CHARS:
+        raise BadFeedback("sender_id")
+    if rating not in RATINGS:
+        raise BadFeedback("rating")
+    if not isinstance(comment, str) or len(comment) > MAX_COMMENT_CHARS:
+        raise BadFeedback("comment")
+    rated = store.latest_bot_message(sender)
+    if rated is None:
+        raise BadFeedback("no bot message to rate")
+    row = {"sender_id": sender, "event": FEEDBACK, "timestamp": now, "rating": rating, "comment": mask(comment.strip()),
+           "rated_response": response_of(rated), "rated_at": rated.get("timestamp"), "rated_text": rated.get("text")}
+    store.add_events([row])
+    return row
