@@ -78,9 +78,9 @@ def loopback_only(context: BrowserContext, blocked: list[str] | None = None) -> 
 
 
 @contextmanager
-def widget_page_server(port: int, rasa_url: str) -> Iterator[ThreadingHTTPServer]:
+def widget_page_server(port: int, rasa_url: str, feedback_url: str = "") -> Iterator[ThreadingHTTPServer]:
     """The demo page (scripts/serve_widget.py) in a background thread."""
-    httpd = make_server("127.0.0.1", port, rasa_url, quiet=True)
+    httpd = make_server("127.0.0.1", port, rasa_url, quiet=True, feedback_url=feedback_url)
     thread = threading.Thread(target=httpd.serve_forever, daemon=True)
     thread.start()
     try:

@@ -40,8 +40,9 @@ def server_origin(url: str) -> str:
     return f"{parts.scheme}://{parts.netloc}"
 
 
-def content_security_policy(rasa_origin: str) -> str:
+def content_security_policy(rasa_origin: str, feedback_origin: str = "") -> str:
     socket_origin = rasa_origin.replace("https://", "wss://", 1).replace("http://", "ws://", 1)
+    extra = f" {feedback_origin}" if feedback_origin and feedback_origin != rasa_origin else ""
     return "; ".join(
         [
             "default-src 'none'",
@@ -49,7 +50,7 @@ def content_security_policy(rasa_origin: str) -> str:
             "style-src 'self'",
             "img-src 'self' data:",
             "font-src 'self'",
-            f"connect-src 'self' {rasa_origin} {socket_origin}",
+            f"connect-src 'self' {rasa_origin} {socket_origin}{extra}",
             "base-uri 'none'",
             "form-action 'none'",
             "frame-ancestors 'none'",
@@ -57,8 +58,21 @@ def content_security_policy(rasa_origin: str) -> str:
     )
 
 
-def config_js(rasa_origin: str) -> bytes:
-    config = {"serverUrl": rasa_origin, "open": True}
+def feedback_target(url: str) -> tuple[str, str]:
+    """(the console's POST /feedback URL, its origin) for the buyers' 👍/👎; empty: no ratings on the page."""
+    if not url:
+        return "", ""
+    parts = urlsplit(url)
+    origin = server_origin(f"{parts.scheme}://{parts.netloc}")
+    if parts.path != "/feedback" or parts.query or parts.fragment:
+        raise ValueError(f"--feedback-url must be the console's /feedback, got {url!r}")
+    return f"{origin}/feedback", origin
+
+
+def config_js(rasa_origin: str, feedback_url: str = "") -> bytes:
+    config: dict[str, object] = {"serverUrl": rasa_origin, "open": True}
+    if feedback_url:
+        config["feedbackUrl"] = feedback_url
     return f"window.WeiquanWidgetConfig = {json.dumps(config)};\n".encode()
 
 
@@ -66,8 +80,10 @@ class Handler(BaseHTTPRequestHandler):
     server_version = "weiquan-widget"
     sys_version = ""
 
-    def __init__(self, *args: object, rasa_origin: str, quiet: bool, **kwargs: object) -> None:
+    def __init__(self, *args: object, rasa_origin: str, quiet: bool, feedback: tuple[str, str] = ("", ""),
+                 **kwargs: object) -> None:
         self.rasa_origin = rasa_origin
+        self.feedback_url, self.feedback_origin = feedback
         self.quiet = quiet
         super().__init__(*args, **kwargs)  # type: ignore[arg-type]
 
@@ -75,7 +91,7 @@ class Handler(BaseHTTPRequestHandler):
         self.send_response(status)
         self.send_header("Content-Type", content_type)
         self.send_header("Content-Length", str(len(body)))
-        self.send_header("Content-Security-Policy", content_security_policy(self.rasa_origin))
+        self.send_header("Content-Security-Policy", content_security_policy(self.rasa_origin, self.feedback_origin))
         self.send_header("X-Content-Type-Options", "nosniff")
         self.send_header("Referrer-Policy", "no-referrer")
         self.send_header("Cache-Control", "no-cache")
@@ -86,7 +102,8 @@ class Handler(BaseHTTPRequestHandler):
     def _respond(self, head_only: bool) -> None:
         path = urlsplit(self.path).path
         if path == "/config.js":
-            self._send(HTTPStatus.OK, config_js(self.rasa_origin), "text/javascript; charset=utf-8", head_only)
+            body = config_js(self.rasa_origin, self.feedback_url)
+            self._send(HTTPStatus.OK, body, "text/javascript; charset=utf-8", head_only)
             return
         entry = FILES.get(path)
         if entry is None or not entry[0].is_file():
@@ -106,8 +123,9 @@ class Handler(BaseHTTPRequestHandler):
             super().log_message(format, *args)
 
 
-def make_server(host: str, port: int, rasa_url: str, quiet: bool = False) -> ThreadingHTTPServer:
-    handler = partial(Handler, rasa_origin=server_origin(rasa_url), quiet=quiet)
+def make_server(host: str, port: int, rasa_url: str, quiet: bool = False,
+                feedback_url: str = "") -> ThreadingHTTPServer:
+    handler = partial(Handler, rasa_origin=server_origin(rasa_url), quiet=quiet, feedback=feedback_target(feedback_url))
     return ThreadingHTTPServer((host, port), handler)
 
 
@@ -120,12 +138,14 @@ def main(argv: list[str] | None = None) -> int:
         default=os.environ.get("WEIQUAN_RASA_URL", "http://localhost:5005"),
         help="the Rasa server's URL as the browser sees it (env WEIQUAN_RASA_URL)",
     )
+    parser.add_argument("--feedback-url", default="",
+                        help="the operator console's /feedback: the widget then offers 👍/👎 under a ruling")
     parser.add_argument("--quiet", action="store_true", help="no access log")
     args = parser.parse_args(argv)
     if not (WIDGET / "dist" / "weiquan-widget.js").is_file():
         print("widget/dist/weiquan-widget.js is missing: run `npm ci && npm run build` in widget/", file=sys.stderr)
         return 1
-    httpd = make_server(args.host, args.port, args.server, args.quiet)
+    httpd = make_server(args.host, args.port, args.server, args.quiet, args.feedback_url)
     print(f"widget demo: http://{args.host}:{args.port}/ (Rasa server {server_origin(args.server)})", flush=True)
     try:
         httpd.serve_forever()

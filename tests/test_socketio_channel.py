@@ -519,6 +519,24 @@ def test_demo_server_refuses_a_server_url_that_is_not_an_origin(url: str) -> Non
         serve_widget.server_origin(url)
 
 
+def test_make_runs_demo_page_offers_ratings_to_the_console_and_lets_the_page_reach_it() -> None:
+    httpd = serve_widget.make_server("127.0.0.1", 0, "http://127.0.0.1:5005", quiet=True,
+                                     feedback_url="http://localhost:8090/feedback")
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{httpd.server_address[1]}/config.js") as config:
+            assert '"feedbackUrl": "http://localhost:8090/feedback"' in config.read().decode()
+            assert "connect-src 'self' http://127.0.0.1:5005 ws://127.0.0.1:5005 http://localhost:8090" in (
+                config.headers["Content-Security-Policy"])
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+        thread.join(5)
+    with pytest.raises(ValueError):
+        serve_widget.feedback_target("http://localhost:8090/api/conversations")
+
+
 def test_demo_server_serves_only_its_files() -> None:
     httpd = serve_widget.make_server("127.0.0.1", 0, "http://127.0.0.1:5005", quiet=True)
     thread = threading.Thread(target=httpd.serve_forever, daemon=True)
