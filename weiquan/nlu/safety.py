@@ -9,7 +9,8 @@ whatever the intent model said, so the dialogue leads with the police. The spaCy
 The other way round, the intent model's own report_safety_threat stands unless the detector is sure it is not a
 threat: no rule fired and the model's score is under `intent_floor` (0.05, a fifth of the threshold or less). Then
 the next intent of the ranking is taken (`safety_veto`). On the held-out sets no threat scored that low while only
-the intent model flagged it, and about a third of the intent model's false alarms did (reports/safety_detector.md).
+the intent model flagged it, and two thirds of the intent model's false alarms without the detector did
+(reports/safety_detector.md).
 
 The intent model's own ranking is kept. The parse output records the decision: `safety_override` (the intent was
 changed to the threat), `safety_veto` (the intent model's threat was dropped) and `threat` = {score, by_rule,
