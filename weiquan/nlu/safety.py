@@ -7,7 +7,7 @@ whatever the intent model said, so the dialogue leads with the police. The spaCy
 (`safety_signals`) count as a rule hit too.
 
 The other way round, the intent model's own report_safety_threat stands unless the detector is sure it is not a
-threat: no rule fired and the model's score is under `intent_floor` (0.05, a fifth of the threshold or less). Then
+threat: no rule fired and the model's score is under `intent_floor` (0.05, about a quarter of the threshold). Then
 the next intent of the ranking is taken (`safety_veto`). On the held-out sets no threat scored that low while only
 the intent model flagged it, and two thirds of the intent model's false alarms without the detector did
 (reports/safety_detector.md).
