@@ -7,7 +7,7 @@ whatever the intent model said, so the dialogue leads with the police. The spaCy
 (`safety_signals`) count as a rule hit too.
 
 The other way round, the intent model's own report_safety_threat stands unless the detector is sure it is not a
-threat: no rule fired and the model's score is under `intent_floor` (0.05, about a quarter of the threshold). Then
+threat: no rule fired and the model's score is under `intent_floor` (0.1, about half the threshold). Then
 the next intent of the ranking is taken (`safety_veto`). On the held-out sets no threat scored that low while only
 the intent model flagged it, and two thirds of the intent model's false alarms without the detector did
 (reports/safety_detector.md).
@@ -37,7 +37,7 @@ THREAT = "threat"
 SAFETY_OVERRIDE = "safety_override"
 SAFETY_VETO = "safety_veto"
 INTENT_RANKING = "intent_ranking"
-INTENT_FLOOR = 0.05  # the detector's score under which the intent model's own threat intent is dropped
+INTENT_FLOOR = 0.1  # the detector's score under which the intent model's own threat intent is dropped
 
 
 @DefaultV1Recipe.register(DefaultV1Recipe.ComponentType.INTENT_CLASSIFIER, is_trainable=False)
