@@ -15,7 +15,8 @@ from weiquan.nlu import threat
 from weiquan.nlu.textnorm import normalize_text
 
 ROOT = Path(__file__).resolve().parents[1]
-HELDOUT = ["safety_set.yml", "nlu_heldout.yml", "nlu_heldout_real.yml", "nlu_blind.yml", "safety_eval.yml"]
+HELDOUT = ["safety_set.yml", "nlu_heldout.yml", "nlu_heldout_real.yml", "nlu_blind.yml", "safety_eval.yml",
+           "safety_final.yml"]
 
 
 @pytest.fixture(scope="module")
@@ -37,6 +38,12 @@ def detector() -> threat.ThreatDetector:
         ("卖家：nsdl", "卖家：你死定了"),
         ("卖家说要把我鲨了", "卖家说要把我杀了"),  # homophone
         ("你給我等著", "你给我等着"),
+        ("他说 ni er zi ji dian fang xue", "他说你儿子几点放学"),  # pinyin phrases, with or without spaces
+        ("卖家发 kaihe shang men", "卖家发开盒上门"),
+        ("seller说 u r dead", "seller说你死定了"),  # English phrases
+        ("佢話今晚嚟揾你", "他说今晚来找你"),  # Cantonese words, after Traditional → Simplified
+        ("他说要整思我", "他说要整死我"),  # typed forms of 死 after a violent verb
+        ("打4你", "打死你"),
     ],
 )
 def test_fold_spells_out_the_violent_word(typed: str, folded: str) -> None:
@@ -45,6 +52,8 @@ def test_fold_spells_out_the_violent_word(typed: str, folded: str) -> None:
 
 def test_fold_leaves_other_ascii_and_button_payloads_alone() -> None:
     assert threat.fold("iphone 充电器 html") == normalize_text("iphone 充电器 html")
+    assert threat.fold("U盘 fa huo 了吗") == "u盘 fa huo 了吗"  # no single-letter or 货/火 guesses
+    assert threat.fold("电话打不通，思路乱了") == "电话打不通，思路乱了"
     assert threat.fold("/affirm") == ""
     assert threat.fold("") == ""
 
@@ -188,3 +197,28 @@ def test_safety_guard_overrides_the_intent_when_the_detector_fires(detector: thr
     out = calm.as_dict(only_output_properties=True)
     assert calm.get("intent")["name"] == "report_harassment" and out["safety_override"] is False
     assert out["threat"]["by_rule"] is False and out["threat"]["by_model"] is False
+
+
+def _safety_first(text: str):
+    from rasa.shared.nlu.training_data.message import Message
+
+    ranking = [{"name": "report_safety_threat", "confidence": 0.7}, {"name": "report_harassment", "confidence": 0.2}]
+    return Message(data={"text": text, "intent": {"name": "report_safety_threat", "confidence": 0.7},
+                         "intent_ranking": ranking, "safety_signals": []})
+
+
+def test_safety_guard_drops_the_intent_models_threat_only_when_the_detector_is_sure(
+        detector: threat.ThreatDetector) -> None:
+    guard = _guard()
+    sure_not = _safety_first("请问这个快递什么时候到")
+    both = _safety_first("卖家说要拿刀来找我")
+    assert detector.verdict(sure_not.get("text")).score < 0.05
+    guard.process([sure_not, both])
+
+    out = sure_not.as_dict(only_output_properties=True)
+    assert out["intent"]["name"] == "report_harassment" and out["safety_veto"] is True
+    assert [item["name"] for item in sure_not.get("intent_ranking")][0] == "report_safety_threat"  # ranking kept
+
+    out = both.as_dict(only_output_properties=True)
+    assert both.get("intent")["name"] == "report_safety_threat" and out["safety_veto"] is False
+

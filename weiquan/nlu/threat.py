@@ -45,10 +45,10 @@ MODEL_NAME = "model.json"
 FORMAT = 1
 
 NGRAMS = (1, 4)
-C = 30.0  # inverse regularisation, by cross-validation (reports/safety_detector.md: 4, 10, 30, 100 compared)
+C = 60.0  # inverse regularisation, by cross-validation (reports/safety_detector.md: 4, 10, 30, 60, 100 compared)
 FOLDS = 5
 SEED = 2013
-RECALL_TARGET = 0.98  # out-of-fold recall the threshold keeps; the rules are there for the veiled rest
+RECALL_TARGET = 0.985  # out-of-fold recall the threshold keeps (0.98 before round 2); rules for the veiled rest
 ASCII_WORD = re.compile(r"[a-z]+")
 
 
@@ -149,18 +149,26 @@ def data_digest() -> str:
 class Canonical:
     emoji: dict[str, str]
     pinyin: dict[str, str]
-    homophones: dict[str, str]
+    homophones: dict[str, str]  # with the dialect words: plain replacements, longest first
+    phrases: re.Pattern[str] | None = None  # pinyin and English phrases of several words (one alternation)
+    phrase_map: dict[str, str] = field(default_factory=dict)
+    patterns: tuple[tuple[re.Pattern[str], str], ...] = ()
 
     def fold(self, text: str) -> str:
-        """The normalised text with emoji, pinyin words and homophones for the violent word spelled out."""
+        """The normalised text with emoji, pinyin, English phrases, dialect words and homophones for the violent or
+        personal word spelled out."""
         if not text or text.startswith(INTENT_PREFIX):
             return ""
         text = normalize_text(text)
         text = "".join(self.emoji.get(ch, ch) for ch in text)
+        if self.phrases is not None:
+            text = self.phrases.sub(lambda m: self.phrase_map[" ".join(m.group(0).split())], text)
         text = ASCII_WORD.sub(lambda m: self.pinyin.get(m.group(0), m.group(0)), text)
         text = re.sub(r"(?<=[\u4e00-\u9fff]) (?=[\u4e00-\u9fff])", "", text)  # "弄 死 你" → "弄死你"
         for old, new in self.homophones.items():
             text = text.replace(old, new)
+        for regex, replacement in self.patterns:
+            text = regex.sub(replacement, text)
         return text
 
 
@@ -168,9 +176,19 @@ class Canonical:
 def canonical(path: Path = CANONICAL_FILE) -> Canonical:
     data = yaml.safe_load(path.read_text(encoding="utf-8"))
     section = {name: {str(k): str(v) for k, v in (data.get(name) or {}).items()} for name in
-               ("emoji", "pinyin", "homophones")}
-    homophones = dict(sorted(section["homophones"].items(), key=lambda kv: -len(kv[0])))  # longest first
-    return Canonical(section["emoji"], section["pinyin"], homophones)
+               ("emoji", "pinyin", "phrases", "dialect", "homophones")}
+    replacements = {**section["dialect"], **section["homophones"]}
+    homophones = dict(sorted(replacements.items(), key=lambda kv: -len(kv[0])))  # longest first
+    phrase_map = {" ".join(k.lower().split()): v for k, v in section["phrases"].items()}
+    phrases = None
+    if phrase_map:
+        # "er zi", "erzi" and "er  zi" alike; whole ASCII words only, longest phrase first
+        alternatives = [r"\s*".join(re.escape(word) for word in key.split())
+                        for key in sorted(phrase_map, key=lambda k: -len(k))]
+        phrases = re.compile(r"(?<![a-z'])(?:" + "|".join(alternatives) + r")(?![a-z'])")
+        phrase_map.update({key.replace(" ", ""): value for key, value in list(phrase_map.items())})
+    patterns = tuple((re.compile(str(item["regex"])), str(item["to"])) for item in data.get("patterns") or [])
+    return Canonical(section["emoji"], section["pinyin"], homophones, phrases, phrase_map, patterns)
 
 
 def fold(text: str) -> str:
