@@ -230,7 +230,9 @@ def run_model_variant(variant: str, args: argparse.Namespace, logdir: Path) -> d
     result_path = logdir / f"result_{variant}.json"
     log_path = logdir / f"worker_{variant}.log"
     command = [
-        sys.executable, str(Path(__file__).resolve()), "--worker", variant, "--result", str(result_path),
+        # `-m`, not the script's path: with bench/ first on sys.path, bench/profile.py would shadow the standard
+        # library's `profile`, which spaCy imports (the worker then dies on start-up).
+        sys.executable, "-m", "bench.nlu", "--worker", variant, "--result", str(result_path),
         "--nlu", str(args.nlu), "--safety", str(args.safety), "--folds", str(args.folds), "--config", str(args.config),
     ] + [item for path in args.heldout for item in ("--heldout", str(path))] + (["--quick"] if args.quick else [])
     env = {
