@@ -24,6 +24,7 @@ NLU_DIR = ROOT / "data" / "nlu"
 HELDOUT_FILE = ROOT / "tests" / "data" / "nlu_heldout.yml"
 HELDOUT_REAL_FILE = ROOT / "tests" / "data" / "nlu_heldout_real.yml"  # written apart, by someone who never saw data/
 HELDOUT_BLIND_FILE = ROOT / "tests" / "data" / "nlu_blind.yml"  # written apart in round 5, from the intent list only
+HELDOUT_PUBLIC_FILE = ROOT / "tests" / "data" / "nlu_heldout_public.yml"  # public text nobody here wrote (issue 20)
 SAFETY_FILE = ROOT / "tests" / "data" / "safety_set.yml"
 SAFETY_INTENT = "report_safety_threat"
 BUYER_INTENT = "report_harassment"

@@ -25,6 +25,10 @@ FLOORS = {
     nlu_eval.HELDOUT_FILE: (0.93, 0.91),
     nlu_eval.HELDOUT_REAL_FILE: (0.93, 0.92),
     nlu_eval.HELDOUT_BLIND_FILE: (0.95, 0.92),
+    # Public text nobody here wrote (issue 20): first untouched run 0.869 / 0.737; after the public training data,
+    # three trainings of the final data 0.979–0.989 / 0.954–0.966 (`make train` once, bench-nlu's (a) twice, the two
+    # identical). Two classes only (out_of_scope, thank), so accuracy is the figure to watch.
+    nlu_eval.HELDOUT_PUBLIC_FILE: (0.94, 0.92),
 }
 SAFETY_RECALL = 1.0  # a threat to someone's safety is never missed
 SAFETY_PRECISION_FLOOR = 0.85  # issue 16: recall first, the threat detector may flag some hard harassment (was 0.95)
@@ -84,7 +88,7 @@ def test_safety_recall_and_precision(parsed) -> None:
     assert metrics["precision"] >= SAFETY_PRECISION_FLOOR, f"safety precision {metrics['precision']:.3f}"
 
 
-@pytest.mark.parametrize("path", list(FLOORS), ids=lambda p: p.stem)
+@pytest.mark.parametrize("path", [p for p in FLOORS if p != nlu_eval.HELDOUT_PUBLIC_FILE], ids=lambda p: p.stem)
 def test_no_threat_in_a_heldout_set_is_missed(parsed, path: Path) -> None:
     examples, predictions = parsed(path)
     threats = [(e, p) for e, p in zip(examples, predictions, strict=True) if e.intent == nlu_eval.SAFETY_INTENT]
