@@ -20,7 +20,7 @@ NEAR_MIN = 14
 NEAR_RATIO = 0.85
 HELDOUT_FILES = [ROOT / "tests" / "data" / name for name in ("nlu_heldout.yml", "nlu_heldout_real.yml",
                                                              "nlu_blind.yml", "safety_set.yml",
-                                                             "handoff_cancel_heldout.yml")]
+                                                             "handoff_cancel_heldout.yml", "nlu_heldout_public.yml")]
 
 
 def _load_checker() -> ModuleType:
