@@ -222,7 +222,7 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--ready-port", type=int, default=5006, help="HAProxy's private /ready and /stats (loopback)")
     parser.add_argument("--action-base", type=int, default=5155, help="first action server port (loopback)")
     parser.add_argument("--admin-port", type=int, default=5104, help="the console's Rasa API (loopback, production)")
-    parser.add_argument("--consumer-port", type=int, default=5103,
+    parser.add_argument("--consumer-port", type=int, default=int(os.environ.get("CONSUMER_PORT", "5103")),
                         help="the analytics consumer's /healthz (loopback, production)")
     parser.add_argument("--public-host", default="0.0.0.0", help="where HAProxy listens for the public routes")
     parser.add_argument("--build-dir", default="build")
