@@ -21,8 +21,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import logging
+import signal
 import sys
 import time
 from collections.abc import Mapping
@@ -123,7 +125,7 @@ class Consumer:
     def _write(self, events: list[dict[str, Any]], losses: list[dict[str, Any]]) -> None:
         self.store.add_events([masked(event) for event in events])
         for loss in losses:
-            self.store.add_loss(int(loss.get("count") or 0), float(loss.get("timestamp") or time.time()))
+            self.store.add_loss(int(loss.get("count") or 0), float(loss.get("timestamp") or 0.0))
         self.written += len(events)
         self.losses += sum(int(loss.get("count") or 0) for loss in losses)
 
@@ -162,8 +164,6 @@ async def serve(consumer: Consumer, host: str, port: int) -> None:
     await web.TCPSite(runner, host, port).start()
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
-    import signal
-
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
     try:
@@ -174,10 +174,8 @@ async def serve(consumer: Consumer, host: str, port: int) -> None:
                 consumer.connected = False
                 logger.error("analytics.rabbitmq: %s: %s; trying again in %.0f s", type(error).__name__, error,
                              consumer.retry_after_s)
-                try:
+                with contextlib.suppress(asyncio.TimeoutError):
                     await asyncio.wait_for(stop.wait(), consumer.retry_after_s)
-                except asyncio.TimeoutError:
-                    pass
     finally:
         await runner.cleanup()
 

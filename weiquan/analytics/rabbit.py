@@ -13,6 +13,7 @@ publisher the broker's writer thread uses, and the message format the consumer r
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 from collections.abc import Iterable, Mapping
 from typing import Any
@@ -90,7 +91,5 @@ class RabbitPublisher:
     async def _drop(self) -> None:
         connection, self._connection, self._channel = self._connection, None, None
         if connection is not None and not connection.is_closed:
-            try:
+            with contextlib.suppress(Exception):  # a connection that is going away anyway
                 await asyncio.wait_for(connection.close(), 2)
-            except Exception:  # noqa: BLE001 - a connection that is going away anyway
-                pass
