@@ -14,12 +14,15 @@ from typing import Any
 import aio_pika
 import psycopg2
 import pytest
+import sqlalchemy as sa
+import yaml
 
 from tests.test_privacy_store import CLEAR, DOMAIN, turn
 from weiquan.analytics.broker import MaskingRabbitBroker
 from weiquan.analytics.consumer import Consumer, build
-from weiquan.analytics.rabbit import DEFAULT_URL, RabbitPublisher
-from weiquan.analytics.store import AnalyticsStore
+from weiquan.analytics.rabbit import DEFAULT_URL, RabbitPublisher, settings
+from weiquan.analytics.store import AnalyticsStore, url_from_endpoints
+from weiquan.ops.harness import ROOT
 from weiquan.stores.tracker_store import PrivateSQLTrackerStore
 
 NOON = 1_795_000_000.0
@@ -38,11 +41,26 @@ def rabbit_up() -> bool:
         return False
 
 
-pytestmark = pytest.mark.skipif(not rabbit_up(), reason="no RabbitMQ on 127.0.0.1:5672")
+RABBITMQ_UP = rabbit_up()
+
+
+def test_the_production_store_is_the_conversations_database_and_rabbitmq_comes_from_the_environment() -> None:
+    """endpoints.production.yml names no secret: the store follows DB_* (a password with @ and / still works), the
+    broker's URL comes from RABBITMQ_URL."""
+    section = yaml.safe_load((ROOT / "endpoints.production.yml").read_text(encoding="utf-8"))["event_broker"]
+    env = {"DB_HOST": "db.example", "DB_PORT": "5433", "DB_NAME": "weiquan", "DB_USER": "bot", "DB_PASSWORD": "p@ss/w",
+           "RABBITMQ_URL": "amqp://bot:secret@mq.example:5672/"}
+    url = sa.engine.make_url(url_from_endpoints({"event_broker": section}, env))
+    assert (url.drivername, url.host, url.port, url.database, url.username, url.password) == \
+        ("postgresql", "db.example", 5433, "weiquan", "bot", "p@ss/w")
+    assert settings(section, env) == ("amqp://bot:secret@mq.example:5672/", "weiquan_analytics")
+    assert "secret" not in json.dumps(section) and "password" not in json.dumps(section)
 
 
 @pytest.fixture()
 def queue_name() -> Iterator[str]:
+    if not RABBITMQ_UP:
+        pytest.skip("no RabbitMQ on 127.0.0.1:5672")
     name = f"weiquan_test_{uuid.uuid4().hex[:10]}"
     yield name
 
