@@ -26,8 +26,8 @@ PHONE = "13812345678"
 OUTAGE_S = 10
 
 
-def rabbitmqctl(command: str) -> None:
-    subprocess.run(["rabbitmqctl", command], check=True, capture_output=True, timeout=120)
+def rabbitmqctl(*command: str) -> None:
+    subprocess.run(["rabbitmqctl", *command], check=True, capture_output=True, timeout=120)
 
 
 @pytest.fixture(scope="module")
@@ -44,6 +44,7 @@ def production(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Production]
         yield shape
     finally:
         shape.stop()
+        rabbitmqctl("delete_queue", settings["RABBITMQ_QUEUE"])
         for key, value in saved.items():
             if value is None:
                 os.environ.pop(key, None)
