@@ -146,7 +146,8 @@ def production_table(o: argparse.Namespace) -> list[Service]:
     channels = {"ACTION_ENDPOINT_URL": f"http://127.0.0.1:{o.action_port}/webhook",
                 "SANIC_PROXIES_COUNT": "1",  # the client address from HAProxy's forwardfor
                 "REST_TOKEN": o.rest_token}
-    rasa_env = {**database, **redis, **channels}
+    analytics = {"RABBITMQ_URL": os.environ.get("RABBITMQ_URL") or "amqp://guest:guest@127.0.0.1:5672/"}
+    rasa_env = {**database, **redis, **channels, **analytics}
 
     def rasa(name: str, port: int, *api: str, env: dict[str, str] | None = None) -> Service:
         return Service(
@@ -168,8 +169,14 @@ def production_table(o: argparse.Namespace) -> list[Service]:
     # "--auth-token=…" in one word: a generated token may start with "-", which argparse would take for an option.
     rows.append(rasa("rasa-admin", o.admin_port, "--enable-api", f"--auth-token={o.rasa_token}",
                      env={"RASA_API_TOKEN": o.rasa_token, "SANIC_PROXIES_COUNT": "0"}))  # no proxy in front
+    # The analytics consumer: RabbitMQ (the replicas' MaskingRabbitBroker) → the analytics tables in PostgreSQL.
+    rows.append(Service("consumer", [sys.executable, "-m", "weiquan.analytics.consumer", "--port",
+                                     str(o.consumer_port), "--endpoints", o.endpoints], port=o.consumer_port,
+                        env={**database, **analytics}, ready_url=f"http://127.0.0.1:{o.consumer_port}/healthz",
+                        note="analytics consumer: RabbitMQ → PostgreSQL"))
     rows.append(Service("console", [sys.executable, "-m", "weiquan.handoff.console", "--port", str(o.console_port),
-                                    "--rasa-url", f"http://127.0.0.1:{o.admin_port}"], port=o.console_port,
+                                    "--rasa-url", f"http://127.0.0.1:{o.admin_port}", "--endpoints", o.endpoints],
+                        port=o.console_port,
                         env={**database, "OPERATOR_TOKEN": o.operator_token, "RASA_API_TOKEN": o.rasa_token,
                              "RASA_URL": f"http://127.0.0.1:{o.admin_port}", "CONSOLE_HOST": "127.0.0.1"},
                         ready_url=f"http://127.0.0.1:{o.console_port}/healthz", note="operator console"))
@@ -192,6 +199,8 @@ def production_banner(o: argparse.Namespace) -> None:
     print(f"  Rasa replicas   : {o.replicas} on 127.0.0.1:{o.replica_base}… (private), "
           f"{o.action_servers} action servers behind 127.0.0.1:{o.action_port}, "
           f"the console's Rasa API on 127.0.0.1:{o.admin_port}")
+    print(f"  Analytics       : RabbitMQ → consumer (http://127.0.0.1:{o.consumer_port}/healthz) → PostgreSQL; "
+          "the console's 服务统计 page")
     print(f"  Routing table   : http://127.0.0.1:{o.ready_port}/stats (loopback only)")
     print(f"  Stores          : PostgreSQL {o.db_host}:{o.db_port}/{o.db_name}, Redis {o.redis_host}:{o.redis_port}"
           f" db {o.redis_db}")
@@ -213,6 +222,8 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--ready-port", type=int, default=5006, help="HAProxy's private /ready and /stats (loopback)")
     parser.add_argument("--action-base", type=int, default=5155, help="first action server port (loopback)")
     parser.add_argument("--admin-port", type=int, default=5104, help="the console's Rasa API (loopback, production)")
+    parser.add_argument("--consumer-port", type=int, default=int(os.environ.get("CONSUMER_PORT", "5103")),
+                        help="the analytics consumer's /healthz (loopback, production)")
     parser.add_argument("--public-host", default="0.0.0.0", help="where HAProxy listens for the public routes")
     parser.add_argument("--build-dir", default="build")
     parser.add_argument("--db-host", default=os.environ.get("DB_HOST", "127.0.0.1"))

@@ -35,7 +35,7 @@ K8S_VERSION = "1.28.0"
 HAPROXY = shutil.which("haproxy") or "/usr/sbin/haproxy"
 # Kubernetes labels each Deployment with its component; the topology's name for it:
 K8S_COMPONENTS = {"router": "proxy", "rasa": "rasa", "rasa-admin": "rasa-admin", "actions": "actions",
-                  "operator-console": "console", "widget": "widget"}
+                  "operator-console": "console", "widget": "widget", "analytics-consumer": "consumer"}
 BALANCE = {"sender": "balance hash req.body,json_query('$.sender')", "openid": "balance url_param openid",
            "sticky": "balance source"}
 
@@ -129,6 +129,9 @@ def test_run_production_starts_every_service_of_the_topology_with_its_settings(t
     assert option(admin.argv, "--auth-token") == options.rasa_token and option(admin.argv, "-i") == "127.0.0.1"
     console = kinds["console"][0]
     assert option(console.argv, "--rasa-url") == f"http://127.0.0.1:{options.admin_port}"
+    # The analytics page reads what the consumer writes: both from the production endpoints (RabbitMQ → PostgreSQL).
+    assert option(console.argv, "--endpoints") == option(kinds["consumer"][0].argv, "--endpoints") == options.endpoints
+    assert "MaskingRabbitBroker" in yaml.safe_load((ROOT / options.endpoints).read_text())["event_broker"]["type"]
     assert kinds["rasa"][0].env["REST_TOKEN"] and kinds["rasa"][0].env["WIDGET_REDIS_URL"].startswith("redis://")
 
 
@@ -155,7 +158,7 @@ def test_dclint_rejects_a_broken_compose_file(tmp_path: Path) -> None:
 def test_compose_describes_the_topology() -> None:
     services = compose()["services"]
     shape = topology()["services"]
-    assert set(services) - {"postgres", "redis"} == set(shape)
+    assert set(services) - {"postgres", "redis", "rabbitmq"} == set(shape)
     for name, spec in shape.items():
         service = services[name]
         assert service.get("deploy", {}).get("replicas", 1) == spec.get("replicas", 1), name

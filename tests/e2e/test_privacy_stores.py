@@ -15,6 +15,7 @@ import psycopg2
 import pytest
 
 from tests.test_privacy_store import CLEAR, DOMAIN, SAID, fill, only, turn
+from weiquan.analytics.store import AnalyticsStore
 from weiquan.handoff import state
 from weiquan.ops.harness import ROOT
 from weiquan.services import Services, build_services, default_services
@@ -144,12 +145,25 @@ def held_outbox(services: Services, database: str, sender: str) -> int:
     return len(services.outbox().pending(sender))
 
 
+def analytics(database: str) -> AnalyticsStore:
+    return AnalyticsStore(f"postgresql://{PG['user']}@{PG['host']}:{PG['port']}/{database}")
+
+
+def seed_analytics(services: Services, database: str, sender: str, at: float) -> None:
+    analytics(database).add_events([{"sender_id": sender, "event": "user", "text": "卖家骂我", "timestamp": at}])
+
+
+def held_analytics(services: Services, database: str, sender: str) -> int:
+    return sum(1 for row in analytics(database).events(0, time.time() + 86_400) if row["sender_id"] == sender)
+
+
 # Every store weiquan/stores/retention.py registers, with how this test puts a buyer's data into it and counts what
 # is left. A store registered without an entry here fails the test below: add its seeder.
 SEEDERS: dict[str, tuple[Callable[..., None], Callable[..., int]]] = {
     "conversations": (seed_conversations, held_conversations),
     "handoff": (seed_handoff, held_handoff),
     "operator_outbox": (seed_outbox, held_outbox),
+    "analytics": (seed_analytics, held_analytics),  # the consumer's tables (event_broker in endpoints.production.yml)
 }
 
 

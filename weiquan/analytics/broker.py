@@ -50,9 +50,14 @@ def masked(event: Mapping[str, Any]) -> dict[str, Any]:
 
 
 class MaskingSQLBroker(EventBroker):
-    """Queues each event; a writer thread masks it and writes it into the analytics store. Never raises in a turn."""
+    """Queues each event; a writer thread masks it and writes it into the analytics store. Never raises in a turn.
 
-    def __init__(self, store: AnalyticsStore, retry_after_s: float = 5.0, max_buffered: int = 100_000,
+    `store` needs `add_events(rows)` and `add_loss(count, at)` (both raise when it is away): the analytics store here,
+    RabbitMQ for MaskingRabbitBroker (weiquan/analytics/rabbit.py)."""
+
+    target = "the analytics store"
+
+    def __init__(self, store: Any, retry_after_s: float = 5.0, max_buffered: int = 100_000,
                  close_timeout_s: float = 5.0) -> None:
         self.store = store
         self.retry_after_s = retry_after_s
@@ -157,8 +162,8 @@ class MaskingSQLBroker(EventBroker):
         if now - self._last_error_log >= ERROR_EVERY_S:
             self._last_error_log = now
             reason = str(error).splitlines()[0] if str(error) else ""
-            logger.error("analytics.unavailable: cannot write into the analytics store (%s: %s); %d events wait",
-                         type(error).__name__, reason, len(self._waiting))
+            logger.error("analytics.unavailable: cannot write into %s (%s: %s); %d events wait",
+                         self.target, type(error).__name__, reason, len(self._waiting))
 
     def _count_lost(self, count: int, why: str) -> None:
         self.lost += count
@@ -175,4 +180,44 @@ class MaskingSQLBroker(EventBroker):
     async def close(self) -> None:
         self._queue.put(None)
         self._thread.join(self.close_timeout_s)
+        self._close_store()
+
+    def _close_store(self) -> None:
         self.store.engine.dispose()
+
+
+class MaskingRabbitBroker(MaskingSQLBroker):
+    """The same queue and writer thread, publishing the masked events to RabbitMQ (`make run-production`, deploy/);
+    `python -m weiquan.analytics.consumer` writes them into the analytics store. Personal data never reaches RabbitMQ
+    in clear. While RabbitMQ is away the events wait (buffered, then delivered) or are counted lost, as above; the
+    count travels as a message of its own (weiquan/analytics/rabbit.py) and reaches the store with the events.
+
+    `endpoints.production.yml`:
+
+        event_broker:
+          type: weiquan.analytics.broker.MaskingRabbitBroker
+          queue: weiquan_analytics      # $RABBITMQ_QUEUE wins; the URL (a secret) only from $RABBITMQ_URL
+    """
+
+    target = "RabbitMQ"
+
+    @classmethod
+    async def from_endpoint_config(
+        cls, broker_config: EndpointConfig, event_loop: AbstractEventLoop | None = None
+    ) -> MaskingRabbitBroker:
+        from weiquan.analytics.rabbit import RabbitPublisher, settings
+        from weiquan.services import default_services
+
+        section = broker_config.kwargs or {}
+        url, queue_name = settings(section, default_services().env)
+        return cls(RabbitPublisher(url, queue_name), retry_after_s=float(section.get("retry_after_s", 2.0)),
+                   max_buffered=int(section.get("max_buffered", 100_000)))
+
+    def _write_forever(self) -> None:
+        try:
+            super()._write_forever()
+        finally:
+            self.store.close()  # on this thread: the connection lives on this thread's own event loop
+
+    def _close_store(self) -> None:
+        pass

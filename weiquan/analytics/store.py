@@ -57,11 +57,19 @@ def database_url(db: str) -> str:
 
 
 def url_from_endpoints(endpoints: Mapping[str, Any], env: Mapping[str, str]) -> str | None:
-    """The analytics store's URL: $ANALYTICS_DB, else the `event_broker` section's `db`; None when not configured."""
+    """The analytics store's URL: $ANALYTICS_DB, else the `event_broker` section's `dialect` (the database of DB_*,
+    `make run-production`), else its `db`; None when no analytics broker is configured."""
     broker = endpoints.get("event_broker") or {}
     if not broker or "analytics" not in str(broker.get("type", "")):
         return None
-    return database_url(env.get(ENV_DB) or str(broker.get("db") or DEFAULT_DB))
+    if env.get(ENV_DB):
+        return database_url(env[ENV_DB])
+    if broker.get("dialect"):  # production: the conversations' own database, from DB_* as the tracker store reads it
+        return sa.engine.URL.create(
+            str(broker["dialect"]), username=env.get("DB_USER") or None, password=env.get("DB_PASSWORD") or None,
+            host=env.get("DB_HOST") or None, port=int(env["DB_PORT"]) if env.get("DB_PORT") else None,
+            database=env.get("DB_NAME") or None).render_as_string(hide_password=False)
+    return database_url(str(broker.get("db") or DEFAULT_DB))
 
 
 @dataclass
