@@ -26,6 +26,7 @@ HELDOUT_REAL_FILE = ROOT / "tests" / "data" / "nlu_heldout_real.yml"  # written 
 HELDOUT_BLIND_FILE = ROOT / "tests" / "data" / "nlu_blind.yml"  # written apart in round 5, from the intent list only
 HELDOUT_PUBLIC_FILE = ROOT / "tests" / "data" / "nlu_heldout_public.yml"  # public text nobody here wrote (issue 20)
 SAFETY_FILE = ROOT / "tests" / "data" / "safety_set.yml"
+ENTITY_HELDOUT_FILE = ROOT / "tests" / "data" / "nlu_entities_heldout.yml"  # issue 20: lists, negations, corrections
 SAFETY_INTENT = "report_safety_threat"
 BUYER_INTENT = "report_harassment"
 SELLER_INTENT = "seller_accused"
@@ -224,3 +225,36 @@ def errors(examples: Sequence[Example], predictions: Sequence[Prediction], limit
     pairs = zip(examples, predictions, strict=True)
     wrong = [f"{e.intent} -> {p.intent}: {e.text}" for e, p in pairs if e.intent != p.intent]
     return wrong[:limit]
+
+
+ENTITY_TYPES = ("evidence", "harassment_type", "platform", "trade_status")  # what the entity held-out set annotates
+
+
+def entity_score(agent: Agent, path: Path = ENTITY_HELDOUT_FILE) -> tuple[dict[str, Any], list[str]]:
+    """Entity metrics of the model on an annotated set, and the messages it got wrong (gold | predicted)."""
+    examples = load_examples(path)
+    predictions, _ = parse_texts(agent, [e.text for e in examples])
+    gold = [e.entities for e in examples]
+    predicted = [p.entities for p in predictions]
+    metrics = entity_metrics(gold, predicted, ENTITY_TYPES)
+    wrong = []
+    for example, prediction in zip(examples, predictions, strict=True):
+        g = sorted(p for p in example.entities if p[0] in ENTITY_TYPES)
+        p = sorted(q for q in prediction.entities if q[0] in ENTITY_TYPES)
+        if g != p:
+            wrong.append(f"{example.text}: gold {g} | predicted {p}")
+    return metrics, wrong
+
+
+if __name__ == "__main__":  # python -m bench.nlu_eval: the entity held-out score of the newest model
+    import sys
+
+    model = latest_model()
+    if model is None:
+        sys.exit("no trained model in models/: run `make train` first")
+    scores, misses = entity_score(load_agent(model))
+    print(f"entity held-out ({ENTITY_HELDOUT_FILE.name}, {model.name}): precision {scores['precision']:.3f} "
+          f"recall {scores['recall']:.3f} F1 {scores['f1']:.3f}")
+    for name, row in scores["per_entity"].items():
+        print(f"  {name:16} P {row['precision']:.3f} R {row['recall']:.3f} F1 {row['f1']:.3f} n={row['support']}")
+    print("\n".join(["wrong:", *misses]) if misses else "no message wrong")
