@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from weiquan.ops.handoff_harness import OPERATOR_TOKEN, HandoffBot, eventually, operator_online, texts
+from weiquan.ops.handoff_harness import OPERATOR_TOKEN, HandoffBot, eventually, operator_online, running, texts
 
 pytestmark = pytest.mark.e2e
 
@@ -27,15 +27,8 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[HandoffBot]:
     workdir = tmp_path_factory.mktemp("analytics")
     bot = HandoffBot(workdir=workdir, extra_env={"ANALYTICS_DB": str(workdir / "analytics.db"),
                                                  "HANDOFF_OPERATORS": "auto"})
-    try:
-        bot.start_actions()
-        bot.start_rasa()
-        bot.start_console()
-        bot.wait_for_console_heartbeat()
+    with running(bot):
         yield bot
-    finally:
-        for name in list(bot.procs):
-            bot.stop(name)
 
 
 def figures(stack: HandoffBot) -> dict:

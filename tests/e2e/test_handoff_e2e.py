@@ -14,7 +14,7 @@ from playwright.sync_api import Browser, Page, expect, sync_playwright
 from scripts.screenshots import BOT, INPUT, launch_chromium, loopback_only, open_widget, widget_page_server
 from weiquan.core.contracts import Delivery
 from weiquan.handoff.state import Status
-from weiquan.ops.handoff_harness import OPERATOR_TOKEN, HandoffBot, eventually, operator_online, texts
+from weiquan.ops.handoff_harness import OPERATOR_TOKEN, HandoffBot, eventually, operator_online, running, texts
 from weiquan.stores.handoff import OPERATOR
 from weiquan.stores.outbox import OperatorOutbox
 
@@ -29,15 +29,8 @@ RELEASED = "人工客服已结束服务"
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[HandoffBot]:
     bot = HandoffBot(workdir=tmp_path_factory.mktemp("handoff"), extra_env={"HANDOFF_OPERATORS": "auto"})
-    try:
-        bot.start_actions()
-        bot.start_rasa()
-        bot.start_console()
-        bot.wait_for_console_heartbeat()
+    with running(bot):
         yield bot
-    finally:
-        for name in list(bot.procs):
-            bot.stop(name)
 
 
 def new_sender() -> str:

@@ -29,7 +29,7 @@ from playwright.sync_api import Browser, Page, expect, sync_playwright
 from scripts.screenshots import BOT, INPUT, launch_chromium, loopback_only, open_widget, settle, widget_page_server
 from weiquan.core.ruleset import load_ruleset
 from weiquan.handoff.state import Status
-from weiquan.ops.handoff_harness import HandoffBot, eventually, texts
+from weiquan.ops.handoff_harness import HandoffBot, eventually, running, texts
 from weiquan.ops.harness import WECHAT_TOKEN
 
 pytestmark = pytest.mark.e2e
@@ -55,16 +55,9 @@ LATENCIES: dict[tuple[str, str], float] = {}
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[HandoffBot]:
     bot = HandoffBot(workdir=tmp_path_factory.mktemp("handoff-safety"), extra_env={"HANDOFF_OPERATORS": "on"})
-    try:
-        bot.start_actions()
-        bot.start_rasa()
-        bot.start_console()
-        bot.wait_for_console_heartbeat()
+    with running(bot):
         bot.rest("e2e-warm-up", "你好")  # the first turn builds TensorFlow's graphs: keep it out of the timings
         yield bot
-    finally:
-        for name in list(bot.procs):
-            bot.stop(name)
 
 
 @pytest.fixture(scope="module", autouse=True)

@@ -29,7 +29,7 @@ import pytest
 from tests.e2e.test_privacy_e2e import widget_conversation
 from tests.e2e.test_production_drills import REST_TOKEN as DRILL_REST_TOKEN
 from tests.e2e.test_wechat_e2e import OPENIDS_USED, WeChatUser
-from weiquan.ops.handoff_harness import OPERATOR_TOKEN, RASA_API_TOKEN, HandoffBot, eventually, http_json
+from weiquan.ops.handoff_harness import OPERATOR_TOKEN, RASA_API_TOKEN, HandoffBot, eventually, http_json, running
 from weiquan.ops.harness import WECHAT_AES_KEY, WECHAT_APP_SECRET, WECHAT_TOKEN
 
 pytestmark = pytest.mark.e2e
@@ -59,15 +59,8 @@ def loud_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[HandoffBot]
     """Action server, Rasa (API on, token) and the console, both servers at DEBUG, REST behind its token."""
     bot = HandoffBot(workdir=tmp_path_factory.mktemp("log-scan"), rasa_args=["--debug"], action_args=["--debug"],
                      extra_env={"REST_TOKEN": SCAN_REST_TOKEN, "HANDOFF_OPERATORS": "on"})
-    try:
-        bot.start_actions()
-        bot.start_rasa()
-        bot.start_console()
-        bot.wait_for_console_heartbeat()
+    with running(bot):
         yield bot
-    finally:
-        for name in list(bot.procs):
-            bot.stop(name)
 
 
 def rest(bot: HandoffBot, sender: str, text: str) -> list[dict]:

@@ -121,6 +121,21 @@ class HandoffBot(Bot):
 
 
 @contextlib.contextmanager
+def running(bot: HandoffBot) -> Iterator[HandoffBot]:
+    """The action server, Rasa and the console started as `make run` starts them (the console's sweep seen), and
+    every process stopped afterwards, whatever the test did."""
+    try:
+        bot.start_actions()
+        bot.start_rasa()
+        bot.start_console()
+        bot.wait_for_console_heartbeat()
+        yield bot
+    finally:
+        for name in list(bot.procs):
+            bot.stop(name)
+
+
+@contextlib.contextmanager
 def operator_online(bot: HandoffBot) -> Iterator[None]:
     """An operator with the console open: a live-updates stream held open, as the console page holds it."""
     connection = http.client.HTTPConnection("127.0.0.1", bot.console_port, timeout=60)
