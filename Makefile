@@ -65,6 +65,7 @@ train: setup ## train the model when its inputs changed (contents, not mtimes: s
 	@$(PY) scripts/train_stamp.py check $(MODEL); rc=$$?; [ $$rc = 0 ] && exit 0; \
 	force=; [ $$rc = 2 ] && force=--force; start=$$(date +%s); \
 	echo "train: training $(MODEL) $$force — about 4 min on 2 free cores (DIET, 20 epochs, shows a bar)"; \
+	$(PY) scripts/train_stamp.py begin $(MODEL) && \
 	PYTHONWARNINGS=ignore::DeprecationWarning $(RASA) train --fixed-model-name weiquan $$force && \
 	$(PY) scripts/train_stamp.py write $(MODEL) && \
 	echo "train: done in $$(( $$(date +%s) - start )) s"

@@ -12,7 +12,11 @@ So the Makefile asks this script first. It hashes everything a trained model dep
 `models/<name>.inputs.json`, written after a successful training:
 
     python scripts/train_stamp.py check  MODEL   -> exit 0 "up to date", 1 "train", 2 "train --force"
-    python scripts/train_stamp.py write  MODEL   -> record the inputs of the model just trained
+    python scripts/train_stamp.py begin  MODEL   -> note the inputs as they are when a training starts
+    python scripts/train_stamp.py write  MODEL   -> record those inputs for the model just trained
+
+The inputs are noted when the training starts, not when it ends: a file edited while Rasa trains (minutes) is not in
+the model, so the next `make train` must see it as changed.
 
 Only contents count: touching a file, a fresh clone or a rebuilt build/spacy_zh (loaded at run time, not stored in
 the model) does not retrain.
@@ -97,17 +101,32 @@ def check(model: Path) -> int:
     return 2 if forced else 1
 
 
+def pending_path(model: Path) -> Path:
+    return model.with_name(model.name.removesuffix(".tar.gz") + ".inputs.pending.json")
+
+
+def begin(model: Path) -> int:
+    model.parent.mkdir(parents=True, exist_ok=True)
+    pending_path(model).write_text(json.dumps(current(), indent=2, sort_keys=True) + "\n", encoding="utf-8")
+    return 0
+
+
 def write(model: Path) -> int:
-    stamp_path(model).write_text(json.dumps(current(), indent=2, sort_keys=True) + "\n", encoding="utf-8")
+    """The inputs noted by `begin` become the model's; without `begin`, the inputs as they are now."""
+    pending = pending_path(model)
+    if pending.is_file():
+        pending.replace(stamp_path(model))
+    else:
+        stamp_path(model).write_text(json.dumps(current(), indent=2, sort_keys=True) + "\n", encoding="utf-8")
     return 0
 
 
 def main(argv: list[str]) -> int:
-    if len(argv) != 3 or argv[1] not in {"check", "write"}:
+    commands = {"check": check, "begin": begin, "write": write}
+    if len(argv) != 3 or argv[1] not in commands:
         print(__doc__, file=sys.stderr)
         return 64
-    model = Path(argv[2]).resolve()
-    return check(model) if argv[1] == "check" else write(model)
+    return commands[argv[1]](Path(argv[2]).resolve())
 
 
 if __name__ == "__main__":
