@@ -11,7 +11,10 @@ tests/data/nlu_heldout_public.yml, public text nobody here wrote):
 intent accuracy, macro-F1, per-intent F1, buyer<->seller swaps counted apart (a role sent to nlu_fallback counts as
 "asked", not as a swap), the set's own safety recall, entity F1 (micro over entity+value); and on
 tests/data/safety_set.yml: safety recall and precision (positive class report_safety_threat). Also training time
-and in-process parse time; k-fold CV on data/nlu only with --folds N.
+and in-process parse time; k-fold CV on data/nlu only with --folds N; with --repeats N, (a) is trained N times with
+N random seeds and the spread (min–max per set) is reported: the CI floors (tests/test_nlu_floor.py) are set from it.
+The reviewed held-out set (tests/data/nlu_reviewed_heldout.yml, written by `make export-reviewed`) is scored on its own
+when it exists.
 Writes reports/nlu_benchmark.md and one confusion-matrix PNG per held-out set; the LAST line printed is a JSON summary.
 
 Each model variant is trained and evaluated in its own Python process: jieba keeps user dictionaries in global state,
@@ -19,7 +22,7 @@ so (b) must not inherit the dictionary (a) loaded, and each gets a clean TensorF
 training times are real.
 
     .venv/bin/python bench/nlu.py [--quick] [--folds N] [--variants a,b,c] [--config C] [--nlu D]
-        [--heldout FILE ...] [--safety FILE]
+        [--heldout FILE ...] [--safety FILE] [--repeats N]
 """
 from __future__ import annotations
 
@@ -71,8 +74,9 @@ def diet_settings(config: dict[str, Any]) -> dict[str, Any]:
     return {}
 
 
-def prepared_config(variant: str, ours_path: Path, quick: bool, workdir: Path) -> Path:
-    """The config a variant trains with: (b) takes (a)'s DIET epochs and seed; --quick cuts every epochs setting."""
+def prepared_config(variant: str, ours_path: Path, quick: bool, workdir: Path, seed_offset: int = 0) -> Path:
+    """The config a variant trains with: (b) takes (a)'s DIET epochs and seed; --quick cuts every epochs setting;
+    `seed_offset` moves every random_seed (a repeat of (a) for the spread)."""
     import yaml
 
     config = read_yaml(ours_path if variant == "a" else CONFIG_PLAIN)
@@ -82,8 +86,10 @@ def prepared_config(variant: str, ours_path: Path, quick: bool, workdir: Path) -
             component.update(ours)
         if quick and "epochs" in component:
             component["epochs"] = QUICK_EPOCHS
+        if seed_offset and "random_seed" in component:
+            component["random_seed"] = int(component["random_seed"]) + seed_offset
     config.pop("policies", None)  # NLU only
-    path = workdir / f"config_{variant}.yml"
+    path = workdir / f"config_{variant}{seed_offset or ''}.yml"
     path.write_text(yaml.safe_dump(config, allow_unicode=True, sort_keys=False), encoding="utf-8")
     return path
 
@@ -178,7 +184,7 @@ def run_worker(args: argparse.Namespace) -> None:
     variant = args.worker
     with tempfile.TemporaryDirectory(prefix=f"bench_nlu_{variant}_") as tmp:
         workdir = Path(tmp)
-        config_path = prepared_config(variant, args.config, args.quick, workdir)
+        config_path = prepared_config(variant, args.config, args.quick, workdir, args.seed_offset)
 
         log(f"{variant}: training on {args.nlu}")
         model, train_seconds = train(config_path, args.nlu, workdir, f"bench_{variant}")
@@ -226,14 +232,15 @@ def cross_validate_model(config_path: Path, nlu_path: Path, n: int, workdir: Pat
     return {"folds": n, "macro_f1": scores, "mean": statistics.fmean(scores), "sd": statistics.pstdev(scores)}
 
 
-def run_model_variant(variant: str, args: argparse.Namespace, logdir: Path) -> dict[str, Any]:
-    result_path = logdir / f"result_{variant}.json"
-    log_path = logdir / f"worker_{variant}.log"
+def run_model_variant(variant: str, args: argparse.Namespace, logdir: Path, seed_offset: int = 0) -> dict[str, Any]:
+    result_path = logdir / f"result_{variant}{seed_offset}.json"
+    log_path = logdir / f"worker_{variant}{seed_offset}.log"
     command = [
         # `-m`, not the script's path: with bench/ first on sys.path, bench/profile.py would shadow the standard
         # library's `profile`, which spaCy imports (the worker then dies on start-up).
         sys.executable, "-m", "bench.nlu", "--worker", variant, "--result", str(result_path),
-        "--nlu", str(args.nlu), "--safety", str(args.safety), "--folds", str(args.folds), "--config", str(args.config),
+        "--nlu", str(args.nlu), "--safety", str(args.safety), "--folds", str(args.folds if not seed_offset else 0),
+        "--config", str(args.config), "--seed-offset", str(seed_offset),
     ] + [item for path in args.heldout for item in ("--heldout", str(path))] + (["--quick"] if args.quick else [])
     env = {
         **os.environ,
@@ -243,7 +250,7 @@ def run_model_variant(variant: str, args: argparse.Namespace, logdir: Path) -> d
         "TF_CPP_MIN_LOG_LEVEL": "2",
         "SQLALCHEMY_SILENCE_UBER_WARNING": "1",
     }
-    log(f"{LABELS[variant]}: worker started, log in {log_path}")
+    log(f"{LABELS[variant]}{f' (seed +{seed_offset})' if seed_offset else ''}: worker started, log in {log_path}")
     with open(log_path, "wb") as out:
         proc = subprocess.run(command, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT, check=False)
     if proc.returncode != 0 or not result_path.exists():
@@ -290,6 +297,7 @@ SET_TITLES = {
     "nlu_heldout_real": "held-out (real, independent)",
     "nlu_blind": "held-out (blind, round 5)",
     "nlu_heldout_public": "held-out (public text)",
+    "nlu_reviewed_heldout": "held-out (reviewed buyers' messages)",
 }
 # A set's first score, taken on the model as it was before anything was tuned against that set (reports/).
 FIRST_RUNS = {
@@ -346,8 +354,38 @@ def write_confusion_png(result: dict[str, Any], path: Path, title: str) -> None:
     plt.close(fig)
 
 
+def spread_of(runs: list[dict[str, Any]]) -> dict[str, dict[str, tuple[float, float]]]:
+    """Per set: (min, max) of macro-F1 and accuracy, and the most buyer↔seller swaps, over the trainings of (a)."""
+    out: dict[str, dict[str, tuple[float, float]]] = {}
+    for name in runs[0]["sets"]:
+        figures = [run["sets"][name] for run in runs]
+        macro = [f["intent"]["macro_f1"] for f in figures]
+        accuracy = [f["intent"]["accuracy"] for f in figures]
+        swaps = [f["swaps"]["buyer_to_seller"] + f["swaps"]["seller_to_buyer"] for f in figures]
+        out[name] = {"macro_f1": (min(macro), max(macro)), "accuracy": (min(accuracy), max(accuracy)),
+                     "swaps": (min(swaps), max(swaps))}
+    return out
+
+
+def spread_lines(spread: dict[str, Any], set_names: list[str]) -> list[str]:
+    runs = spread["runs"]
+    lines = [
+        f"**Spread of (a) over {runs} trainings** (the same data and config, random_seed +0…+{runs - 1}; DIET is not "
+        "bit-for-bit repeatable here either). The CI floors in tests/test_nlu_floor.py sit just under the minimum.",
+        "",
+        "| set | macro-F1 min–max | accuracy min–max | buyer↔seller swaps |",
+        "|---|---|---|---|",
+    ]
+    for name in set_names:
+        s = spread["sets"][name]
+        lines.append(f"| {set_title(name)} | {pct(s['macro_f1'][0])}–{pct(s['macro_f1'][1])} | "
+                     f"{pct(s['accuracy'][0])}–{pct(s['accuracy'][1])} | {s['swaps'][0]}–{s['swaps'][1]} |")
+    return [*lines, ""]
+
+
 def write_report(
-    results: dict[str, dict[str, Any]], args: argparse.Namespace, path: Path, meta: dict[str, Any]
+    results: dict[str, dict[str, Any]], args: argparse.Namespace, path: Path, meta: dict[str, Any],
+    spread: dict[str, Any] | None = None,
 ) -> None:
     variants = [v for v in ("a", "b", "c") if v in results]
     any_result = results[variants[0]]
@@ -423,6 +461,8 @@ def write_report(
         row("parse time p95", lambda r: f"{r['latency']['p95_ms']:.2f} ms"),
         "",
     ]
+    if spread:
+        lines += spread_lines(spread, set_names)
     if "a" in results:
         a = results["a"]
         lines += [
@@ -563,8 +603,8 @@ def print_figures(results: dict[str, dict[str, Any]]) -> None:
 
 def default_heldout() -> list[Path]:
     sets = (nlu_eval.HELDOUT_FILE, nlu_eval.HELDOUT_REAL_FILE, nlu_eval.HELDOUT_BLIND_FILE,
-            nlu_eval.HELDOUT_PUBLIC_FILE)
-    return [path for path in sets if path.exists()]
+            nlu_eval.HELDOUT_PUBLIC_FILE, nlu_eval.HELDOUT_REVIEWED_FILE)
+    return [path for path in sets if path.exists() and nlu_eval.load_examples(path)]
 
 
 def main() -> None:
@@ -578,6 +618,8 @@ def main() -> None:
     parser.add_argument("--safety", type=Path, default=nlu_eval.SAFETY_FILE)
     parser.add_argument("--report-dir", type=Path, default=REPORT_DIR)
     parser.add_argument("--jobs", type=int, default=1, help="model variants trained at once (default 1)")
+    parser.add_argument("--repeats", type=int, default=1, help="trainings of (a) with other seeds, for the spread")
+    parser.add_argument("--seed-offset", type=int, default=0, help=argparse.SUPPRESS)
     parser.add_argument("--worker", choices=["a", "b"], help=argparse.SUPPRESS)
     parser.add_argument("--result", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -609,10 +651,19 @@ def main() -> None:
             for v in models:
                 results[v] = futures[v].result()
                 log(f"{LABELS[v]}: done")
+        spread = None
+        if "a" in results and args.repeats > 1:
+            runs = [results["a"]] + [run_model_variant("a", args, Path(tmp), offset)
+                                     for offset in range(1, args.repeats)]
+            spread = {"runs": len(runs), "sets": spread_of(runs)}
+            for name, s in spread["sets"].items():
+                print(f"(a) spread over {len(runs)} trainings  {set_title(name):30} macro-F1 "
+                      f"{pct(s['macro_f1'][0])}–{pct(s['macro_f1'][1])}  accuracy "
+                      f"{pct(s['accuracy'][0])}–{pct(s['accuracy'][1])}  swaps {s['swaps'][0]}–{s['swaps'][1]}")
 
     args.report_dir.mkdir(parents=True, exist_ok=True)
     report = args.report_dir / "nlu_benchmark.md"
-    write_report(results, args, report, meta)
+    write_report(results, args, report, meta, spread)
     if "a" in results:
         for index, (name, s) in enumerate(results["a"]["sets"].items()):
             title = f"(a) ours on {set_title(name)}" + (" — QUICK RUN" if args.quick else "")

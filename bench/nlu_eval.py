@@ -25,6 +25,8 @@ HELDOUT_FILE = ROOT / "tests" / "data" / "nlu_heldout.yml"
 HELDOUT_REAL_FILE = ROOT / "tests" / "data" / "nlu_heldout_real.yml"  # written apart, by someone who never saw data/
 HELDOUT_BLIND_FILE = ROOT / "tests" / "data" / "nlu_blind.yml"  # written apart in round 5, from the intent list only
 HELDOUT_PUBLIC_FILE = ROOT / "tests" / "data" / "nlu_heldout_public.yml"  # public text nobody here wrote (issue 20)
+# Every fifth message an operator confirmed in the review inbox, kept out of training by `make export-reviewed`.
+HELDOUT_REVIEWED_FILE = ROOT / "tests" / "data" / "nlu_reviewed_heldout.yml"
 SAFETY_FILE = ROOT / "tests" / "data" / "safety_set.yml"
 ENTITY_HELDOUT_FILE = ROOT / "tests" / "data" / "nlu_entities_heldout.yml"  # issue 20: lists, negations, corrections
 SAFETY_INTENT = "report_safety_threat"
