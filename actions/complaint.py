@@ -1,6 +1,7 @@
 """complaint: the form that collects the facts, and the ruling at its end."""
 from __future__ import annotations
 
+from datetime import date
 from typing import Any
 
 from rasa_sdk import Action, FormValidationAction, Tracker
@@ -12,22 +13,30 @@ from actions.presenter import Presenter
 from weiquan.core import engine
 from weiquan.core.contracts import SuccessTime
 from weiquan.core.domain import COMPLAINT_FORM, form_slots, give_up_value
-from weiquan.core.timeparse import parse_success_time
+from weiquan.core.timeparse import TimeReading, add_months, parse_success_time
 from weiquan.core.vocabulary import read_answer
 from weiquan.services import Services, default_services
 
 FORM = COMPLAINT_FORM
 MISSES = "form_misses"  # {slot: how often its question went unanswered}
+UNCONFIRMED = "success_time_unconfirmed"  # a read date the form asks the buyer to confirm (SuccessTime slot shape)
+LAST_CASE = "last_case"  # the facts of the case ruled on last: {form slot: value}
 # Slots of one complaint that are not asked by the form but go with it when it is over.
-COMPLAINT_EXTRAS = (MISSES, "order_id", "safety_threat")
+COMPLAINT_EXTRAS = (MISSES, UNCONFIRMED, "order_id", "safety_threat")
 SAFETY_INTENT = "report_safety_threat"
 SAFETY_ACTION = "action_advise_safety"
+AFFIRM, DENY = "affirm", "deny"
+VAGUE_EVIDENCE = ("none", "all", "unknown")
 
 
 def as_list(value: Any) -> list[str]:
+    """A slot value as a flat list of texts. Rasa hands a list slot filled by a `from_intent` mapping whose value is a
+    list (evidence: [none] on 「没有」) to the form as a list inside a list."""
     if value is None:
         return []
-    return [str(item) for item in (value if isinstance(value, list) else [value])]
+    if not isinstance(value, list):
+        return [str(value)]
+    return [text for item in value for text in as_list(item)]
 
 
 def normalized_text(tracker: Tracker) -> str:
@@ -42,9 +51,13 @@ def answer_text(value: Any, tracker: Tracker) -> str:
     return normalized_text(tracker) if text == (tracker.latest_message or {}).get("text") else text
 
 
+def latest_intent(tracker: Tracker) -> str | None:
+    return ((tracker.latest_message or {}).get("intent") or {}).get("name")
+
+
 def threat_not_yet_advised(tracker: Tracker) -> bool:
     """The latest message is a threat and the police advice for it has not been given yet."""
-    if ((tracker.latest_message or {}).get("intent") or {}).get("name") != SAFETY_INTENT:
+    if latest_intent(tracker) != SAFETY_INTENT:
         return False
     for event in reversed(tracker.events):
         if event.get("event") == "user":
@@ -96,6 +109,8 @@ class ValidateComplaintForm(FormValidationAction):
         asked_before = tracker.get_slot("requested_slot")
         if asked_before not in tracker.slots_to_validate():
             return events
+        if tracker.get_slot(UNCONFIRMED) or any(e.get("name") == UNCONFIRMED and e.get("value") for e in events):
+            return events  # a date to confirm, or the answer to that question: a question of its own, not a repeat
         plan = await self.required_slots(list(form_slots()), dispatcher, tracker, domain)  # tracker holds this turn
         missing = next((slot for slot in plan if tracker.slots.get(slot) is None), None)
         next_slot = next((e["value"] for e in events if e.get("name") == "requested_slot"), missing)
@@ -131,6 +146,19 @@ class ValidateComplaintForm(FormValidationAction):
             found += read_answer(words, answer_text(item, tracker))
         return [code for code in dict.fromkeys(found) if code in allowed]
 
+    def _added_to_ruled_case(self, slot: str, codes: list[str], tracker: Tracker) -> list[str]:
+        """On the turn that adds to a ruled case (the form starting while `last_case` is kept, see
+        ActionStartComplaint), what the message names adds to what the case had ("还有短信"), unless it corrects it
+        ("不是短信，是通话记录"); 没有 / 都有 give way to items named."""
+        last = tracker.get_slot(LAST_CASE)
+        if not last or tracker.get_slot("requested_slot") is not None:
+            return codes
+        named = [code for code in codes if code not in VAGUE_EVIDENCE]
+        if not named or "correction" in case_scope(tracker, self.services):
+            return codes
+        kept = [code for code in as_list(last.get(slot)) if code not in VAGUE_EVIDENCE]
+        return list(dict.fromkeys(kept + named))
+
     def _unread(self, slot: str, response: str, dispatcher: CollectingDispatcher, tracker: Tracker) -> dict[str, Any]:
         """An answer the question could not read. If the message names another platform than the one recorded
         ("不对，是天猫"), it corrects that answer (the form then asks what the new platform needs); else the hint."""
@@ -160,12 +188,26 @@ class ValidateComplaintForm(FormValidationAction):
     def validate_success_time(
         self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
     ) -> dict[str, Any]:
-        """The one place a 交易成功 time is read: the words become a date range in the same slot."""
+        """The one place a 交易成功 time is read: the words become a date range in the same slot.
+
+        A date typed without a year that would lie ahead (so it is read as last year's), or an exact yearless date
+        further back than the rule data's `confirm_date_months_back`, is not taken silently: it waits in
+        `success_time_unconfirmed` and the question becomes "是……吗？" (ActionAskSuccessTime). Yes takes it, no asks
+        for the date again, a new date is taken as said: the buyer is asked once.
+        """
         if SuccessTime.from_slot(value) is not None:  # already read (a re-validation of a value set earlier)
             return {"success_time": value}
         rules, today = self.services.rules, self.services.clock.today()
         said = answer_text(value, tracker)
         reading = parse_success_time(said, today)
+        unconfirmed = SuccessTime.from_slot(tracker.get_slot(UNCONFIRMED))
+        if unconfirmed is not None and (reading is None or reading.status == "unknown"):
+            if latest_intent(tracker) == AFFIRM:
+                return {"success_time": unconfirmed.to_slot(), UNCONFIRMED: None}
+            if latest_intent(tracker) == DENY:
+                dispatcher.utter_message(response="utter_complaint_date_not_confirmed")
+                return {"success_time": None, UNCONFIRMED: None}
+            return {"success_time": None}  # the confirmation question is asked again
         if reading is None:
             return self._unread("success_time", "utter_invalid_success_time", dispatcher, tracker)
         judgement = engine.judge_success_date(reading.status, reading.earliest, reading.latest, today, rules)
@@ -178,7 +220,19 @@ class ValidateComplaintForm(FormValidationAction):
             dispatcher.utter_message(response=judgement.response, **variables)
             return {"success_time": None}
         assert judgement.earliest is not None and judgement.latest is not None
-        return {"success_time": SuccessTime(reading.text, judgement.earliest, judgement.latest).to_slot()}
+        when = SuccessTime(reading.text, judgement.earliest, judgement.latest)
+        if unconfirmed is not None:  # a new date given in answer to "是……吗？" is taken as said
+            return {"success_time": when.to_slot(), UNCONFIRMED: None}
+        if self._needs_confirming(reading, when, today):
+            return {"success_time": None, UNCONFIRMED: when.to_slot()}
+        return {"success_time": when.to_slot()}
+
+    def _needs_confirming(self, reading: TimeReading, when: SuccessTime, today: date) -> bool:
+        if reading.year_moved_back:
+            return True
+        exact_yearless = when.earliest == when.latest and "年" not in reading.text
+        limit = add_months(today, -self.services.rules.confirm_date_months_back)
+        return exact_yearless and when.latest is not None and when.latest < limit
 
     def validate_harassment_type(
         self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
@@ -186,7 +240,7 @@ class ValidateComplaintForm(FormValidationAction):
         kinds = self._codes("harassment_type", value, tracker, self.services.vocabulary.codes("harassment_type"))
         if not kinds:
             return self._unread("harassment_type", "utter_invalid_harassment_type", dispatcher, tracker)
-        return {"harassment_type": kinds}
+        return {"harassment_type": self._added_to_ruled_case("harassment_type", kinds, tracker)}
 
     def validate_evidence(
         self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
@@ -199,7 +253,77 @@ class ValidateComplaintForm(FormValidationAction):
                 codes.remove(vague)  # "没有截图，有短信", "短信和通话记录都有": the items named win
         if not codes:
             return self._unread("evidence", "utter_invalid_evidence", dispatcher, tracker)
-        return {"evidence": codes}
+        return {"evidence": self._added_to_ruled_case("evidence", codes, tracker)}
+
+
+class ActionAskSuccessTime(Action):
+    """The form's question for the 交易成功 time: the usual one, or "是……吗？" for a date waiting to be confirmed."""
+
+    def __init__(self, services: Services | None = None) -> None:
+        self.services = services or default_services()
+
+    def name(self) -> str:
+        return "action_ask_success_time"
+
+    async def run(
+        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
+    ) -> list[EventType]:
+        unconfirmed = SuccessTime.from_slot(tracker.get_slot(UNCONFIRMED))
+        if unconfirmed is None or unconfirmed.earliest is None:
+            dispatcher.utter_message(response="utter_ask_success_time")
+            return []
+        today = self.services.clock.today()
+        presenter = Presenter(self.services.rules, today)
+        dispatcher.utter_message(response="utter_confirm_success_time", success_time=unconfirmed.said,
+                                 earliest_date=presenter.date(unconfirmed.earliest, with_year=True),
+                                 day_count=(today - unconfirmed.earliest).days)
+        return []
+
+
+def slots_set_this_turn(tracker: Tracker) -> dict[str, Any]:
+    """The slots the latest message filled (Rasa's slot mappings run before any action of the turn)."""
+    found: dict[str, Any] = {}
+    for event in reversed(tracker.events):
+        if event.get("event") == "user":
+            break
+        if event.get("event") == "slot":
+            found.setdefault(event["name"], event["value"])
+    return found
+
+
+def facts_not_named_now(last: dict[str, Any], tracker: Tracker) -> list[EventType]:
+    """The ruled case's facts that this message does not name: the form starts with them. What the message names
+    the form reads as usual; the lists add up there (ValidateComplaintForm._added_to_ruled_case)."""
+    said_now = slots_set_this_turn(tracker)
+    return [SlotSet(slot, last[slot]) for slot in form_slots()
+            if last.get(slot) is not None and said_now.get(slot) is None]
+
+
+def case_scope(tracker: Tracker, services: Services) -> list[str]:
+    """What the latest message says about the case it adds to (vocabulary `case_scope`)."""
+    return read_answer(services.vocabulary.answers.get("case_scope", {}), normalized_text(tracker))
+
+
+class ActionStartComplaint(Action):
+    """The first step of a complaint. After a ruling, a message about the same case (more evidence, a corrected fact,
+    the same question again) adds to that case: the form starts with its facts and rules again at once. Only a
+    message that says it is about another order (vocabulary `case_scope`) starts from the first question."""
+
+    def __init__(self, services: Services | None = None) -> None:
+        self.services = services or default_services()
+
+    def name(self) -> str:
+        return "action_start_complaint"
+
+    async def run(
+        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
+    ) -> list[EventType]:
+        last = tracker.get_slot(LAST_CASE)
+        if not last or "another_order" in case_scope(tracker, self.services):
+            dispatcher.utter_message(response="utter_complaint_start")
+            return [SlotSet(LAST_CASE, None)]
+        dispatcher.utter_message(response="utter_complaint_update")
+        return facts_not_named_now(dict(last), tracker)
 
 
 def case_from(tracker: Tracker, max_asks: int) -> engine.Case:
@@ -239,7 +363,9 @@ class ActionAssessComplaint(Action):
         decision = engine.assess(case_from(tracker, rules.max_asks), rules, today, self.services.calendar)
         Presenter(rules, today).utter_decision(dispatcher, decision)
         advised = bool(tracker.get_slot("safety_advised")) or decision.severity is engine.Severity.SAFETY
-        return [*reset_events(), SlotSet("outcome", decision.outcome.value), SlotSet("safety_advised", advised)]
+        facts = {slot: tracker.get_slot(slot) for slot in form_slots()}
+        return [*reset_events(), SlotSet("outcome", decision.outcome.value), SlotSet("safety_advised", advised),
+                SlotSet(LAST_CASE, facts)]
 
 
 class ActionResetComplaint(Action):

@@ -40,10 +40,10 @@ class Presenter:
     today: date
 
     # ------------------------------------------------------------------------------------------------- variables
-    def date(self, day: date) -> str:
-        """A date as the rule data writes it; the year only when it is not this year."""
+    def date(self, day: date, with_year: bool = False) -> str:
+        """A date as the rule data writes it; the year when it is not this year, or when asked for."""
         display = self.rules.display
-        template = display.date if day.year == self.today.year else display.date_with_year
+        template = display.date_with_year if with_year or day.year != self.today.year else display.date
         return template.format(year=day.year, month=day.month, day=day.day, weekday=display.weekdays[day.weekday()])
 
     def rule_variables(self) -> Variables:

@@ -185,6 +185,7 @@ def test_categorical_answers_accept_free_words(slot: str, answer: str, expected:
         (["短信和通话记录都有"], ["sms_photo", "call_log"]),  # 都有 here means "both of those"
         (["sms_photo", "call_log", "all"], ["sms_photo", "call_log"]),
         (["没有"], ["none"]),
+        ([["none"]], ["none"]),  # 「没有」 (deny) as Rasa hands it over: the from_intent value [none], in a list
         (["啥也没留"], ["none"]),
         (["没截图，只有录音"], ["recording"]),
         (["短信截图"], ["sms_photo"]),

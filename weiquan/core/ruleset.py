@@ -96,6 +96,7 @@ class RuleSet:
     speakers: Mapping[str, str]
     display: Display
     max_asks: int  # how often the complaint form asks one question before it moves on
+    confirm_date_months_back: int  # a yearless date further back than this is confirmed before the ruling
 
     def link(self, key: str) -> str:
         return self.links[key]
@@ -220,6 +221,7 @@ def parse_ruleset(data: Mapping[str, Any], vocabulary: Vocabulary | None = None)
         speakers=speakers,
         display=_display(_require(data, "display", dict, "rule set")),
         max_asks=_require(dialogue, "max_asks", int, "dialogue"),
+        confirm_date_months_back=_require(dialogue, "confirm_date_months_back", int, "dialogue"),
     )
 
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 import re
 from bisect import bisect_right
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date, timedelta
 from functools import lru_cache
 from math import ceil
@@ -41,6 +41,9 @@ class TimeReading:
     earliest: date | None
     latest: date | None
     approximate: bool
+    # A date typed without a year that would lie ahead this year, so it was read as last year's ("12月17日" typed on
+    # 12月7日). The form confirms such a reading before it rules (actions/complaint.py); the parser only says so.
+    year_moved_back: bool = False
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -177,6 +180,11 @@ def _year_for(month: int, day: int, today: date) -> int:
     return today.year - 1 if (month, day) > (today.month, today.day) else today.year
 
 
+def _moved_back(span: _Span, year: int, today: date) -> _Span:
+    """Mark a span whose year was not typed and was taken as last year's."""
+    return replace(span, year_moved_back=True) if year < today.year and span.status == OK else span
+
+
 # --------------------------------------------------------------------------------------------------------------
 # Candidates: every rule proposes (span, range); the best non-overlapping ones become readings.
 
@@ -190,6 +198,7 @@ class _Span:
     latest: date | None = None
     approximate: bool = False
     is_count: bool = False  # a bare duration (5天, 两周): the kind of number rule talk and event counts also use
+    year_moved_back: bool = False  # see TimeReading
 
 
 def _nonsense() -> _Span:
@@ -209,7 +218,8 @@ def _finish(span: _Span, today: date) -> _Span:
     horizon = _horizon(today)
     if span.latest < horizon:
         return _Span(TOO_OLD, is_count=span.is_count)
-    return _Span(OK, max(span.earliest, horizon), min(span.latest, today), span.approximate, span.is_count)
+    return _Span(OK, max(span.earliest, horizon), min(span.latest, today), span.approximate, span.is_count,
+                 span.year_moved_back)
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -563,14 +573,17 @@ def _cn_date(m: re.Match, today: date) -> _Span | None:
         day = cn_to_int(m["d"])
         if day is None:
             return None
+        typed = year is not None
         if year is None:
             year = _year_for(month, day, today)
         found = _safe_date(year, month, day)
-        return _range(found, found) if found else _nonsense()
+        span = _range(found, found) if found else _nonsense()
+        return span if typed else _moved_back(span, year, today)
     if m["part"] is None and not m["y"] and not _month_alone_is_date(m):
         return None
     if year is None:
         year = _year_for(month, 1, today)
+        return _moved_back(_month_day_or_part(year, month, None, m["part"]), year, today)
     return _month_day_or_part(year, month, None, m["part"])
 
 
@@ -587,8 +600,9 @@ def _dot_date(m: re.Match, today: date) -> _Span | None:
     month, day = int(m["m"]), int(m["d"])
     if not (1 <= month <= 12 and 1 <= day <= 31):
         return None  # 3.50 is a price, not a date
-    found = _safe_date(_year_for(month, day, today), month, day)
-    return _range(found, found) if found else _nonsense()
+    year = _year_for(month, day, today)
+    found = _safe_date(year, month, day)
+    return _moved_back(_range(found, found), year, today) if found else _nonsense()
 
 
 def _day_of_month(m: re.Match, today: date) -> _Span | None:
@@ -654,13 +668,16 @@ def _festival(m: re.Match, today: date) -> _Span | None:
     if name in _MULTI_DAY and m["p"] is None and not m["f"].endswith("节"):
         period = True  # 国庆 alone is the holiday week; 国庆节 / 国庆那天 is the day
     year = _year_of(m["y"], today)
+    typed = year is not None
     if year is None:
         year = _year_for(from_m if period else day_m, from_d if period else day_d, today)
     if year < 1:
         return _nonsense()
     if period:
-        return _range(date(year, from_m, from_d), date(year, to_m, to_d), True)
-    return _range(date(year, day_m, day_d), date(year, day_m, day_d))
+        span = _range(date(year, from_m, from_d), date(year, to_m, to_d), True)
+    else:
+        span = _range(date(year, day_m, day_d), date(year, day_m, day_d))
+    return span if typed else _moved_back(span, year, today)
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -827,6 +844,7 @@ def _readings(text: str, today: date) -> list[TimeReading]:
                 span.earliest,
                 span.latest,
                 span.approximate,
+                span.year_moved_back,
             )
         )
     taken = [(r.start, r.end) for r in readings]
