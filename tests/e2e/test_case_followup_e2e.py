@@ -4,6 +4,7 @@
   that names the year; it is never ruled on silently as a year ago.
 - After a ruling, more evidence or a corrected fact updates the same case's ruling; only "另一个订单" starts the form
   again from its first question.
+- Two items joined by 和 ("有聊天截图和短信") are both ticked.
 """
 from __future__ import annotations
 
@@ -68,3 +69,10 @@ def test_a_corrected_platform_after_a_ruling_gives_the_tmall_answer(bot) -> None
     assert RULED in chat.say("有短信")
     corrected = chat.say("不对，是天猫")
     assert "天猫" in corrected and PLATFORM_QUESTION not in corrected and RULED not in corrected
+
+
+def test_two_items_joined_by_he_are_both_ticked(bot) -> None:
+    chat = Chat(bot)
+    assert EVIDENCE_QUESTION in chat.say("淘宝买的，交易成功5天了，卖家一直打电话骂我")
+    ruling = chat.say("有聊天截图和短信")
+    assert RULED in ruling and ruling.count("✅") == 2
