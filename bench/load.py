@@ -14,6 +14,8 @@
   Concurrency 1, 10, 20 and 50, DURATION seconds per bot and level, after one warm-up conversation. Both servers
   run at once and each level alternates between the bots in SLICES slices (moodbot, ours, ours, moodbot, …): the
   machine is shared with other work, and alternating puts its changing load on both bots alike.
+- Our bot a second time with the analytics event broker `make run` configures (endpoints.yml: MaskingSQLBroker on
+  SQLite, weiquan/analytics/broker.py), in the same alternating slices: the broker's cost to a turn (issue 17: ≤ 1.1×).
 - Then `make run-production` (scripts/run_all.py --production: HAProxy, REPLICAS Rasa replicas, 2 action servers,
   PostgreSQL, Redis) on free ports, loaded through HAProxy at c=20: the production target.
 
@@ -53,6 +55,8 @@ MOOD = ["hello", "I am sad", "yes", "bye"]
 # Our REST channel serves only the bearer of REST_TOKEN in production (docs/security.md); the bench sends it like the
 # site's backend does, to every server (the moodbot's stock REST channel ignores it).
 REST_TOKEN = f"bench-rest-token-{os.getpid()}-0123456789"
+BROKER_BOT = "ours + analytics broker"
+BROKER_TARGET = 1.1  # issue 17: a turn with the broker on costs at most 1.1x the turn without it
 
 
 def env() -> dict[str, str]:
@@ -101,13 +105,16 @@ class Server:
     """One bot served like `make run` serves ours: rasa run + REST + SQLite, and its action server if any."""
 
     def __init__(self, name: str, model: Path, cwd: Path, credentials: str, workdir: Path, actions: bool,
-                 launcher: tuple[str, ...] = (sys.executable, "-m", "weiquan.ops.serve")) -> None:
+                 launcher: tuple[str, ...] = (sys.executable, "-m", "weiquan.ops.serve"), broker: bool = False) -> None:
         self.name, self.model, self.cwd, self.workdir = name, model, cwd, workdir
         self.port = free_port()
         self.action_port = free_port() if actions else None
         self.procs: list[subprocess.Popen] = []
         endpoints = workdir / f"{name}-endpoints.yml"
         text = f"tracker_store:\n  type: SQL\n  dialect: sqlite\n  db: {workdir / (name + '-tracker.db')}\n"
+        if broker:  # as endpoints.yml has it for `make run`
+            text += f"event_broker:\n  type: weiquan.analytics.broker.MaskingSQLBroker\n" \
+                    f"  db: {workdir / (name + '-analytics.db')}\n"
         if actions:
             text = f"action_endpoint:\n  url: http://127.0.0.1:{self.action_port}/webhook\n" \
                    f"  enable_selective_domain: true\n" + text
@@ -361,7 +368,7 @@ def plot(rows: list[dict[str, Any]], target: Path) -> None:
     import matplotlib.pyplot as plt
 
     fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4.2))
-    for bot, colour in (("moodbot", "#888888"), ("ours", "#d9480f")):
+    for bot, colour in (("moodbot", "#888888"), ("ours", "#d9480f"), (BROKER_BOT, "#2b8a3e")):
         mine = [r for r in rows if r["bot"] == bot]
         levels = [r["c"] for r in mine]
         for key, style in (("p50_ms", "-o"), ("p95_ms", "--s"), ("p99_ms", ":^")):
@@ -402,6 +409,7 @@ def report(rows: list[dict[str, Any]], starts: dict[str, float], load_before: st
         return row
 
     ours1, mood1 = get("ours", 1), get("moodbot", 1)
+    broker1 = find(BROKER_BOT, 1)
     prod = find("production", 20)
     mood20 = find("moodbot alongside", 20) or get("moodbot", 20)
     targets = {
@@ -409,10 +417,12 @@ def report(rows: list[dict[str, Any]], starts: dict[str, float], load_before: st
         "c1_p95_ratio": round(ours1["p95_ms"] / mood1["p95_ms"], 2),
         "production_c20_throughput_ratio": round(prod["turns_per_s"] / mood20["turns_per_s"], 2) if prod else None,
         "production_c20_errors": prod["errors"] if prod else None,
+        "broker_c1_p50_ratio": round(broker1["p50_ms"] / ours1["p50_ms"], 2) if broker1 else None,
     }
     verdict = {
         "c1_p50": targets["c1_p50_ratio"] <= 1.0,
         "c1_p95": targets["c1_p95_ratio"] <= 1.5,
+        "broker_c1_p50": broker1 is not None and targets["broker_c1_p50_ratio"] <= BROKER_TARGET,
         "production_c20": prod is not None and targets["production_c20_throughput_ratio"] >= 1.7
         and prod["errors"] == 0,
     }
@@ -432,7 +442,8 @@ def report(rows: list[dict[str, Any]], starts: dict[str, float], load_before: st
         + " → ".join(f"「{t}」" for t in OURS) + "; moodbot: " + " → ".join(f"“{t}”" for t in MOOD) + ". "
         f"{duration:.0f} s per bot and level after one warm-up conversation, run as alternating slices (moodbot, ours, "
         "ours, moodbot, …) with both servers up, so that the shared machine's changing load falls on both alike; a "
-        "turn is one POST answered with a non-empty list.",
+        "turn is one POST answered with a non-empty list. Ours runs twice in the same slices: without an event "
+        f"broker, and as `make run` serves it, with the analytics broker (\"{BROKER_BOT}\"; SQLite).",
         "",
         "## Targets",
         "",
@@ -443,6 +454,11 @@ def report(rows: list[dict[str, Any]], starts: dict[str, float], load_before: st
         f"| c=1 p95 turn latency ≤ 1.5× | {ours1['p95_ms']} ms | {mood1['p95_ms']} ms | {targets['c1_p95_ratio']}× | "
         f"{'yes' if verdict['c1_p95'] else 'no'} |",
     ]
+    if broker1:
+        lines.append(
+            f"| analytics broker on (make run's SQLite broker), c=1 p50 ≤ {BROKER_TARGET}× ours without it | "
+            f"{broker1['p50_ms']} ms | ours without: {ours1['p50_ms']} ms | {targets['broker_c1_p50_ratio']}× | "
+            f"{'yes' if verdict['broker_c1_p50'] else 'no'} |")
     if prod:
         lines.append(
             f"| run-production c=20 throughput ≥ 1.7×, 0 errors | {prod['turns_per_s']} turns/s, {prod['errors']} "
@@ -463,7 +479,7 @@ def report(rows: list[dict[str, Any]], starts: dict[str, float], load_before: st
     for row in rows:
         mood = (find("moodbot alongside", row["c"]) or find("moodbot", row["c"])) if row["bot"] == "production" \
             else find("moodbot", row["c"])
-        compare = row["bot"] in ("ours", "production")
+        compare = row["bot"] in ("ours", "production", BROKER_BOT)
         vs_tps = ratio(row["turns_per_s"], mood["turns_per_s"]) if mood and compare else ""
         vs_p50 = ratio(row["p50_ms"], mood["p50_ms"]) if mood and compare else ""
         cpu = row.get("cpu_ms_per_turn", "")
@@ -518,12 +534,14 @@ def main() -> int:
         "moodbot": (Server("moodbot", mood_model, MOODBOT_DIR, str(MOODBOT_DIR / "credentials.yml"), workdir, False),
                     MOOD),
         "ours": (Server("ours", OUR_MODEL, ROOT, "credentials.yml", workdir, True), OURS),
+        BROKER_BOT: (Server("ours-broker", OUR_MODEL, ROOT, "credentials.yml", workdir, True, broker=True), OURS),
     }
     try:
         for name, (server, _) in servers.items():
             starts[name] = server.start()
         rows += interleaved_levels(servers, levels, options.duration, options.slices)
         servers["ours"][0].stop()
+        servers[BROKER_BOT][0].stop()
         if not options.no_startup:
             # Item 8 of issue 10: the same server started by stock `rasa run` (before) — only the time to answer.
             stock = Server("stock", OUR_MODEL, ROOT, "credentials.yml", workdir, True, launcher=(RASA,))
