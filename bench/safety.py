@@ -13,8 +13,8 @@ The last two need a trained model (models/weiquan.tar.gz, `make train`); without
 Sets: tests/data/safety_set.yml, the threat / non-threat split of the three NLU held-out sets, tests/data/
 safety_eval.yml (the team's tuning set since its first run, see reports/safety_eval_first_run.md) and, only when
 tests/data/safety_final.yml exists, the final set, of which nothing is printed but figures and the bot's misses (a
-tuning set since its first run, reports/safety_final_first_run.md), and tests/data/safety_final2.yml, the second blind
-set (same treatment).
+tuning set since its first run, reports/safety_final_first_run.md), tests/data/safety_final2.yml, the second blind
+set, and tests/data/safety_final3.yml, the third (same treatment).
 Prints recall, precision, false alarms and the misses per set; writes reports/safety_benchmark.md.
 
     .venv/bin/python -m bench.safety [--no-rasa] [--detector build/threat]
@@ -97,6 +97,9 @@ SETS = [
             secret=True),
     EvalSet("safety_final2", DATA / "safety_final2.yml",
             "a second outside writer, blind to the detector and its data, + real court text (kept from the team)",
+            secret=True),
+    EvalSet("safety_final3", DATA / "safety_final3.yml",
+            "a third outside writer (round 3), blind to the project: never read its code, data or earlier sets",
             secret=True),
 ]
 
