@@ -223,4 +223,6 @@ def to_csv(figures: Mapping[str, Any]) -> str:
         writer.writerow(["rating", key, count])
     for item in figures["unrecognised"]:
         writer.writerow(["unrecognised", item["text"], item["count"]])
+    for row in figures.get("new_families") or []:  # the console adds them (weiquan/analytics/review.py families)
+        writer.writerow(["new_family", row["family"], row["count"]])
     return "\ufeff" + out.getvalue()
