@@ -156,6 +156,7 @@ def test_a_buyer_rates_a_ruling_in_the_widget_and_the_page_counts_it(stack: Hand
     from scripts.screenshots import BOT, launch_chromium, loopback_only, open_widget, say, widget_page_server
 
     before = figures(stack)["ratings"]["down"]
+    comment = f"说的期限和我看到的不一样 {uuid.uuid4().hex[:4]}"
     with widget_page_server(stack.widget_port, stack.url, f"{stack.console_url}/feedback"), \
             sync_playwright() as playwright:
         browser = launch_chromium(playwright)
@@ -172,9 +173,16 @@ def test_a_buyer_rates_a_ruling_in_the_widget_and_the_page_counts_it(stack: Hand
             expect(row).to_have_count(1)  # one per reply, under the first ruling card
             row.get_by_role("button", name="没帮助").click()
             expect(row).to_contain_text("谢谢你的反馈")
+            # The optional comment: typed into the box the row now offers, sent with Enter, thanked for.
+            box = row.get_by_role("textbox", name="补充说明（选填）")
+            expect(box).to_have_attribute("maxlength", "200")
+            box.fill(comment)
+            box.press("Enter")
+            expect(row).to_contain_text("收到你的补充")
+            expect(page.locator(".wq-input")).to_be_enabled()  # the chat was never blocked
         finally:
             browser.close()
-    after = eventually(lambda: (lambda now: now if now["ratings"]["down"] > before else None)(figures(stack)), 30,
-                       "the rating to reach the analytics store")
-    assert after["ratings"]["down"] == before + 1
+    after = eventually(lambda: (lambda now: now if any(c["comment"] == comment for c in now["comments"]) else None)(
+        figures(stack)), 30, "the rating and its comment to reach the analytics store")
+    assert after["ratings"]["down"] == before + 1  # the comment did not count the rating twice
     assert any(row["rating"] == "down" and row["response"].startswith("utter_complaint_") for row in after["rated"])

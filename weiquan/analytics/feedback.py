@@ -4,13 +4,17 @@ rates (the newest bot message of that conversation in the analytics store).
 The operator console serves `POST /feedback` (weiquan/handoff/console.py): no token (buyers have none), only from the
 widget's own origins (`WIDGET_ALLOWED_ORIGINS`), a small body `{"sender_id", "rating": "up"|"down", "comment"?}` sent
 as text/plain so no preflight is needed. A rating never blocks the conversation: the widget does not wait for it.
+
+The widget's optional comment comes as a second POST with the same rating and a `comment`: when the conversation's last
+rating already rates the same bot message with that rating, the comment is stored beside it (`feedback_comment`, not
+counted as a rating again); otherwise the body is a rating with its comment (counted once).
 """
 from __future__ import annotations
 
 from collections.abc import Mapping
 from typing import Any
 
-from weiquan.analytics.figures import FEEDBACK, response_of
+from weiquan.analytics.figures import FEEDBACK, FEEDBACK_COMMENT, response_of
 from weiquan.analytics.store import AnalyticsStore
 from weiquan.core.privacy import mask
 
@@ -37,7 +41,13 @@ def record(body: Any, store: AnalyticsStore, now: float) -> dict[str, Any]:
     rated = store.latest_bot_message(sender)
     if rated is None:
         raise BadFeedback("no bot message to rate")
-    row = {"sender_id": sender, "event": FEEDBACK, "timestamp": now, "rating": rating, "comment": mask(comment.strip()),
+    comment = mask(comment.strip())
+    kind = FEEDBACK
+    if comment:
+        earlier = store.latest_event(sender, FEEDBACK)
+        if earlier and earlier.get("rating") == rating and earlier.get("rated_at") == rated.get("timestamp"):
+            kind = FEEDBACK_COMMENT  # the comment to a rating already counted
+    row = {"sender_id": sender, "event": kind, "timestamp": now, "rating": rating, "comment": comment,
            "rated_response": response_of(rated), "rated_at": rated.get("timestamp"), "rated_text": rated.get("text")}
     store.add_events([row])
     return row

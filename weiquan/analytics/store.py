@@ -135,6 +135,16 @@ class AnalyticsStore:
             row = connection.execute(query).fetchone()
         return json.loads(row[0]) if row else None
 
+    def latest_event(self, sender_id: str, type_name: str) -> dict[str, Any] | None:
+        """The newest stored event of a type in a conversation (e.g. its last rating), or None."""
+        self._ensure()
+        query = (sa.select(events_table.c.data)
+                 .where(events_table.c.sender_id == sender_id, events_table.c.type_name == type_name)
+                 .order_by(events_table.c.timestamp.desc(), events_table.c.id.desc()).limit(1))
+        with self.engine.connect() as connection:
+            row = connection.execute(query).fetchone()
+        return json.loads(row[0]) if row else None
+
     def add_loss(self, count: int, at: float) -> None:
         self._ensure()
         with self.engine.begin() as connection:

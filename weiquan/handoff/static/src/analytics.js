@@ -96,6 +96,21 @@ function show(figures) {
   }
   $("unrecognised-empty").hidden = figures.unrecognised.length > 0;
   showFamilies(figures.new_families || []);
+  showComments(figures.comments || []);
+}
+
+const RATING = { up: "👍", down: "👎" };
+
+// The buyers' optional comments to their ratings (masked), newest first.
+function showComments(comments) {
+  const body = $("comments");
+  body.replaceChildren();
+  for (const comment of comments) {
+    const row = document.createElement("tr");
+    for (const value of [RATING[comment.rating] || "", comment.comment, comment.response || "—"]) cell(row, value);
+    body.append(row);
+  }
+  $("comments-empty").hidden = comments.length > 0;
 }
 
 // The new other-problem families operators named in the review inbox, with how often buyers wrote them.
