@@ -14,11 +14,13 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from weiquan.analytics.figures import FEEDBACK, FEEDBACK_COMMENT, response_of
+from weiquan.analytics.figures import FEEDBACK, FEEDBACK_COMMENT, RESPONSE_KEY, response_of
 from weiquan.analytics.store import AnalyticsStore
 from weiquan.core.privacy import mask
 
 RATINGS = ("up", "down")
+# The cards of a ruling or a rule answer: what the widget (widget/src/feedback.js RATED_KINDS) and WeChat ask to rate.
+RATED_KINDS = frozenset({"filing_steps", "phone_script", "evidence"})
 MAX_SENDER_CHARS = 128
 MAX_COMMENT_CHARS = 200
 
@@ -51,3 +53,24 @@ def record(body: Any, store: AnalyticsStore, now: float) -> dict[str, Any]:
            "rated_response": response_of(rated), "rated_at": rated.get("timestamp"), "rated_text": rated.get("text")}
     store.add_events([row])
     return row
+
+
+def rated_message(messages: Any) -> dict[str, Any] | None:
+    """The first ruling or rule answer among a turn's bot messages (as Rasa hands them to a channel: text, `custom`
+    card, the response name and the timestamp of the stored bot event), or None."""
+    for message in messages or []:
+        custom = message.get("custom") if isinstance(message, Mapping) else None
+        if isinstance(custom, Mapping) and custom.get("kind") in RATED_KINDS:
+            return dict(message)
+    return None
+
+
+def rating_event(sender_id: str, rating: str, rated: Mapping[str, Any], now: float, channel: str) -> dict[str, Any]:
+    """A rating given in a channel that knows the message it rates (WeChat), as the event broker publishes it; the
+    broker masks it like every event. A message handed to a channel carries its response name at the top level
+    (Rasa merges the bot event's metadata into it)."""
+    if rating not in RATINGS:
+        raise BadFeedback("rating")
+    return {"sender_id": sender_id, "event": FEEDBACK, "timestamp": now, "rating": rating, "comment": "",
+            "rated_response": rated.get(RESPONSE_KEY), "rated_at": rated.get("timestamp"),
+            "rated_text": rated.get("text"), "channel": channel}
