@@ -93,6 +93,14 @@ class FakeBot:
             await out.send_response(message.sender_id, {"text": "还在期限内，可以在线投诉。", "custom": RULING_CARD,
                                                          "utter_action": "utter_complaint_file_online",
                                                          "timestamp": 1_700_000_000.5})
+        elif text == "裁定加菜单":  # a ruling, then the bot's "anything else?" menu, as the real bot answers
+            await out.send_response(message.sender_id, {"text": "还在期限内，可以在线投诉。", "custom": RULING_CARD,
+                                                         "utter_action": "utter_complaint_file_online",
+                                                         "timestamp": 1_700_000_001.0})
+            await out.send_response(message.sender_id, {"text": "还有什么想问的吗？", "buttons": PLATFORM_BUTTONS})
+        elif text == "长裁定":  # a ruling whose one part is full: no room left for the rating line
+            await out.send_response(message.sender_id, {"text": "期" * 675, "custom": {"kind": "evidence"},
+                                                         "utter_action": "utter_ask_evidence"})
         elif text == "崩":
             raise RuntimeError("the bot broke")
         elif text == "沉默":
@@ -907,3 +915,31 @@ def test_the_channel_finds_the_rasa_servers_event_broker() -> None:
     assert published == [{"event": "feedback"}]
     assert broker_publisher(SimpleNamespace(ctx=SimpleNamespace())) is None
     assert broker_publisher(app(None)) is None
+
+
+@pytest.mark.asyncio
+async def test_no_rating_is_asked_when_the_answer_leaves_no_room_for_it(
+        make: Callable[..., Awaitable[Harness]]) -> None:
+    rated: list[dict[str, Any]] = []
+    h = await make(feedback=rated.append, api=FakeCustomerServiceApi())
+    full = await h.wechat.send(text_xml("oBuyer", "长裁定"))
+    assert full is not None and RATING_TEXTS["rating_prompt"] not in full  # still one passive reply, not pushed
+    assert await h.wechat.send(text_xml("oBuyer", "1")) == "收到：1" and rated == []
+
+
+@pytest.mark.asyncio
+async def test_after_a_ruling_with_a_menu_numbers_choose_and_thumbs_or_words_rate(
+        make: Callable[..., Awaitable[Harness]]) -> None:
+    rated: list[dict[str, Any]] = []
+    h = await make(feedback=rated.append)
+    ruling = await h.wechat.send(text_xml("oBuyer", "裁定加菜单"))
+    assert ruling is not None and ruling.endswith(f"{TEXTS.menu_hint}\n\n{RATING_TEXTS['rating_prompt_with_menu']}")
+    assert RATING_TEXTS["rating_prompt"] not in ruling
+    await h.wechat.send(text_xml("oBuyer", "1"))  # the menu's first option, not a rating
+    assert h.bot.texts == ["裁定加菜单", TAOBAO] and rated == []
+    await h.wechat.send(text_xml("oBuyer", "裁定加菜单"))
+    assert await h.wechat.send(text_xml("oBuyer", "[强]")) == RATING_TEXTS["rating_thanks_up"]
+    await h.wechat.send(text_xml("oBuyer", "裁定加菜单"))
+    assert await h.wechat.send(text_xml("oBuyer", "没帮助")) == RATING_TEXTS["rating_thanks_down"]
+    assert [row["rating"] for row in rated] == ["up", "down"]
+    assert h.bot.texts == ["裁定加菜单", TAOBAO, "裁定加菜单", "裁定加菜单"]

@@ -27,11 +27,12 @@ without the API, or when WeChat refuses it, it stays stored and goes out with th
 `transfer_customer_service: true`, asking for a person answers with WeChat's own `transfer_customer_service` reply
 instead: WeChat's customer-service tools take the user, and the bot does not pause.
 
-Ratings (docs/analytics.md): a reply with a ruling or a rule answer (weiquan/analytics/feedback.py RATED_KINDS) and no
-numbered menu ends with `rating_prompt` ("回复 1 有帮助，2 没帮助") when the Rasa server has the analytics event broker.
-The buyer's next message, if it is 1/2 (any form), 👍/👎 or WeChat's own thumbs, is published through that broker as a
-`feedback` event on the rated answer and thanked for (`rating_thanks_up` / `_down`); it is not sent to Rasa. Any other
-message drops the offer and goes to Rasa as usual; "继续" (the next part of a long answer) keeps it.
+Ratings (docs/analytics.md): a reply with a ruling or a rule answer (weiquan/analytics/feedback.py RATED_KINDS) ends
+with `rating_prompt` ("回复 1 有帮助，2 没帮助") when the Rasa server has the analytics event broker, or, when the reply
+ends with a numbered menu (its numbers are the menu's), with `rating_prompt_with_menu` (words or 👍/👎). The buyer's
+next message, if it is 1/2 (any form; not after a menu), 👍/👎, WeChat's own thumbs or the words, is published through
+that broker as a `feedback` event on the rated answer and thanked for (`rating_thanks_up` / `_down`); it is not sent
+to Rasa. Any other message drops the offer and goes to Rasa as usual; "继续" (the next part of a long answer) keeps it.
 
 State kept in this process (turns for dedupe, the last menu, pending parts and the rating offered per OpenID, recently
 seen signatures) is bounded and expires. With several Rasa replicas, route each buyer to one replica — hash on the
@@ -510,9 +511,9 @@ class WeChatInput(InputChannel):
             return thanked
         if text not in self.texts.more_keywords:
             offered = self._rating_offers.pop(openid)  # only the message right after the rated answer
-            rating = self._rating_of(text) if offered is not None else None
+            rating = self._rating_of(text, numbers=offered["numbers"]) if offered is not None else None
             if offered is not None and rating is not None:
-                return self._rate(key, openid, rating, offered)
+                return self._rate(key, openid, rating, offered["rated"])
         if text in self.texts.more_keywords:
             earlier = self._part_replies.get(key)  # a retry of "继续" gets the same part, not the one after
             if earlier is not None:
@@ -612,9 +613,11 @@ class WeChatInput(InputChannel):
             self._pending.pop(openid)
             self._rating_offers.pop(openid)
             rated = rated_message(collector.messages)
-            if rated is not None and not rendered.menu and rendered.chunks and self.feedback is not None:
-                rendered = self._ask_rating(rendered)
-                self._rating_offers.put(openid, rated)
+            asking = (self._ask_rating(rendered) if rated is not None and rendered.chunks and self.feedback is not None
+                      else None)
+            if asking is not None:
+                rendered = asking
+                self._rating_offers.put(openid, {"rated": rated, "numbers": not rendered.menu})
         logger.debug(
             "wechat.turn %s: %.0f ms, %d parts, menu of %d",
             short_id(openid), (time.monotonic() - started) * 1000, len(rendered.chunks), len(rendered.menu),
@@ -623,20 +626,20 @@ class WeChatInput(InputChannel):
 
     # ---------------------------------------------------------------- ratings
 
-    def _ask_rating(self, rendered: RenderedReply) -> RenderedReply:
-        """The reply with the rating line at its end (in its last part, or a part of its own when that is full)."""
-        prompt = self.rating_texts["rating_prompt"].strip()
-        chunks = list(rendered.chunks)
-        joined = f"{chunks[-1]}\n\n{prompt}"
-        if utf8_size(joined) <= self.chunk_bytes:
-            chunks[-1] = joined
-        else:
-            chunks.append(prompt)
-        return RenderedReply(chunks=chunks, menu=rendered.menu)
+    def _ask_rating(self, rendered: RenderedReply) -> RenderedReply | None:
+        """The reply with the rating line at the end of its last part (after a numbered menu, the line that asks for
+        words or thumbs, not numbers); None when that part has no room for it (a part of its own would turn a passive
+        reply into pushed messages: then no rating is asked)."""
+        prompt = self.rating_texts["rating_prompt_with_menu" if rendered.menu else "rating_prompt"].strip()
+        joined = f"{rendered.chunks[-1]}\n\n{prompt}"
+        if utf8_size(joined) > self.chunk_bytes:
+            return None
+        return RenderedReply(chunks=[*rendered.chunks[:-1], joined], menu=rendered.menu)
 
-    def _rating_of(self, text: str) -> str | None:
-        """"up"/"down" for an answer to the rating line (1/2 in any form, 👍/👎, WeChat's thumbs), else None."""
-        choice = parse_menu_choice(text, RATING_CHOICES)
+    def _rating_of(self, text: str, numbers: bool) -> str | None:
+        """"up"/"down" for an answer to the rating line (1/2 in any form when `numbers`, 👍/👎, WeChat's thumbs, the
+        words), else None."""
+        choice = parse_menu_choice(text, RATING_CHOICES) if numbers else None
         if choice is not None:
             return choice
         word = EMOJI_MODIFIERS.sub("", unicodedata.normalize("NFKC", text)).strip()
@@ -727,7 +730,7 @@ def wechat_limit_texts() -> TextFile:
 def wechat_rating_texts() -> TextFile:
     """The rating line, the answers that rate and the thanks (wechat_texts.yml), checked at start-up."""
     texts = load_text_file(Path(__file__).with_name("wechat_texts.yml"))
-    for name in ("rating_prompt", "rating_thanks_up", "rating_thanks_down"):
+    for name in ("rating_prompt", "rating_prompt_with_menu", "rating_thanks_up", "rating_thanks_down"):
         if not isinstance(texts[name], str) or not texts[name].strip():
             raise ValueError(f"wechat_texts.yml: {name} must be a non-empty string")
     for name in ("rating_up", "rating_down"):
