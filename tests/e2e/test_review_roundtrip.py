@@ -132,7 +132,8 @@ def test_a_misread_message_is_reviewed_in_chromium_exported_retrained_and_then_r
 
     # 1. A buyer writes it; the running model misreads it.
     before = parse_on_server(stack, MISREAD)
-    assert before["intent"]["name"] != CORRECTED, before["intent"]
+    assert before["intent"]["name"] != CORRECTED, (
+        f"the trained model already reads {MISREAD!r} right ({before['intent']}): pick a message it still misreads")
     stack.rest(f"e2e-roundtrip-{uuid.uuid4().hex[:6]}", MISREAD)
 
     # 2. It reaches the console's review inbox (through Rasa's event broker and the analytics store), with the bot's
