@@ -125,6 +125,9 @@ async def test_a_comment_after_a_rating_is_kept_with_it_and_not_counted_twice(cl
         ("up", "很清楚"), ("down", "没说清楚，我电话138****5678")]
     csv_text = await (await client.get("/api/analytics.csv?days=7", headers=AUTH)).text()
     assert "comment,down,没说清楚，我电话138****5678" in csv_text and "13812345678" not in csv_text
+    inbox = await (await client.get("/api/review", headers=AUTH)).json()
+    rated_down = next(item for item in inbox["items"] if "rated_down" in item["reasons"])
+    assert rated_down["comments"] == ["没说清楚，我电话138****5678"]  # the operator reads it beside the message
 
 
 def test_the_widget_and_the_console_agree_on_the_longest_comment() -> None:

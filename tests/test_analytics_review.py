@@ -175,3 +175,16 @@ def test_export_writes_a_family_as_out_of_scope_and_lists_the_families(tmp_path:
     assert "买的花到了全蔫了能赔吗" in by_intent["out_of_scope"] and "花送到的时候都枯了" in by_intent["out_of_scope"]
     assert review.main(["export", "--endpoints", str(endpoints), "--root", str(tmp_path)]) == 0
     assert "鲜花枯萎" not in capsys.readouterr().out  # listed when exported, not again
+
+
+def test_a_wechat_thumbs_down_puts_the_ruled_message_in_the_inbox() -> None:
+    from weiquan.analytics.feedback import rating_event
+
+    ruling = next(e for e in events() if e["sender_id"] == "eligible" and e["event"] == "bot")
+    # as the WeChat channel publishes it: the bot message as handed to the channel (response name at the top level)
+    rated = {"text": ruling["text"], "utter_action": "utter_complaint_file_online", "timestamp": ruling["timestamp"]}
+    thumbs = rating_event("eligible", "down", rated, NOON + 30, "wechat")
+    assert (thumbs["rated_response"], thumbs["rated_at"]) == ("utter_complaint_file_online", ruling["timestamp"])
+    items = review.inbox(sorted([*events(), thumbs], key=lambda event: event["timestamp"]))
+    item = next(item for item in items if item["text"] == "卖家天天打电话骂我，交易成功5天了")
+    assert item["reasons"] == ["rated_down"] and item["comments"] == []

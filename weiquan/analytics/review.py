@@ -5,7 +5,8 @@ The inbox lists buyer messages worth a person's look, from the stored (masked) e
 - `unsure`: the bot was unsure (nlu_fallback, its clarifying question, or low confidence; see figures.py);
 - `other_problem`: the bot answered with the other-problem pointer (`utter_out_of_scope`);
 - `handoff`: the message that led to a hand-off to a person (`action_request_human`);
-- `rated_down`: the message whose answer the buyer rated 👎 (weiquan/analytics/feedback.py).
+- `rated_down`: the message whose answer the buyer rated 👎 (weiquan/analytics/feedback.py), with what the buyer
+  added to the rating (`comments`, masked).
 
 Equal texts are one item (`id`: a hash of the masked text), with how often they came (`count`), the model's best guess,
 the reasons, when last, and the conversation around the latest one. Most frequent first, then newest. An operator's
@@ -32,7 +33,14 @@ from typing import Any
 
 import yaml
 
-from weiquan.analytics.figures import FEEDBACK, OUTCOME_RESPONSES, best_guess, response_of, unsure_messages
+from weiquan.analytics.figures import (
+    FEEDBACK,
+    FEEDBACK_COMMENT,
+    OUTCOME_RESPONSES,
+    best_guess,
+    response_of,
+    unsure_messages,
+)
 from weiquan.analytics.store import Review
 from weiquan.core.privacy import mask
 
@@ -105,11 +113,14 @@ def inbox(events: Sequence[Mapping[str, Any]], decided: Iterable[str] = ()) -> l
                 candidate(last_user[sender], "other_problem")
             elif kind == "action" and event.get("name") == HANDOFF_ACTION:
                 candidate(last_user[sender], "handoff")
-            elif kind == FEEDBACK and event.get("rating") == "down":
+            elif kind in (FEEDBACK, FEEDBACK_COMMENT) and event.get("rating") == "down":
                 # the buyer's message the rated answer replied to: the last one before that answer
                 rated_at = float(event.get("rated_at") or event.get("timestamp") or 0)
                 asked = [i for i in user_turns[sender] if float(events[i].get("timestamp") or 0) <= rated_at]
-                candidate(asked[-1] if asked else last_user[sender], "rated_down")
+                at = asked[-1] if asked else last_user[sender]
+                candidate(at, "rated_down")
+                if event.get("comment"):  # what the buyer added to the 👎 (masked when stored)
+                    found[at].setdefault("comments", []).append(mask(str(event["comment"])))
     skip = set(decided)
     items: dict[str, dict[str, Any]] = {}
     for index in sorted(found):
@@ -118,8 +129,10 @@ def inbox(events: Sequence[Mapping[str, Any]], decided: Iterable[str] = ()) -> l
         key = item_id(text)
         if not text or key in skip:
             continue
-        item = items.setdefault(key, {"id": key, "text": text, "count": 0, "reasons": set(), "guess": None})
+        item = items.setdefault(key, {"id": key, "text": text, "count": 0, "reasons": set(), "guess": None,
+                                      "comments": []})
         item["count"] += 1
+        item["comments"] += found[index].get("comments", [])
         item["reasons"] |= found[index]["reasons"]
         item["guess"] = found[index]["guess"] or item["guess"]
         item["last"] = event.get("timestamp")

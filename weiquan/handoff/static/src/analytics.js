@@ -168,6 +168,11 @@ function showReview(listing) {
       entry.textContent = `${SPEAKER[line.from] || line.from}：${line.text}`;
       lines.append(entry);
     }
+    for (const comment of item.comments || []) {
+      const entry = document.createElement("li");
+      entry.textContent = `用户点 👎 时留言：${comment}`;
+      lines.append(entry);
+    }
     cell(row, lines);
     body.append(row);
   }
