@@ -904,7 +904,13 @@ async def test_a_rating_that_cannot_be_stored_is_still_thanked(
 
 def test_the_channel_finds_the_rasa_servers_event_broker() -> None:
     published: list[dict[str, Any]] = []
-    broker = SimpleNamespace(publish=published.append)
+
+    class AnalyticsBroker:  # stands in for weiquan.analytics.broker's brokers
+        def publish(self, event: dict[str, Any]) -> None:
+            published.append(event)
+
+    AnalyticsBroker.__module__ = "weiquan.analytics.broker"
+    broker = AnalyticsBroker()
     def app(event_broker: Any) -> SimpleNamespace:
         return SimpleNamespace(ctx=SimpleNamespace(agent=SimpleNamespace(
             tracker_store=SimpleNamespace(event_broker=event_broker))))
@@ -915,6 +921,7 @@ def test_the_channel_finds_the_rasa_servers_event_broker() -> None:
     assert published == [{"event": "feedback"}]
     assert broker_publisher(SimpleNamespace(ctx=SimpleNamespace())) is None
     assert broker_publisher(app(None)) is None
+    assert broker_publisher(app(SimpleNamespace(publish=published.append))) is None  # another kind of broker
 
 
 @pytest.mark.asyncio

@@ -651,7 +651,8 @@ class WeChatInput(InputChannel):
     def _rate(self, key: str, openid: str, rating: str, rated: dict[str, Any]) -> str:
         """Publishes the rating (never fails the buyer's request) and returns the thanks."""
         try:
-            assert self.feedback is not None  # a rating is offered only with somewhere to put it
+            if self.feedback is None:  # never: a rating is offered only with somewhere to put it
+                raise RuntimeError("no analytics event broker")
             self.feedback(rating_event(openid, rating, rated, self._now(), CHANNEL))
         except Exception:  # noqa: BLE001 - a rating that cannot be stored is not counted; the buyer is thanked
             logger.exception("wechat.rating_not_stored for %s", short_id(openid))
@@ -740,10 +741,14 @@ def wechat_rating_texts() -> TextFile:
 
 
 def broker_publisher(app: Any) -> Callable[[dict[str, Any]], None] | None:
-    """The Rasa server's event broker's `publish` (the analytics broker masks and stores what it gets), or None."""
+    """The Rasa server's analytics event broker's `publish` (weiquan/analytics/broker.py: it masks what it gets and
+    stores it, or sends it to RabbitMQ for the consumer), or None: without it, or with another kind of broker (which
+    would not know a rating), no rating is asked for."""
     agent = getattr(getattr(app, "ctx", None), "agent", None)
     broker = getattr(getattr(agent, "tracker_store", None), "event_broker", None)
-    return broker.publish if broker is not None else None
+    if broker is None or not type(broker).__module__.startswith("weiquan.analytics."):
+        return None
+    return broker.publish
 
 
 def asks_for_transfer(messages: list[dict[str, Any]]) -> bool:
