@@ -114,6 +114,31 @@ async def test_a_rating_from_the_widget_is_stored_with_the_answer_it_rates_and_c
     assert "rated_down" in next(item for item in inbox["items"] if item["text"] == "转人工")["reasons"]
 
 
+async def test_a_comment_after_a_rating_is_kept_with_it_and_not_counted_twice(client: TestClient) -> None:
+    assert await rate(client, {"sender_id": "lost", "rating": "down"}) == 204
+    assert await rate(client, {"sender_id": "lost", "rating": "down", "comment": "没说清楚，我电话13812345678"}) == 204
+    # a comment with no rating before it (another client sending both at once) is a rating with its comment
+    assert await rate(client, {"sender_id": "eligible", "rating": "up", "comment": "很清楚"}) == 204
+    week = await (await client.get("/api/analytics?days=7", headers=AUTH)).json()
+    assert week["ratings"] == {"up": 1, "down": 1}
+    assert [(row["rating"], row["comment"]) for row in week["comments"]] == [
+        ("up", "很清楚"), ("down", "没说清楚，我电话138****5678")]
+    csv_text = await (await client.get("/api/analytics.csv?days=7", headers=AUTH)).text()
+    assert "comment,down,没说清楚，我电话138****5678" in csv_text and "13812345678" not in csv_text
+    inbox = await (await client.get("/api/review", headers=AUTH)).json()
+    rated_down = next(item for item in inbox["items"] if "rated_down" in item["reasons"])
+    assert rated_down["comments"] == ["没说清楚，我电话138****5678"]  # the operator reads it beside the message
+
+
+def test_the_widget_and_the_console_agree_on_the_longest_comment() -> None:
+    import re
+
+    from weiquan.analytics.feedback import MAX_COMMENT_CHARS
+
+    source = (Path(__file__).parents[1] / "widget" / "src" / "feedback.js").read_text(encoding="utf-8")
+    assert re.search(r"export const MAX_COMMENT_CHARS = (\d+);", source).group(1) == str(MAX_COMMENT_CHARS)
+
+
 @pytest.mark.parametrize(("body", "origin", "status"), [
     ({"sender_id": "eligible", "rating": "up"}, "http://evil.example", 403),
     ({"sender_id": "eligible", "rating": "meh"}, WIDGET, 400),

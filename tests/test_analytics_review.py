@@ -110,3 +110,81 @@ def test_make_export_reviewed_exports_each_confirmed_message_once(tmp_path: Path
     assert [r.exported for r in store.reviews()] == [True, False]
     assert review.main(args) == 0 and "0 into data/nlu/reviewed.yml" in capsys.readouterr().out
     assert (tmp_path / review.REVIEWED).read_text(encoding="utf-8") == written
+
+
+# ---------------------------------------------------------------------- new "other problem" families
+
+
+async def test_an_operator_marks_a_new_other_problem_family_and_the_figures_count_it(client) -> None:
+    test_client, store = client
+    listing = await (await test_client.get("/api/review", headers=AUTH)).json()
+    ids = {item["text"]: item["id"] for item in listing["items"]}
+    for bad in ("", "   ", "很长" * 11, 12, None, "响铃\x07"):
+        reply = await test_client.post(f"/api/review/{ids['快递一直不到']}", headers=AUTH, json={"family": bad})
+        assert reply.status == 400, bad
+        assert "类别" in (await reply.json())["message"]
+    reply = await test_client.post(f"/api/review/{ids['快递一直不到']}", headers=AUTH, json={"family": " 物流 慢 "})
+    assert reply.status == 200
+    assert await reply.json() == {"id": ids["快递一直不到"], "intent": "out_of_scope", "dismissed": False,
+                                  "family": "物流 慢"}
+    assert (await test_client.post(f"/api/review/{ids['啊啊啊这个怎么弄']}", headers=AUTH,
+                                   json={"family": "物流 慢"})).status == 200
+    left = await (await test_client.get("/api/review", headers=AUTH)).json()
+    assert {item["text"] for item in left["items"]} == {"你打138****5678问问", "转人工"}
+    assert {(r.text, r.intent, r.family) for r in store.reviews()} == {
+        ("快递一直不到", "out_of_scope", "物流 慢"), ("啊啊啊这个怎么弄", "out_of_scope", "物流 慢")}
+    week = await (await test_client.get("/api/analytics?days=7", headers=AUTH)).json()
+    # two messages in the family; buyers wrote them three times that week (啊啊啊这个怎么弄 twice)
+    assert week["new_families"] == [{"family": "物流 慢", "messages": 2, "count": 3}]
+    csv_text = await (await test_client.get("/api/analytics.csv?days=7", headers=AUTH)).text()
+    assert "new_family,物流 慢,3" in csv_text
+    # a later decision replaces the family
+    store.decide(ids["快递一直不到"], "快递一直不到", None, "out_of_scope", 1.0)
+    assert [r.family for r in store.reviews() if r.text == "快递一直不到"] == [None]
+
+
+def test_families_count_the_messages_of_the_period() -> None:
+    reviews = [Review(review.item_id("快递一直不到"), "快递一直不到", None, "out_of_scope", 1, False, "物流"),
+               Review(review.item_id("没来过"), "没来过", None, "out_of_scope", 2, False, "物流"),
+               Review(review.item_id("想退款"), "想退款", None, "out_of_scope", 3, False, "退款"),
+               Review("x", "随便", None, "greet", 4, False)]
+    assert review.families(events(), reviews) == [{"family": "物流", "messages": 2, "count": 1},
+                                                  {"family": "退款", "messages": 1, "count": 0}]
+    assert review.families(events(), reviews[3:]) == []
+
+
+def test_export_writes_a_family_as_out_of_scope_and_lists_the_families(tmp_path: Path, monkeypatch,
+                                                                       capsys) -> None:
+    from weiquan.services import default_services
+
+    monkeypatch.delenv("ANALYTICS_DB", raising=False)
+    default_services.cache_clear()
+    db = tmp_path / "analytics.db"
+    endpoints = tmp_path / "endpoints.yml"
+    endpoints.write_text(f"event_broker:\n  type: weiquan.analytics.broker.MaskingSQLBroker\n  db: {db}\n",
+                         encoding="utf-8")
+    store = AnalyticsStore(database_url(str(db)))
+    store.decide("a", "买的花到了全蔫了能赔吗", None, "out_of_scope", NOON, family="鲜花枯萎")
+    store.decide("b", "花送到的时候都枯了", None, "out_of_scope", NOON + 1, family="鲜花枯萎")
+    store.decide("c", "卖家一直发广告短信给我", "report_harassment", "report_harassment", NOON + 2)
+    assert review.main(["export", "--endpoints", str(endpoints), "--root", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert "3 into data/nlu/reviewed.yml" in out and "「鲜花枯萎」: 2 as out_of_scope" in out
+    written = yaml.safe_load((tmp_path / review.REVIEWED).read_text(encoding="utf-8"))
+    by_intent = {block["intent"]: block["examples"] for block in written["nlu"]}
+    assert "买的花到了全蔫了能赔吗" in by_intent["out_of_scope"] and "花送到的时候都枯了" in by_intent["out_of_scope"]
+    assert review.main(["export", "--endpoints", str(endpoints), "--root", str(tmp_path)]) == 0
+    assert "鲜花枯萎" not in capsys.readouterr().out  # listed when exported, not again
+
+
+def test_a_wechat_thumbs_down_puts_the_ruled_message_in_the_inbox() -> None:
+    from weiquan.analytics.feedback import rating_event
+
+    ruling = next(e for e in events() if e["sender_id"] == "eligible" and e["event"] == "bot")
+    # as the WeChat channel publishes it: the bot message as handed to the channel (response name at the top level)
+    rated = {"text": ruling["text"], "utter_action": "utter_complaint_file_online", "timestamp": ruling["timestamp"]}
+    thumbs = rating_event("eligible", "down", rated, NOON + 30, "wechat")
+    assert (thumbs["rated_response"], thumbs["rated_at"]) == ("utter_complaint_file_online", ruling["timestamp"])
+    items = review.inbox(sorted([*events(), thumbs], key=lambda event: event["timestamp"]))
+    item = next(item for item in items if item["text"] == "卖家天天打电话骂我，交易成功5天了")
+    assert item["reasons"] == ["rated_down"] and item["comments"] == []

@@ -27,8 +27,9 @@ from sanic import Sanic
 from wechatpy.crypto import WeChatCrypto
 
 from weiquan.core.clock import SystemClock
+from weiquan.core.texts import load_text_file
 from weiquan.edge.channels.render import WECHAT_TEXT_LIMIT_BYTES, load_texts, utf8_size
-from weiquan.edge.channels.wechat import WeChatInput
+from weiquan.edge.channels.wechat import WeChatInput, broker_publisher
 from weiquan.edge.channels.wechat_api import (
     CustomerServiceError,
     FakeCustomerServiceApi,
@@ -47,6 +48,8 @@ TAOBAO = '/inform{"platform":"taobao"}'
 TMALL = '/inform{"platform":"tmall"}'
 PLATFORM_BUTTONS = [{"title": "淘宝", "payload": TAOBAO}, {"title": "天猫", "payload": TMALL}]
 FILING_URL = "http://trade.taobao.com/trade/itemlist/list_bought_items.htm"
+GOLDEN = json.loads((ROOT / "tests" / "golden" / "contracts.json").read_text(encoding="utf-8"))
+RULING_CARD = GOLDEN["cards"]["filing_steps"]
 _app_names = itertools.count()
 _msg_ids = itertools.count(10_000)
 _nonces = itertools.count(1_000_000)
@@ -86,6 +89,18 @@ class FakeBot:
         elif text == "长":
             for i in range(8):
                 await out.send_response(message.sender_id, {"text": f"第{i}段：" + "请保留旺旺聊天截图。" * 25})
+        elif text == "裁定":  # a ruling: text and its filing-steps card, as Rasa hands a bot message to a channel
+            await out.send_response(message.sender_id, {"text": "还在期限内，可以在线投诉。", "custom": RULING_CARD,
+                                                         "utter_action": "utter_complaint_file_online",
+                                                         "timestamp": 1_700_000_000.5})
+        elif text == "裁定加菜单":  # a ruling, then the bot's "anything else?" menu, as the real bot answers
+            await out.send_response(message.sender_id, {"text": "还在期限内，可以在线投诉。", "custom": RULING_CARD,
+                                                         "utter_action": "utter_complaint_file_online",
+                                                         "timestamp": 1_700_000_001.0})
+            await out.send_response(message.sender_id, {"text": "还有什么想问的吗？", "buttons": PLATFORM_BUTTONS})
+        elif text == "长裁定":  # a ruling whose one part is full: no room left for the rating line
+            await out.send_response(message.sender_id, {"text": "期" * 675, "custom": {"kind": "evidence"},
+                                                         "utter_action": "utter_ask_evidence"})
         elif text == "崩":
             raise RuntimeError("the bot broke")
         elif text == "沉默":
@@ -810,3 +825,128 @@ async def test_menus_and_unsent_parts_are_kept_one_hour_and_retries_are_recognis
     assert await h.wechat.send(retried) == "收到：你好" and len(h.bot.texts) == turns + 1  # the same turn
     later(2)
     assert await h.wechat.send(retried) == "收到：你好" and len(h.bot.texts) == turns + 2  # remembered no longer
+
+
+# ---------------------------------------------------------------- ratings (docs/analytics.md)
+
+RATING_TEXTS = load_text_file(ROOT / "weiquan" / "edge" / "channels" / "wechat_texts.yml")
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize("safe", [False, True], ids=["plaintext", "safe-mode"])
+async def test_a_ruling_asks_for_a_rating_and_the_answer_is_stored_not_sent_to_the_bot(
+        make: Callable[..., Awaitable[Harness]], safe: bool) -> None:
+    rated: list[dict[str, Any]] = []
+    h = await make(feedback=rated.append)
+    ruling = await h.wechat.send(text_xml("oBuyer", "裁定"), safe=safe)
+    assert ruling is not None and ruling.endswith(f"\n\n{RATING_TEXTS['rating_prompt']}")
+    assert "还在期限内" in ruling and "回复 1 有帮助" in ruling
+    answer = text_xml("oBuyer", "1")
+    assert await h.wechat.send(answer, safe=safe) == RATING_TEXTS["rating_thanks_up"]
+    assert await h.wechat.send(answer, safe=safe) == RATING_TEXTS["rating_thanks_up"]  # WeChat's retry: same thanks
+    assert h.bot.texts == ["裁定"]  # the rating never reached the bot
+    assert len(rated) == 1
+    row = rated[0]
+    assert (row["sender_id"], row["event"], row["rating"], row["channel"]) == ("oBuyer", "feedback", "up", "wechat")
+    assert (row["rated_response"], row["rated_at"]) == ("utter_complaint_file_online", 1_700_000_000.5)
+    # Only the message right after the ruling rates it: "1" now goes to the bot.
+    assert await h.wechat.send(text_xml("oBuyer", "1"), safe=safe) == "收到：1"
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize(("answer", "rating"), [
+    ("2", "down"), ("２", "down"), ("1.", "up"), ("【2】", "down"), ("👍", "up"), ("👍🏻", "up"), ("👎", "down"),
+    ("[强]", "up"), ("[弱]", "down"), ("/:strong", "up"), (" 没帮助 ", "down"),
+])
+async def test_rating_answers_in_every_form(make: Callable[..., Awaitable[Harness]], answer: str, rating: str) -> None:
+    rated: list[dict[str, Any]] = []
+    h = await make(feedback=rated.append)
+    await h.wechat.send(text_xml("oBuyer", "裁定"))
+    assert await h.wechat.send(text_xml("oBuyer", answer)) == RATING_TEXTS[f"rating_thanks_{rating}"]
+    assert [row["rating"] for row in rated] == [rating] and h.bot.texts == ["裁定"]
+
+
+@pytest.mark.asyncio
+async def test_anything_else_after_a_ruling_goes_to_the_bot_as_usual(make: Callable[..., Awaitable[Harness]]) -> None:
+    rated: list[dict[str, Any]] = []
+    h = await make(feedback=rated.append)
+    await h.wechat.send(text_xml("oBuyer", "裁定"))
+    assert await h.wechat.send(text_xml("oBuyer", "3")) == "收到：3"
+    assert await h.wechat.send(text_xml("oBuyer", "1")) == "收到：1"
+    # another buyer's "1" never rates this buyer's ruling; a plain answer asks for no rating
+    await h.wechat.send(text_xml("oAlice", "裁定"))
+    assert await h.wechat.send(text_xml("oBob", "1")) == "收到：1"
+    plain = await h.wechat.send(text_xml("oCarol", "你好"))
+    assert plain == "收到：你好"
+    assert rated == [] and h.bot.texts == ["裁定", "3", "1", "裁定", "1", "你好"]
+
+
+@pytest.mark.asyncio
+async def test_without_an_analytics_broker_no_rating_is_asked(make: Callable[..., Awaitable[Harness]]) -> None:
+    h = await make()  # the fake app has no Rasa agent, so no event broker
+    ruling = await h.wechat.send(text_xml("oBuyer", "裁定"))
+    assert ruling is not None and RATING_TEXTS["rating_prompt"] not in ruling
+    assert await h.wechat.send(text_xml("oBuyer", "1")) == "收到：1"
+
+
+@pytest.mark.asyncio
+async def test_a_rating_that_cannot_be_stored_is_still_thanked(
+        make: Callable[..., Awaitable[Harness]], caplog: pytest.LogCaptureFixture) -> None:
+    def broken(_: dict[str, Any]) -> None:
+        raise RuntimeError("store away")
+
+    h = await make(feedback=broken)
+    await h.wechat.send(text_xml("oBuyer", "裁定"))
+    with caplog.at_level(logging.ERROR):
+        assert await h.wechat.send(text_xml("oBuyer", "2")) == RATING_TEXTS["rating_thanks_down"]
+    assert "wechat.rating_not_stored" in caplog.text and h.bot.texts == ["裁定"]
+
+
+def test_the_channel_finds_the_rasa_servers_event_broker() -> None:
+    published: list[dict[str, Any]] = []
+
+    class AnalyticsBroker:  # stands in for weiquan.analytics.broker's brokers
+        def publish(self, event: dict[str, Any]) -> None:
+            published.append(event)
+
+    AnalyticsBroker.__module__ = "weiquan.analytics.broker"
+    broker = AnalyticsBroker()
+    def app(event_broker: Any) -> SimpleNamespace:
+        return SimpleNamespace(ctx=SimpleNamespace(agent=SimpleNamespace(
+            tracker_store=SimpleNamespace(event_broker=event_broker))))
+
+    publish = broker_publisher(app(broker))
+    assert publish is not None
+    publish({"event": "feedback"})
+    assert published == [{"event": "feedback"}]
+    assert broker_publisher(SimpleNamespace(ctx=SimpleNamespace())) is None
+    assert broker_publisher(app(None)) is None
+    assert broker_publisher(app(SimpleNamespace(publish=published.append))) is None  # another kind of broker
+
+
+@pytest.mark.asyncio
+async def test_no_rating_is_asked_when_the_answer_leaves_no_room_for_it(
+        make: Callable[..., Awaitable[Harness]]) -> None:
+    rated: list[dict[str, Any]] = []
+    h = await make(feedback=rated.append, api=FakeCustomerServiceApi())
+    full = await h.wechat.send(text_xml("oBuyer", "长裁定"))
+    assert full is not None and RATING_TEXTS["rating_prompt"] not in full  # still one passive reply, not pushed
+    assert await h.wechat.send(text_xml("oBuyer", "1")) == "收到：1" and rated == []
+
+
+@pytest.mark.asyncio
+async def test_after_a_ruling_with_a_menu_numbers_choose_and_thumbs_or_words_rate(
+        make: Callable[..., Awaitable[Harness]]) -> None:
+    rated: list[dict[str, Any]] = []
+    h = await make(feedback=rated.append)
+    ruling = await h.wechat.send(text_xml("oBuyer", "裁定加菜单"))
+    assert ruling is not None and ruling.endswith(f"{TEXTS.menu_hint}\n\n{RATING_TEXTS['rating_prompt_with_menu']}")
+    assert RATING_TEXTS["rating_prompt"] not in ruling
+    await h.wechat.send(text_xml("oBuyer", "1"))  # the menu's first option, not a rating
+    assert h.bot.texts == ["裁定加菜单", TAOBAO] and rated == []
+    await h.wechat.send(text_xml("oBuyer", "裁定加菜单"))
+    assert await h.wechat.send(text_xml("oBuyer", "[强]")) == RATING_TEXTS["rating_thanks_up"]
+    await h.wechat.send(text_xml("oBuyer", "裁定加菜单"))
+    assert await h.wechat.send(text_xml("oBuyer", "没帮助")) == RATING_TEXTS["rating_thanks_down"]
+    assert [row["rating"] for row in rated] == ["up", "down"]
+    assert h.bot.texts == ["裁定加菜单", TAOBAO, "裁定加菜单", "裁定加菜单"]

@@ -99,7 +99,11 @@ def test_the_analytics_page_draws_the_figures_and_an_operator_reviews_a_message_
     from scripts.screenshots import launch_chromium, loopback_only
 
     odd = "叽里咕噜这是啥子嘛"
+    flowers = "买的鲜花送到全蔫了谁管啊"  # an other problem the bot has no pointer for: a new family
     stack.rest(f"e2e-analytics-page-{uuid.uuid4().hex[:6]}", odd)
+    stack.rest(f"e2e-analytics-flowers-{uuid.uuid4().hex[:6]}", flowers)
+    eventually(lambda: any(item["text"] == flowers for item in stack.console("GET", "/api/review")[1]["items"]), 30,
+               "the other problem in the review inbox")
     blocked: list[str] = []
     with sync_playwright() as playwright:
         browser = launch_chromium(playwright)
@@ -125,11 +129,22 @@ def test_the_analytics_page_draws_the_figures_and_an_operator_reviews_a_message_
             row.locator("input[type=checkbox]").press("c")  # confirmed from the keyboard
             expect(page.locator("#review-notice")).to_have_text("已处理 1 条")
             expect(page.locator("#review tr", has_text=odd)).to_have_count(0)
+            # A new other-problem family, from the keyboard: tick, f (goes to the empty name box), name it, Enter.
+            flower_box = page.locator("#review tr", has_text=flowers).locator("input[type=checkbox]")
+            flower_box.focus()
+            page.keyboard.press("x")
+            page.keyboard.press("f")
+            expect(page.locator("#review-family")).to_be_focused()
+            page.keyboard.type("鲜花枯萎")
+            page.keyboard.press("Enter")
+            expect(page.locator("#review-notice")).to_have_text("已处理 1 条")
+            expect(page.locator("#families tr", has_text="鲜花枯萎")).to_have_count(1)
             assert errors == [] and blocked == []
         finally:
             browser.close()
     code, listing = stack.console("GET", "/api/review")
-    assert code == 200 and all(item["text"] != odd for item in listing["items"])
+    assert code == 200 and all(item["text"] not in (odd, flowers) for item in listing["items"])
+    assert {"family": "鲜花枯萎", "messages": 1, "count": 1} in figures(stack)["new_families"]
 
 
 def test_a_buyer_rates_a_ruling_in_the_widget_and_the_page_counts_it(stack: HandoffBot) -> None:
@@ -141,6 +156,7 @@ def test_a_buyer_rates_a_ruling_in_the_widget_and_the_page_counts_it(stack: Hand
     from scripts.screenshots import BOT, launch_chromium, loopback_only, open_widget, say, widget_page_server
 
     before = figures(stack)["ratings"]["down"]
+    comment = f"说的期限和我看到的不一样 {uuid.uuid4().hex[:4]}"
     with widget_page_server(stack.widget_port, stack.url, f"{stack.console_url}/feedback"), \
             sync_playwright() as playwright:
         browser = launch_chromium(playwright)
@@ -157,9 +173,16 @@ def test_a_buyer_rates_a_ruling_in_the_widget_and_the_page_counts_it(stack: Hand
             expect(row).to_have_count(1)  # one per reply, under the first ruling card
             row.get_by_role("button", name="没帮助").click()
             expect(row).to_contain_text("谢谢你的反馈")
+            # The optional comment: typed into the box the row now offers, sent with Enter, thanked for.
+            box = row.get_by_role("textbox", name="补充说明（选填）")
+            expect(box).to_have_attribute("maxlength", "200")
+            box.fill(comment)
+            box.press("Enter")
+            expect(row).to_contain_text("收到你的补充")
+            expect(page.locator(".wq-input")).to_be_enabled()  # the chat was never blocked
         finally:
             browser.close()
-    after = eventually(lambda: (lambda now: now if now["ratings"]["down"] > before else None)(figures(stack)), 30,
-                       "the rating to reach the analytics store")
-    assert after["ratings"]["down"] == before + 1
+    after = eventually(lambda: (lambda now: now if any(c["comment"] == comment for c in now["comments"]) else None)(
+        figures(stack)), 30, "the rating and its comment to reach the analytics store")
+    assert after["ratings"]["down"] == before + 1  # the comment did not count the rating twice
     assert any(row["rating"] == "down" and row["response"].startswith("utter_complaint_") for row in after["rated"])

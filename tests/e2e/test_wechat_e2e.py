@@ -18,13 +18,18 @@ import urllib.parse
 import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import pytest
 import xmltodict
+import yaml
 from wechatpy.crypto import WeChatCrypto
 
+from weiquan.analytics.store import AnalyticsStore, database_url
+from weiquan.core.texts import load_text_file
 from weiquan.edge.channels.render import load_texts
-from weiquan.ops.harness import WECHAT_AES_KEY, WECHAT_APP_ID, WECHAT_TOKEN, Bot
+from weiquan.ops.handoff_harness import eventually
+from weiquan.ops.harness import ROOT, WECHAT_AES_KEY, WECHAT_APP_ID, WECHAT_TOKEN, Bot
 
 pytestmark = pytest.mark.e2e
 
@@ -207,6 +212,36 @@ def test_complaint_past_the_window_gets_the_phone_script(bot: Bot, safe: bool) -
     user = WeChatUser(bot, openid=f"oE2E-late-{'safe' if safe else 'plain'}-{int(time.time())}", safe=safe)
     ruling = complain(user, days=20, done=lambda text: "小二" in text and "花名" in text)
     assert "小二" in ruling and "花名" in ruling, user.dump()
+
+
+def analytics_store(bot: Bot) -> AnalyticsStore:
+    """The analytics store the running server's event broker writes (its endpoints file, $ANALYTICS_DB first)."""
+    endpoints = yaml.safe_load(bot.write_endpoints().read_text(encoding="utf-8"))
+    db = bot.env().get("ANALYTICS_DB") or str(endpoints["event_broker"]["db"])
+    path = Path(db) if "://" in db or Path(db).is_absolute() else ROOT / db  # the servers run in the checkout
+    return AnalyticsStore(database_url(str(path)))
+
+
+def test_a_buyer_rates_the_ruling_and_it_is_stored_not_sent_to_the_bot(bot: Bot) -> None:
+    """The ruling's reply ends with its numbered "anything else?" menu, so it asks for 👍/👎 (or the words) rather than
+    numbers; the buyer's 👍 is stored as a rating of the ruling through the server's event broker and thanked for, and
+    never reaches the bot; the next message ("1": the menu's first option) goes to the bot as usual."""
+    warm_up(bot)
+    rating = load_text_file(ROOT / "weiquan" / "edge" / "channels" / "wechat_texts.yml")
+    user = WeChatUser(bot, openid=f"oE2E-rating-{int(time.time())}", safe=True)
+    ruling = complain(user, days=5, done=lambda text: FILING_LINK in text)
+    asked = rating["rating_prompt_with_menu"] if TEXTS.menu_hint in ruling.split(FILING_LINK)[-1] else rating[
+        "rating_prompt"]
+    assert ruling.rstrip().endswith(asked), user.dump()
+    assert user.say("👍") == rating["rating_thanks_up"], user.dump()
+    store = analytics_store(bot)
+    stored = eventually(lambda: store.latest_event(user.openid, "feedback"), 30, "the rating in the analytics store")
+    assert stored["rating"] == "up" and stored["channel"] == "wechat", stored
+    assert str(stored["rated_response"]).startswith("utter_complaint_"), stored
+    said = [event.get("text") for event in store.events(0, time.time() + 60)
+            if event["sender_id"] == user.openid and event.get("event") == "user"]
+    assert "👍" not in said, said  # the rating never reached Rasa as a message
+    assert user.say("1") not in (rating["rating_thanks_up"], rating["rating_thanks_down"]), user.dump()
 
 
 def test_forged_request_is_refused_by_the_running_server(bot: Bot) -> None:

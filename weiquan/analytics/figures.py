@@ -14,7 +14,8 @@ Read from the bot's own events, as the broker stored them:
 - **the form, question by question**: conversations whose complaint form started, reached a ruling, or stopped
   before one — counted at the last question the form asked (`requested_slot`); a conversation still going counts
   as stopped until its ruling comes;
-- **ratings**: the buyers' 👍/👎 (`feedback` records, weiquan/analytics/feedback.py), by the response they rated.
+- **ratings**: the buyers' 👍/👎 (`feedback` records, weiquan/analytics/feedback.py), by the response they rated;
+- **comments**: the buyers' optional comments to their ratings (masked), newest first.
 """
 from __future__ import annotations
 
@@ -32,6 +33,8 @@ RESPONSE_KEY = "_".join(("utter", "action"))
 LOW_CONFIDENCE = 0.6
 FORM = "complaint_form"
 FEEDBACK = "feedback"  # the event type of a buyer's rating in the analytics store
+FEEDBACK_COMMENT = "feedback_comment"  # a comment added to a rating already stored (weiquan/analytics/feedback.py)
+TOP_COMMENTS = 20
 FALLBACK = "nlu_fallback"
 OUTCOME_NAMES = {"file_online": "within_window", "phone_support": "past_window"}
 OUTCOME_ACTIONS = {"action_advise_seller": "seller", "action_advise_safety": "safety"}
@@ -100,6 +103,7 @@ def compute(
     messages = 0
     ratings: Counter[str] = Counter({"up": 0, "down": 0})
     rated: Counter[tuple[str, str]] = Counter()
+    comments: list[dict[str, Any]] = []
     for event in inside:
         kind, sender = event.get("event"), str(event.get("sender_id") or "")
         if kind == "user":
@@ -116,6 +120,9 @@ def compute(
         if kind == FEEDBACK and event.get("rating") in ("up", "down"):
             ratings[str(event["rating"])] += 1
             rated[(str(event.get("rated_response") or ""), str(event["rating"]))] += 1
+        if kind in (FEEDBACK, FEEDBACK_COMMENT) and event.get("comment"):
+            comments.append({"comment": str(event["comment"]), "rating": event.get("rating"),
+                             "response": event.get("rated_response"), "timestamp": event.get("timestamp")})
     outcomes = Counter({name: 0 for name in MAIN_OUTCOMES})
     form = form_progress(inside)
     outcomes.update(code for _, code in reached)
@@ -147,6 +154,7 @@ def compute(
         "rated": [{"response": response, "rating": rating, "count": count}
                   for (response, rating), count in sorted(rated.items(), key=lambda item: -item[1])],
         "unrecognised": [{"text": item["text"], "count": item["count"], "guess": item["guess"]} for item in top],
+        "comments": sorted(reversed(comments), key=lambda row: -(row["timestamp"] or 0))[:TOP_COMMENTS],
         "lost": lost,
     }
 
@@ -223,4 +231,8 @@ def to_csv(figures: Mapping[str, Any]) -> str:
         writer.writerow(["rating", key, count])
     for item in figures["unrecognised"]:
         writer.writerow(["unrecognised", item["text"], item["count"]])
+    for row in figures.get("comments") or []:
+        writer.writerow(["comment", row["rating"], row["comment"]])
+    for row in figures.get("new_families") or []:  # the console adds them (weiquan/analytics/review.py families)
+        writer.writerow(["new_family", row["family"], row["count"]])
     return "\ufeff" + out.getvalue()

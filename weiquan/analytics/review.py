@@ -5,16 +5,20 @@ The inbox lists buyer messages worth a person's look, from the stored (masked) e
 - `unsure`: the bot was unsure (nlu_fallback, its clarifying question, or low confidence; see figures.py);
 - `other_problem`: the bot answered with the other-problem pointer (`utter_out_of_scope`);
 - `handoff`: the message that led to a hand-off to a person (`action_request_human`);
-- `rated_down`: the message whose answer the buyer rated 👎 (weiquan/analytics/feedback.py).
+- `rated_down`: the message whose answer the buyer rated 👎 (weiquan/analytics/feedback.py), with what the buyer
+  added to the rating (`comments`, masked).
 
 Equal texts are one item (`id`: a hash of the masked text), with how often they came (`count`), the model's best guess,
 the reasons, when last, and the conversation around the latest one. Most frequent first, then newest. An operator's
-decision (AnalyticsStore.decide) takes an item out of the inbox: a confirmed or corrected intent, or a dismissal.
+decision (AnalyticsStore.decide) takes an item out of the inbox: a confirmed or corrected intent, a dismissal, or a new
+"other problem" family (a short Chinese name the operator gives: still `out_of_scope`, grouped under that name so the
+page can show which other problems come up that the bot has no pointer for yet).
 
 `make export-reviewed` (scripts: `python -m weiquan.analytics.review export`) writes the confirmed messages not yet
 exported into `data/nlu/reviewed.yml` (Rasa NLU format), masked again, without those already written as an example
 anywhere in `data/nlu/` or the held-out sets, and every fifth one into `tests/data/nlu_reviewed_heldout.yml` instead, so
-the model is also scored on reviewed messages it never trained on.
+the model is also scored on reviewed messages it never trained on. Messages put in a new family are written as
+`out_of_scope` examples (they are other problems), and the command lists the families it exported.
 """
 from __future__ import annotations
 
@@ -23,13 +27,20 @@ import hashlib
 import re
 import sys
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from weiquan.analytics.figures import FEEDBACK, OUTCOME_RESPONSES, best_guess, response_of, unsure_messages
+from weiquan.analytics.figures import (
+    FEEDBACK,
+    FEEDBACK_COMMENT,
+    OUTCOME_RESPONSES,
+    best_guess,
+    response_of,
+    unsure_messages,
+)
 from weiquan.analytics.store import Review
 from weiquan.core.privacy import mask
 
@@ -39,6 +50,38 @@ HELDOUT_EVERY = 5
 REVIEWED = Path("data/nlu/reviewed.yml")
 HELDOUT = Path("tests/data/nlu_reviewed_heldout.yml")
 EXAMPLE_SOURCES = (Path("data/nlu"), Path("tests/data"))
+FAMILY_INTENT = "out_of_scope"  # a new family is still an other problem
+MAX_FAMILY_CHARS = 20
+
+
+def family_name(value: Any) -> str:
+    """An operator's name for a new other-problem family: a short text (spaces squeezed); ValueError otherwise."""
+    if not isinstance(value, str):
+        raise ValueError("family")
+    name = " ".join(value.split())
+    if not 0 < len(name) <= MAX_FAMILY_CHARS or not name.isprintable():
+        raise ValueError("family")
+    return name
+
+
+def families(events: Sequence[Mapping[str, Any]], reviews: Iterable[Review]) -> list[dict[str, Any]]:
+    """The new other-problem families: per family, how many distinct messages an operator put in it (`messages`) and
+    how often buyers wrote those messages among `events` (`count`, the chosen period); most written first."""
+    keys: dict[str, str] = {}
+    messages: dict[str, int] = {}
+    for review in reviews:
+        if review.family:
+            keys[review.key] = review.family
+            messages[review.family] = messages.get(review.family, 0) + 1
+    counts = dict.fromkeys(messages, 0)
+    if keys:
+        for event in events:
+            if event.get("event") == "user":
+                family = keys.get(item_id(mask(str(event.get("text") or "")).strip()))
+                if family:
+                    counts[family] += 1
+    rows = [{"family": name, "messages": messages[name], "count": counts[name]} for name in messages]
+    return sorted(rows, key=lambda row: (-row["count"], -row["messages"], row["family"]))
 
 
 def item_id(text: str) -> str:
@@ -70,11 +113,14 @@ def inbox(events: Sequence[Mapping[str, Any]], decided: Iterable[str] = ()) -> l
                 candidate(last_user[sender], "other_problem")
             elif kind == "action" and event.get("name") == HANDOFF_ACTION:
                 candidate(last_user[sender], "handoff")
-            elif kind == FEEDBACK and event.get("rating") == "down":
+            elif kind in (FEEDBACK, FEEDBACK_COMMENT) and event.get("rating") == "down":
                 # the buyer's message the rated answer replied to: the last one before that answer
                 rated_at = float(event.get("rated_at") or event.get("timestamp") or 0)
                 asked = [i for i in user_turns[sender] if float(events[i].get("timestamp") or 0) <= rated_at]
-                candidate(asked[-1] if asked else last_user[sender], "rated_down")
+                at = asked[-1] if asked else last_user[sender]
+                candidate(at, "rated_down")
+                if event.get("comment"):  # what the buyer added to the 👎 (masked when stored)
+                    found[at].setdefault("comments", []).append(mask(str(event["comment"])))
     skip = set(decided)
     items: dict[str, dict[str, Any]] = {}
     for index in sorted(found):
@@ -83,8 +129,10 @@ def inbox(events: Sequence[Mapping[str, Any]], decided: Iterable[str] = ()) -> l
         key = item_id(text)
         if not text or key in skip:
             continue
-        item = items.setdefault(key, {"id": key, "text": text, "count": 0, "reasons": set(), "guess": None})
+        item = items.setdefault(key, {"id": key, "text": text, "count": 0, "reasons": set(), "guess": None,
+                                      "comments": []})
         item["count"] += 1
+        item["comments"] += found[index].get("comments", [])
         item["reasons"] |= found[index]["reasons"]
         item["guess"] = found[index]["guess"] or item["guess"]
         item["last"] = event.get("timestamp")
@@ -157,6 +205,7 @@ class Exported:
     heldout: int
     duplicates: int
     keys: list[str]
+    families: dict[str, int] = field(default_factory=dict)  # new other-problem families: messages exported now
 
 
 def export_reviewed(reviews: Iterable[Review], root: Path) -> Exported:
@@ -166,10 +215,13 @@ def export_reviewed(reviews: Iterable[Review], root: Path) -> Exported:
     counted = sum(len(v) for v in reviewed.values()) + sum(len(v) for v in heldout.values())
     train = held = duplicates = 0
     keys: list[str] = []
+    named: dict[str, int] = {}
     for review in reviews:
         if review.intent is None or review.exported:
             continue
         keys.append(review.key)
+        if review.family:
+            named[review.family] = named.get(review.family, 0) + 1
         text = " ".join(mask(review.text).split())
         if not text or plain(text) in known:
             duplicates += 1
@@ -186,7 +238,7 @@ def export_reviewed(reviews: Iterable[Review], root: Path) -> Exported:
         _write(root / REVIEWED, reviewed, "Buyers' real messages an operator confirmed in the review inbox.")
     if held:
         _write(root / HELDOUT, heldout, "Every fifth reviewed message, kept apart: never trained on.")
-    return Exported(train, held, duplicates, keys)
+    return Exported(train, held, duplicates, keys, named)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -208,6 +260,8 @@ def main(argv: list[str] | None = None) -> int:
     store.mark_exported(done.keys)
     print(f"export-reviewed: {done.train} into {REVIEWED}, {done.heldout} into {HELDOUT}, "
           f"{done.duplicates} already known")
+    for name, count in sorted(done.families.items(), key=lambda item: -item[1]):
+        print(f"export-reviewed: new other-problem family 「{name}」: {count} as {FAMILY_INTENT}")
     return 0
 
 

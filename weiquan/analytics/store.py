@@ -1,11 +1,14 @@
 """The analytics store: masked Rasa events as the event broker publishes them, plus the operators' review decisions.
 
-One SQL database (SQLite for `make run`), three tables of its own:
+One SQL database (SQLite for `make run`), four tables of its own:
 
 - `analytics_events`: one row per published event (sender id, type, timestamp, the masked event as JSON);
 - `analytics_losses`: events the broker could not write (counted while the database was away, written when it
   answers again), so the analytics page can say how many are missing;
-- `analytics_reviews`: what an operator decided about a message of the review inbox (keyed by its masked text).
+- `analytics_reviews`: what an operator decided about a message of the review inbox (keyed by its masked text);
+- `analytics_review_families`: the new "other problem" family an operator put a reviewed message in (its short
+  Chinese name); such a message is also an `out_of_scope` review. A table of its own, so that stores created before
+  families existed gain it with `create_all` (no migration of `analytics_reviews`).
 
 It is registered with `make forget` / `make purge-expired` (weiquan/stores/retention.py, `retention_store`).
 """
@@ -46,6 +49,11 @@ reviews_table = sa.Table(
     sa.Column("timestamp", sa.Float, nullable=False),
     sa.Column("exported", sa.Boolean, nullable=False, default=False),
 )
+families_table = sa.Table(
+    "analytics_review_families", metadata,
+    sa.Column("key", sa.String(64), primary_key=True),  # analytics_reviews.key
+    sa.Column("family", sa.String(64), nullable=False),
+)
 
 
 def database_url(db: str) -> str:
@@ -80,6 +88,7 @@ class Review:
     intent: str | None
     timestamp: float
     exported: bool
+    family: str | None = None  # a new "other problem" family (then intent is out_of_scope)
 
 
 class AnalyticsStore:
@@ -126,6 +135,16 @@ class AnalyticsStore:
             row = connection.execute(query).fetchone()
         return json.loads(row[0]) if row else None
 
+    def latest_event(self, sender_id: str, type_name: str) -> dict[str, Any] | None:
+        """The newest stored event of a type in a conversation (e.g. its last rating), or None."""
+        self._ensure()
+        query = (sa.select(events_table.c.data)
+                 .where(events_table.c.sender_id == sender_id, events_table.c.type_name == type_name)
+                 .order_by(events_table.c.timestamp.desc(), events_table.c.id.desc()).limit(1))
+        with self.engine.connect() as connection:
+            row = connection.execute(query).fetchone()
+        return json.loads(row[0]) if row else None
+
     def add_loss(self, count: int, at: float) -> None:
         self._ensure()
         with self.engine.begin() as connection:
@@ -152,19 +171,28 @@ class AnalyticsStore:
 
     # ------------------------------------------------------------------ review decisions
 
-    def decide(self, key: str, text: str, guess: str | None, intent: str | None, at: float) -> None:
-        """Records an operator's decision (intent None: dismissed); a later decision replaces an earlier one."""
+    def decide(self, key: str, text: str, guess: str | None, intent: str | None, at: float,
+               family: str | None = None) -> None:
+        """Records an operator's decision (intent None: dismissed; a family: a new "other problem" family, stored
+        with the intent given, out_of_scope); a later decision replaces an earlier one."""
         self._ensure()
         with self.engine.begin() as connection:
             connection.execute(reviews_table.delete().where(reviews_table.c.key == key))
+            connection.execute(families_table.delete().where(families_table.c.key == key))
             connection.execute(reviews_table.insert(), [{"key": key, "text": text, "guess": guess, "intent": intent,
                                                          "timestamp": at, "exported": False}])
+            if family:
+                connection.execute(families_table.insert(), [{"key": key, "family": family}])
 
     def reviews(self) -> list[Review]:
         self._ensure()
+        query = (sa.select(reviews_table, families_table.c.family)
+                 .select_from(reviews_table.outerjoin(families_table, reviews_table.c.key == families_table.c.key))
+                 .order_by(reviews_table.c.timestamp))
         with self.engine.connect() as connection:
-            rows = connection.execute(sa.select(reviews_table).order_by(reviews_table.c.timestamp)).fetchall()
-        return [Review(row.key, row.text, row.guess, row.intent, row.timestamp, bool(row.exported)) for row in rows]
+            rows = connection.execute(query).fetchall()
+        return [Review(row.key, row.text, row.guess, row.intent, row.timestamp, bool(row.exported), row.family)
+                for row in rows]
 
     def mark_exported(self, keys: Iterable[str]) -> None:
         keys = list(keys)

@@ -36,6 +36,7 @@ from weiquan.analytics import feedback, figures, review
 from weiquan.analytics.store import AnalyticsStore, url_from_endpoints
 from weiquan.core.clock import BEIJING
 from weiquan.core.domain import domain
+from weiquan.core.texts import load_text_file
 from weiquan.handoff.rasa_api import HttpRasaApi
 from weiquan.handoff.service import HandoffError, HandoffService
 from weiquan.services import default_services
@@ -44,6 +45,7 @@ from weiquan.stores.handoff import OPERATOR
 logger = logging.getLogger(__name__)
 
 STATIC_DIR = Path(__file__).with_name("static")
+ANALYTICS_TEXTS = Path(review.__file__).with_name("texts.yml")
 STATIC_FILES = {
     "/": ("index.html", "text/html; charset=utf-8"),
     "/static/console.js": ("console.js", "text/javascript; charset=utf-8"),
@@ -214,7 +216,10 @@ def create_app(
     def period_figures(request: web.Request) -> dict[str, Any]:
         store, first, start, end = period(request)
         days = round((end - start) / 86_400)
-        return figures.compute(store.events(start, end), first, days, BEIJING, lost=store.lost(start, end))
+        events = store.events(start, end)
+        result = figures.compute(events, first, days, BEIJING, lost=store.lost(start, end))
+        result["new_families"] = review.families(events, store.reviews())
+        return result
 
     def review_items(request: web.Request) -> tuple[AnalyticsStore, list[dict[str, Any]]]:
         store, _, start, end = period(request, default=str(REVIEW_DAYS))
@@ -225,18 +230,27 @@ def create_app(
         return json_response({"items": items, "intents": sorted(intents)})
 
     async def review_decide(request: web.Request) -> web.Response:
+        """`{"intent": …}` confirms or corrects, `{"dismiss": true}` dismisses, `{"family": "<short name>"}` puts the
+        message in a new other-problem family (stored as out_of_scope, docs/analytics.md)."""
         body = await read_body(request, required=True)
-        intent = body.get("intent")
+        intent, family = body.get("intent"), None
         if body.get("dismiss") is True:
             intent = None
+        elif "family" in body:
+            try:
+                family = review.family_name(body["family"])
+            except ValueError:
+                return error_response(400, "bad_family", load_text_file(ANALYTICS_TEXTS).text(
+                    "errors.bad_family", max_chars=review.MAX_FAMILY_CHARS))
+            intent = review.FAMILY_INTENT
         elif not isinstance(intent, str) or intent not in intents:
             raise HandoffError(400, "bad_review")
         store, items = review_items(request)
         item = next((item for item in items if item["id"] == request.match_info["item_id"]), None)
         if item is None:
             raise HandoffError(404, "review_not_found")
-        store.decide(item["id"], item["text"], item["guess"], intent, service.now())
-        return json_response({"id": item["id"], "intent": intent, "dismissed": intent is None})
+        store.decide(item["id"], item["text"], item["guess"], intent, service.now(), family=family)
+        return json_response({"id": item["id"], "intent": intent, "dismissed": intent is None, "family": family})
 
     async def analytics_json(request: web.Request) -> web.Response:
         return json_response(period_figures(request))

@@ -218,12 +218,18 @@ class Widget {
     this._offerFeedback(stored);
   }
 
-  // One 👍/👎 row per turn, under the first ruling or rule answer of the bot's reply.
+  // One 👍/👎 row per turn, under the first ruling or rule answer of the bot's reply; after a rating, an optional
+  // comment goes out as a second POST with the same rating.
   _offerFeedback(message) {
     if (!this.options.feedbackUrl || this.feedbackOffered || !wantsFeedback(message)) return;
     this.feedbackOffered = true;
-    this.log.append(feedbackRow((rating) =>
-      sendFeedback(this.options.feedbackUrl, { sender_id: this.sessionId, rating })));
+    const url = this.options.feedbackUrl;
+    this.log.append(feedbackRow(
+      (rating) => {
+        sendFeedback(url, { sender_id: this.sessionId, rating });
+        this._scrollToEnd();
+      },
+      (rating, comment) => sendFeedback(url, { sender_id: this.sessionId, rating, comment })));
     this._scrollToEnd();
   }
 

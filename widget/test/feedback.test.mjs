@@ -9,7 +9,8 @@ import { JSDOM } from "jsdom";
 const golden = JSON.parse(readFileSync(fileURLToPath(new URL("../../tests/golden/contracts.json", import.meta.url)), "utf8"));
 const { window } = new JSDOM("<!doctype html><body></body>");
 globalThis.document = window.document;
-const { feedbackRow, sendFeedback, wantsFeedback } = await import("../src/feedback.js");
+const feedbackModule = await import("../src/feedback.js");
+const { feedbackRow, sendFeedback, wantsFeedback } = feedbackModule;
 
 test("only a ruling or a rule answer asks for a rating", () => {
   for (const kind of ["filing_steps", "phone_script", "evidence"]) {
@@ -45,4 +46,37 @@ test("sending a rating never throws and posts the rating as plain text", async (
   assert.equal(calls.length, 1);
   assert.equal(calls[0][1].headers["Content-Type"], "text/plain;charset=UTF-8");
   assert.deepEqual(JSON.parse(calls[0][1].body), { sender_id: "s1", rating: "up" });
+});
+
+test("after a rating the buyer may add a short comment, sent once with the same rating", () => {
+  const { MAX_COMMENT_CHARS } = feedbackModule;
+  const rated = [];
+  const comments = [];
+  const row = feedbackRow((rating) => rated.push(rating), (rating, comment) => comments.push([rating, comment]));
+  document.body.append(row);
+  assert.equal(row.querySelector("input"), null); // no box before a rating
+  row.querySelectorAll("button")[1].click();
+  const input = row.querySelector("input.wq-feedback-c");
+  assert.ok(input, "a comment box after 👎");
+  assert.equal(input.maxLength, MAX_COMMENT_CHARS);
+  assert.match(input.placeholder, /选填/);
+  const form = row.querySelector("form");
+  form.dispatchEvent(new window.Event("submit", { cancelable: true })); // empty: nothing sent, box stays
+  assert.deepEqual(comments, []);
+  input.value = `  说的期限不对  ${"字".repeat(300)}`;
+  form.dispatchEvent(new window.Event("submit", { cancelable: true }));
+  assert.deepEqual(rated, ["down"]);
+  assert.equal(comments.length, 1);
+  assert.equal(comments[0][0], "down");
+  assert.equal(comments[0][1].length, MAX_COMMENT_CHARS);
+  assert.ok(comments[0][1].startsWith("说的期限不对"));
+  assert.equal(row.querySelector("input"), null);
+  assert.match(row.textContent, /收到你的补充/);
+  row.remove();
+});
+
+test("without a comment handler the row only rates", () => {
+  const row = feedbackRow(() => {});
+  row.querySelectorAll("button")[0].click();
+  assert.equal(row.querySelector("form"), null);
 });

@@ -27,9 +27,17 @@ without the API, or when WeChat refuses it, it stays stored and goes out with th
 `transfer_customer_service: true`, asking for a person answers with WeChat's own `transfer_customer_service` reply
 instead: WeChat's customer-service tools take the user, and the bot does not pause.
 
-State kept in this process (turns for dedupe, the last menu and pending parts per OpenID, recently seen signatures) is
-bounded and expires. With several Rasa replicas, route each buyer to one replica — hash on the `openid` query parameter
-WeChat adds to every POST — or a retry or a menu answer may land on a replica that never saw the turn.
+Ratings (docs/analytics.md): a reply with a ruling or a rule answer (weiquan/analytics/feedback.py RATED_KINDS) ends
+with `rating_prompt` ("回复 1 有帮助，2 没帮助") when the Rasa server has the analytics event broker, or, when the reply
+ends with a numbered menu (its numbers are the menu's), with `rating_prompt_with_menu` (words or 👍/👎). The buyer's
+next message, if it is 1/2 (any form; not after a menu), 👍/👎, WeChat's own thumbs or the words, is published through
+that broker as a `feedback` event on the rated answer and thanked for (`rating_thanks_up` / `_down`); it is not sent
+to Rasa. Any other message drops the offer and goes to Rasa as usual; "继续" (the next part of a long answer) keeps it.
+
+State kept in this process (turns for dedupe, the last menu, pending parts and the rating offered per OpenID, recently
+seen signatures) is bounded and expires. With several Rasa replicas, route each buyer to one replica — hash on the
+`openid` query parameter WeChat adds to every POST — or a retry, a menu answer or a rating may land on a replica that
+never saw the turn.
 """
 from __future__ import annotations
 
@@ -40,6 +48,7 @@ import hmac
 import logging
 import re
 import time
+import unicodedata
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
@@ -59,6 +68,7 @@ from wechatpy.messages import BaseMessage
 from wechatpy.replies import TextReply, TransferCustomerServiceReply
 from wechatpy.utils import WeChatSigner
 
+from weiquan.analytics.feedback import rated_message, rating_event
 from weiquan.core.contracts import DELIVERY_ID
 from weiquan.core.privacy import mask
 from weiquan.core.texts import TextFile, load_text_file
@@ -88,6 +98,8 @@ AES_KEY_LENGTH = 43
 SHUTDOWN_GRACE_S = 10.0
 TRANSFER_ANSWER = "\x00transfer_customer_service"  # never a text a bot turn can produce
 CHANNEL = "wechat"
+RATING_CHOICES = ["up", "down"]  # "1" rates up, "2" down (rating_prompt says so)
+EMOJI_MODIFIERS = re.compile("[\ufe0f\U0001f3fb-\U0001f3ff]")  # 👍🏻 is 👍
 
 K = TypeVar("K")
 V = TypeVar("V")
@@ -328,7 +340,13 @@ class WeChatInput(InputChannel):
         limits: Limits | None = None,
         transfer_customer_service: bool = False,
         outbox: OutboxSource | None = None,
+        feedback: Callable[[dict[str, Any]], None] | None = None,
     ) -> None:
+        # Where a buyer's rating goes: the Rasa server's event broker (found on the first request), or what a test
+        # gives; None: no broker, so no rating is asked for.
+        self.feedback = feedback
+        self._broker_looked_up = feedback is not None
+        self.rating_texts = wechat_rating_texts()
         self.transfer_customer_service = transfer_customer_service
         self.outbox = outbox  # operator messages until WeChat accepted them (None: no hand-off here)
         now = now or default_services().clock.now
@@ -354,6 +372,8 @@ class WeChatInput(InputChannel):
         self._pending: TtlCache[str, list[str]] = TtlCache(memory_ttl_s, max_memory, now)
         self._part_replies: TtlCache[str, str] = TtlCache(turn_ttl_s, max_turns, now)
         self._signed_requests: TtlCache[str, str] = TtlCache(2 * max_skew_s, 5 * max_turns, now)
+        self._rating_offers: TtlCache[str, dict[str, Any]] = TtlCache(memory_ttl_s, max_memory, now)
+        self._rating_replies: TtlCache[str, str] = TtlCache(turn_ttl_s, max_turns, now)
         self._background: set[asyncio.Task[Any]] = set()
         # Leave room for the "reply 继续" line when parts are fetched one by one instead of pushed.
         reserve = 0 if api else utf8_size(self.texts.more_hint) + 2
@@ -413,6 +433,9 @@ class WeChatInput(InputChannel):
                 message = self.protocol.open_message(body, args)
             except Rejected as rejected:
                 return self._refuse(request, rejected)
+            if not self._broker_looked_up:
+                self._broker_looked_up = True
+                self.feedback = broker_publisher(request.app)
             answer = await self.answer(message, on_new_message)
             if not answer:
                 return response.text("success")
@@ -483,6 +506,14 @@ class WeChatInput(InputChannel):
         content = getattr(message, "content", "")
         text = content.strip() if isinstance(content, str) else ""
         key = f"msg:{message.id}" if message.id else f"text:{openid}:{message.time}"
+        thanked = self._rating_replies.get(key)  # a retry of a rating gets the same thanks, and is not a message
+        if thanked is not None:
+            return thanked
+        if text not in self.texts.more_keywords:
+            offered = self._rating_offers.pop(openid)  # only the message right after the rated answer
+            rating = self._rating_of(text, numbers=offered["numbers"]) if offered is not None else None
+            if offered is not None and rating is not None:
+                return self._rate(key, openid, rating, offered["rated"])
         if text in self.texts.more_keywords:
             earlier = self._part_replies.get(key)  # a retry of "继续" gets the same part, not the one after
             if earlier is not None:
@@ -580,11 +611,56 @@ class WeChatInput(InputChannel):
             else:
                 self._menus.pop(openid)
             self._pending.pop(openid)
+            self._rating_offers.pop(openid)
+            rated = rated_message(collector.messages)
+            asking = (self._ask_rating(rendered) if rated is not None and rendered.chunks and self.feedback is not None
+                      else None)
+            if asking is not None:
+                rendered = asking
+                self._rating_offers.put(openid, {"rated": rated, "numbers": not rendered.menu})
         logger.debug(
             "wechat.turn %s: %.0f ms, %d parts, menu of %d",
             short_id(openid), (time.monotonic() - started) * 1000, len(rendered.chunks), len(rendered.menu),
         )
         return rendered
+
+    # ---------------------------------------------------------------- ratings
+
+    def _ask_rating(self, rendered: RenderedReply) -> RenderedReply | None:
+        """The reply with the rating line at the end of its last part (after a numbered menu, the line that asks for
+        words or thumbs, not numbers); None when that part has no room for it (a part of its own would turn a passive
+        reply into pushed messages: then no rating is asked)."""
+        prompt = self.rating_texts["rating_prompt_with_menu" if rendered.menu else "rating_prompt"].strip()
+        joined = f"{rendered.chunks[-1]}\n\n{prompt}"
+        if utf8_size(joined) > self.chunk_bytes:
+            return None
+        return RenderedReply(chunks=[*rendered.chunks[:-1], joined], menu=rendered.menu)
+
+    def _rating_of(self, text: str, numbers: bool) -> str | None:
+        """"up"/"down" for an answer to the rating line (1/2 in any form when `numbers`, 👍/👎, WeChat's thumbs, the
+        words), else None."""
+        choice = parse_menu_choice(text, RATING_CHOICES) if numbers else None
+        if choice is not None:
+            return choice
+        word = EMOJI_MODIFIERS.sub("", unicodedata.normalize("NFKC", text)).strip()
+        for rating in RATING_CHOICES:
+            if word in self.rating_texts[f"rating_{rating}"]:
+                return rating
+        return None
+
+    def _rate(self, key: str, openid: str, rating: str, rated: dict[str, Any]) -> str:
+        """Publishes the rating (never fails the buyer's request) and returns the thanks."""
+        try:
+            if self.feedback is None:  # never: a rating is offered only with somewhere to put it
+                raise RuntimeError("no analytics event broker")
+            self.feedback(rating_event(openid, rating, rated, self._now(), CHANNEL))
+        except Exception:  # noqa: BLE001 - a rating that cannot be stored is not counted; the buyer is thanked
+            logger.exception("wechat.rating_not_stored for %s", short_id(openid))
+        else:
+            logger.info("wechat.rated %s by %s", rating, short_id(openid))
+        thanks = self.rating_texts[f"rating_thanks_{rating}"].strip()
+        self._rating_replies.put(key, thanks)
+        return thanks
 
     def _too_slow(self, turn: _Turn, openid: str, key: str) -> None:
         if self.api is not None:
@@ -650,6 +726,29 @@ def wechat_limit_texts() -> TextFile:
     texts = load_text_file(Path(__file__).with_name("wechat_texts.yml"))
     texts["too_many"].format(seconds=1)  # a placeholder typo fails here, at start-up, not on a buyer's message
     return texts
+
+
+def wechat_rating_texts() -> TextFile:
+    """The rating line, the answers that rate and the thanks (wechat_texts.yml), checked at start-up."""
+    texts = load_text_file(Path(__file__).with_name("wechat_texts.yml"))
+    for name in ("rating_prompt", "rating_prompt_with_menu", "rating_thanks_up", "rating_thanks_down"):
+        if not isinstance(texts[name], str) or not texts[name].strip():
+            raise ValueError(f"wechat_texts.yml: {name} must be a non-empty string")
+    for name in ("rating_up", "rating_down"):
+        if not isinstance(texts[name], list) or not all(isinstance(word, str) and word for word in texts[name]):
+            raise ValueError(f"wechat_texts.yml: {name} must be a list of non-empty strings")
+    return texts
+
+
+def broker_publisher(app: Any) -> Callable[[dict[str, Any]], None] | None:
+    """The Rasa server's analytics event broker's `publish` (weiquan/analytics/broker.py: it masks what it gets and
+    stores it, or sends it to RabbitMQ for the consumer), or None: without it, or with another kind of broker (which
+    would not know a rating), no rating is asked for."""
+    agent = getattr(getattr(app, "ctx", None), "agent", None)
+    broker = getattr(getattr(agent, "tracker_store", None), "event_broker", None)
+    if broker is None or not type(broker).__module__.startswith("weiquan.analytics."):
+        return None
+    return broker.publish
 
 
 def asks_for_transfer(messages: list[dict[str, Any]]) -> bool:

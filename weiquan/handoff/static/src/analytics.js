@@ -95,6 +95,39 @@ function show(figures) {
     body.append(row);
   }
   $("unrecognised-empty").hidden = figures.unrecognised.length > 0;
+  showFamilies(figures.new_families || []);
+  showComments(figures.comments || []);
+}
+
+const RATING = { up: "👍", down: "👎" };
+
+// The buyers' optional comments to their ratings (masked), newest first.
+function showComments(comments) {
+  const body = $("comments");
+  body.replaceChildren();
+  for (const comment of comments) {
+    const row = document.createElement("tr");
+    for (const value of [RATING[comment.rating] || "", comment.comment, comment.response || "—"]) cell(row, value);
+    body.append(row);
+  }
+  $("comments-empty").hidden = comments.length > 0;
+}
+
+// The new other-problem families operators named in the review inbox, with how often buyers wrote them.
+function showFamilies(families) {
+  const body = $("families");
+  body.replaceChildren();
+  const names = $("family-names");
+  names.replaceChildren();
+  for (const family of families) {
+    const row = document.createElement("tr");
+    for (const value of [family.family, family.messages, family.count]) cell(row, value);
+    body.append(row);
+    const option = document.createElement("option");
+    option.value = family.family;
+    names.append(option);
+  }
+  $("families-empty").hidden = families.length > 0;
 }
 
 function cell(row, value) {
@@ -135,17 +168,31 @@ function showReview(listing) {
       entry.textContent = `${SPEAKER[line.from] || line.from}：${line.text}`;
       lines.append(entry);
     }
+    for (const comment of item.comments || []) {
+      const entry = document.createElement("li");
+      entry.textContent = `用户点 👎 时留言：${comment}`;
+      lines.append(entry);
+    }
     cell(row, lines);
     body.append(row);
   }
   $("review-empty").hidden = listing.items.length > 0;
 }
 
-async function decide(dismiss) {
+// `how`: "confirm" (each ticked message with its chosen intent), "dismiss", or "family" (the ticked messages into the
+// new other-problem family named in #review-family).
+async function decide(how) {
   const rows = [...$("review").querySelectorAll("tr")].filter((row) => row.querySelector("input").checked);
+  const family = $("review-family").value.trim();
+  if (how === "family" && rows.length && !family) {
+    $("review-notice").textContent = "请先填写新类别的名字";
+    $("review-family").focus();
+    return;
+  }
   let done = 0;
   for (const row of rows) {
-    const body = dismiss ? { dismiss: true } : { intent: row.querySelector("select").value };
+    const body = how === "dismiss" ? { dismiss: true }
+      : how === "family" ? { family } : { intent: row.querySelector("select").value };
     const response = await fetch(`/api/review/${encodeURIComponent(row.dataset.id)}`, {
       method: "POST",
       headers: { Authorization: `Bearer ${state.token}`, "Content-Type": "application/json" },
@@ -159,7 +206,8 @@ async function decide(dismiss) {
 }
 
 // Several at once with the keyboard, from any tick box of the inbox: ↑/↓ (or k/j) move, x ticks, a ticks all,
-// c confirms the ticked ones with their chosen intents, d dismisses them.
+// c confirms the ticked ones with their chosen intents, d dismisses them, f puts them in the new other-problem family
+// named in the box above the table (or goes to that box when it is empty; Enter there does it).
 function onReviewKey(event) {
   if (!(event.target instanceof HTMLInputElement) || event.target.type !== "checkbox" || event.ctrlKey || event.metaKey
       || event.altKey) return;
@@ -172,8 +220,9 @@ function onReviewKey(event) {
   else if (key === "a") {
     const all = !boxes.every((box) => box.checked);
     for (const box of boxes) box.checked = all;
-  } else if (key === "c") decide(false);
-  else if (key === "d") decide(true);
+  } else if (key === "c") decide("confirm");
+  else if (key === "d") decide("dismiss");
+  else if (key === "f") decide("family");
   else return;
   event.preventDefault();
 }
@@ -234,8 +283,14 @@ document.addEventListener("DOMContentLoaded", () => {
   });
   $("days").addEventListener("change", load);
   $("csv").addEventListener("click", exportCsv);
-  $("review-confirm").addEventListener("click", () => decide(false));
-  $("review-dismiss").addEventListener("click", () => decide(true));
+  $("review-confirm").addEventListener("click", () => decide("confirm"));
+  $("review-dismiss").addEventListener("click", () => decide("dismiss"));
+  $("review-family-mark").addEventListener("click", () => decide("family"));
+  $("review-family").addEventListener("keydown", (event) => {
+    if (event.key !== "Enter") return;
+    event.preventDefault();
+    decide("family");
+  });
   $("review").addEventListener("keydown", onReviewKey);
   if (state.token) start();
   else showLogin();
