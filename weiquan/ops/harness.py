@@ -100,12 +100,14 @@ class Bot:
 
     def write_endpoints(self) -> Path:
         """The project's endpoints.yml (the same stores and settings `make run` uses), pointed at this test's ports
-        and a throw-away SQLite file."""
+        and throw-away SQLite files."""
         if self.endpoints is not None:
             return self.endpoints
         endpoints = yaml.safe_load((ROOT / "endpoints.yml").read_text(encoding="utf-8"))
         endpoints["action_endpoint"]["url"] = f"http://127.0.0.1:{self.action_port}/webhook"
         endpoints["tracker_store"]["db"] = str(self.workdir / "tracker.db")
+        if "event_broker" in endpoints:  # the analytics store, too, is this test's own, never the checkout's var/
+            endpoints["event_broker"]["db"] = str(self.workdir / "analytics.db")
         path = self.workdir / "endpoints.yml"
         path.write_text(yaml.safe_dump(endpoints, allow_unicode=True), encoding="utf-8")
         return path
