@@ -222,3 +222,11 @@ def test_safety_guard_drops_the_intent_models_threat_only_when_the_detector_is_s
     out = both.as_dict(only_output_properties=True)
     assert both.get("intent")["name"] == "report_safety_threat" and out["safety_veto"] is False
 
+
+
+def test_a_long_messages_sentences_are_scored_alone() -> None:
+    long = "第一句话说的是物流很慢，等了好几天。第二句话说卖家的态度很差，一直不回消息！"
+    assert threat.sentences(threat.fold(long)) == ["第一句话说的是物流很慢，等了好几天",
+                                                   "第二句话说卖家的态度很差，一直不回消息"]
+    assert threat.sentences(threat.fold("只有一句话，而且足够长，不用拆开")) == []
+    assert threat.sentences(threat.fold("短。也短。")) == []
