@@ -222,3 +222,27 @@ def test_safety_guard_drops_the_intent_models_threat_only_when_the_detector_is_s
     out = both.as_dict(only_output_properties=True)
     assert both.get("intent")["name"] == "report_safety_threat" and out["safety_veto"] is False
 
+
+
+def test_a_long_messages_sentences_are_scored_alone() -> None:
+    long = "第一句话说的是物流很慢，等了好几天。第二句话说卖家的态度很差，一直不回消息！"
+    assert threat.sentences(threat.fold(long)) == ["第一句话说的是物流很慢，等了好几天",
+                                                   "第二句话说卖家的态度很差，一直不回消息"]
+    assert threat.sentences(threat.fold("只有一句话，而且足够长，不用拆开")) == []
+    assert threat.sentences(threat.fold("短。也短。")) == []
+
+
+def test_round_three_copied_no_sentence_of_the_second_blind_set(examples: list[threat.Example]) -> None:
+    """Round 3 read safety_final2.yml's misses; its files must not hold any of that set's messages (6+ characters).
+
+    Three short lines written in rounds 1-2, before that set existed, also occur there (「走夜路小心点」,
+    「晚上出门试试」, 「下一个快递什么时候到」); removing them from the earlier files is the lead's call, so this checks
+    round 3 only.
+    """
+    import yaml
+
+    sets = yaml.safe_load((ROOT / "tests" / "data" / "safety_final2.yml").read_text(encoding="utf-8"))["sets"]
+    blind = {threat.fold(row["text"]) for rows in sets.values() for row in rows}
+    copied = [e.text for e in examples if "_r3_" in e.source and len(threat.fold(e.text)) >= 6
+              and threat.fold(e.text) in blind]
+    assert not copied, copied
