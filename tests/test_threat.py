@@ -232,17 +232,13 @@ def test_a_long_messages_sentences_are_scored_alone() -> None:
     assert threat.sentences(threat.fold("短。也短。")) == []
 
 
-def test_round_three_copied_no_sentence_of_the_second_blind_set(examples: list[threat.Example]) -> None:
-    """Round 3 read safety_final2.yml's misses; its files must not hold any of that set's messages (6+ characters).
+def test_no_training_example_is_a_message_of_a_set_kept_apart(examples: list[threat.Example]) -> None:
+    """The detector never trains on a message of an evaluation set (6+ characters after folding): round 3 read the
+    second blind set's misses, and three short lines of rounds 1-2 (「走夜路小心点」, 「晚上出门试试」,
+    「下一个快递什么时候到」) had turned up in it by chance; they were taken out of the training files."""
+    from bench import safety
 
-    Three short lines written in rounds 1-2, before that set existed, also occur there (「走夜路小心点」,
-    「晚上出门试试」, 「下一个快递什么时候到」); removing them from the earlier files is the lead's call, so this checks
-    round 3 only.
-    """
-    import yaml
-
-    sets = yaml.safe_load((ROOT / "tests" / "data" / "safety_final2.yml").read_text(encoding="utf-8"))["sets"]
-    blind = {threat.fold(row["text"]) for rows in sets.values() for row in rows}
-    copied = [e.text for e in examples if "_r3_" in e.source and len(threat.fold(e.text)) >= 6
-              and threat.fold(e.text) in blind]
+    kept_apart = {threat.fold(item.text) for spec in safety.SETS if spec.path.is_file() for item in safety.load(spec)}
+    copied = [f"{e.source}: {e.text}" for e in examples
+              if len(threat.fold(e.text)) >= 6 and threat.fold(e.text) in kept_apart]
     assert not copied, copied
