@@ -150,3 +150,15 @@ async def test_a_rating_from_elsewhere_or_malformed_is_refused(client: TestClien
     assert await rate(client, body, origin) == status
     week = await (await client.get("/api/analytics?days=7", headers=AUTH)).json()
     assert week["ratings"] == {"up": 0, "down": 0}
+
+
+async def test_ratings_past_the_rate_limit_or_too_big_get_4xx_and_are_not_stored(client: TestClient) -> None:
+    from weiquan.analytics.feedback import RATE_PER_SENDER
+
+    statuses = [await rate(client, {"sender_id": "eligible", "rating": "up"}) for _ in range(RATE_PER_SENDER.count + 2)]
+    assert statuses[:RATE_PER_SENDER.count] == [204] * RATE_PER_SENDER.count
+    assert statuses[RATE_PER_SENDER.count:] == [429, 429]
+    big = await client.post("/feedback", data="x" * 5000, headers={"Origin": WIDGET})
+    assert big.status == 413
+    week = await (await client.get("/api/analytics?days=7", headers=AUTH)).json()
+    assert week["ratings"] == {"up": RATE_PER_SENDER.count, "down": 0}

@@ -11,18 +11,30 @@ counted as a rating again); otherwise the body is a rating with its comment (cou
 """
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from weiquan.analytics.figures import FEEDBACK, FEEDBACK_COMMENT, RESPONSE_KEY, response_of
 from weiquan.analytics.store import AnalyticsStore
 from weiquan.core.privacy import mask
+from weiquan.edge.limits import Limits, Rate, RateGate
 
 RATINGS = ("up", "down")
 # The cards of a ruling or a rule answer: what the widget (widget/src/feedback.js RATED_KINDS) and WeChat ask to rate.
 RATED_KINDS = frozenset({"filing_steps", "phone_script", "evidence"})
 MAX_SENDER_CHARS = 128
 MAX_COMMENT_CHARS = 200
+MAX_BODY_BYTES = 4096  # a rating with the longest comment, escaped, fits several times over
+# Nobody rates more than a few answers a minute (a rating and its comment are two posts); one address may be a whole
+# office behind one NAT. Past these the console answers 429: the widget does not wait for it, the chat goes on.
+RATE_PER_SENDER = Rate(10, 60.0)
+RATE_PER_ADDRESS = Rate(120, 60.0)
+
+
+def rate_gate(now: Callable[[], float]) -> RateGate:
+    """The limits of `POST /feedback`, per conversation and per address (weiquan/edge/limits.py)."""
+    return RateGate(Limits(max_message_chars=MAX_COMMENT_CHARS, rate_per_sender=RATE_PER_SENDER,
+                           rate_per_address=RATE_PER_ADDRESS), now=now)
 
 
 class BadFeedback(ValueError):

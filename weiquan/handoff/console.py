@@ -24,6 +24,7 @@ import hmac
 import json
 import logging
 import sys
+import time
 from collections.abc import Awaitable, Callable
 from datetime import date, datetime, timedelta
 from pathlib import Path
@@ -261,6 +262,8 @@ def create_app(
         return web.Response(text=figures.to_csv(result), content_type="text/csv", charset="utf-8",
                             headers={"Content-Disposition": f'attachment; filename="{name}"'})
 
+    feedback_gate = feedback.rate_gate(time.monotonic)
+
     async def rate(request: web.Request) -> web.Response:
         """A buyer's 👍/👎 from the widget (weiquan/analytics/feedback.py): no token, only from the widget's origins."""
         origin = request.headers.get("Origin", "")
@@ -269,8 +272,18 @@ def create_app(
         cors = {"Access-Control-Allow-Origin": origin, "Vary": "Origin"}
         if analytics is None:
             return web.Response(status=503, headers=cors)
+        if (request.content_length or 0) > feedback.MAX_BODY_BYTES:
+            return web.Response(status=413, headers=cors)
         try:
-            feedback.record(json.loads(await request.text()), analytics, service.now())
+            raw = await request.content.read(feedback.MAX_BODY_BYTES + 1)
+            if len(raw) > feedback.MAX_BODY_BYTES:
+                return web.Response(status=413, headers=cors)
+            body = json.loads(raw.decode("utf-8"))
+            sender = body.get("sender_id") if isinstance(body, dict) else None
+            refused = feedback_gate.check(str(sender), request.remote)
+            if refused is not None:
+                return web.Response(status=429, headers={**cors, "Retry-After": str(refused.retry_after_s)})
+            feedback.record(body, analytics, service.now())
         except (ValueError, feedback.BadFeedback):
             return web.Response(status=400, headers=cors)
         return web.Response(status=204, headers=cors)
