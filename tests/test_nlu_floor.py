@@ -16,19 +16,17 @@ from bench import nlu_eval
 
 pytestmark = pytest.mark.model
 
-# held-out file -> (macro-F1 floor, accuracy floor)
-# Two trainings of the final round-5 data (DIET is not bit-for-bit repeatable here): team 0.954–0.960 / 0.928–0.931,
-# real 0.966–0.976 / 0.957–0.962, blind 0.978–0.981 / 0.958; earlier round-5 data gave the team set 0.935–0.952.
-# (reports/nlu_benchmark.md has the last `make bench-nlu`.) The threat detector (issue 16) then turned some real
-# out-of-scope posts into safety alarms by design: CI's training read the real set at 0.948 / 0.938.
+# held-out file -> (macro-F1 floor, accuracy floor), each about a point under the lowest of four trainings of the same
+# data: three seeds of `python -m bench.nlu --repeats 3` (reports/nlu_benchmark.md, 2026-12-07 23:10 UTC, round-3
+# threat detector) and the model `make train` built from it. Team 0.944–0.959 / 0.923–0.933, real 0.947–0.956 /
+# 0.938–0.951, blind 0.961–0.981 / 0.943–0.958, public 0.965–0.982 / 0.931–0.943. DIET is not bit-for-bit repeatable
+# here: a regression fails, noise does not.
 FLOORS = {
-    nlu_eval.HELDOUT_FILE: (0.93, 0.91),
-    nlu_eval.HELDOUT_REAL_FILE: (0.93, 0.92),
-    nlu_eval.HELDOUT_BLIND_FILE: (0.95, 0.92),
-    # Public text nobody here wrote (issue 20): first untouched run 0.869 / 0.737; after the public training data,
-    # three trainings of the final data 0.979–0.989 / 0.954–0.966 (`make train` once, bench-nlu's (a) twice, the two
-    # identical). Two classes only (out_of_scope, thank), so accuracy is the figure to watch.
-    nlu_eval.HELDOUT_PUBLIC_FILE: (0.94, 0.92),
+    nlu_eval.HELDOUT_FILE: (0.935, 0.915),
+    nlu_eval.HELDOUT_REAL_FILE: (0.94, 0.93),
+    nlu_eval.HELDOUT_BLIND_FILE: (0.95, 0.935),
+    # Public text nobody here wrote (issue 20): first untouched run 0.869 / 0.737 (reports/nlu_public_first_run.md).
+    nlu_eval.HELDOUT_PUBLIC_FILE: (0.955, 0.92),
 }
 SAFETY_RECALL = 1.0  # a threat to someone's safety is never missed
 SAFETY_PRECISION_FLOOR = 0.85  # issue 16: recall first, the threat detector may flag some hard harassment (was 0.95)
