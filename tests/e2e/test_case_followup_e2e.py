@@ -5,6 +5,7 @@
 - After a ruling, more evidence or a corrected fact updates the same case's ruling; only "另一个订单" starts the form
   again from its first question.
 - Two items joined by 和 ("有聊天截图和短信") are both ticked.
+- The penalty answer says 视为严重违规 once.
 """
 from __future__ import annotations
 
@@ -76,3 +77,8 @@ def test_two_items_joined_by_he_are_both_ticked(bot) -> None:
     assert EVIDENCE_QUESTION in chat.say("淘宝买的，交易成功5天了，卖家一直打电话骂我")
     ruling = chat.say("有聊天截图和短信")
     assert RULED in ruling and ruling.count("✅") == 2
+
+
+def test_the_penalty_answer_says_serious_violation_once(bot) -> None:
+    reply = Chat(bot).say("卖家会受到什么处罚")
+    assert "48 分" in reply and reply.count("视为严重违规") == 1
