@@ -91,6 +91,15 @@ class Review:
     family: str | None = None  # a new "other problem" family (then intent is out_of_scope)
 
 
+def _sqlite_pragmas(connection: Any, _record: Any) -> None:
+    """WAL lets the console read while the broker writes; synchronous=NORMAL makes a commit cost no fsync (an
+    operating-system crash may lose the last commits of analytics, never a conversation: the tracker store is apart)."""
+    cursor = connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.close()
+
+
 class AnalyticsStore:
     name = "analytics"
 
@@ -98,9 +107,13 @@ class AnalyticsStore:
         self.url = url
         kwargs: dict[str, Any] = {"pool_pre_ping": True}
         if url.startswith("sqlite"):
-            # A short busy wait: the broker (Rasa's process) and the console (its own) share the file.
-            kwargs["connect_args"] = {"timeout": 2}
+            # A short busy wait: the broker (Rasa's process) and the console (its own) share the file. Connections are
+            # kept (SQLAlchemy opens a new one per transaction for a SQLite file by default: most of a write's cost).
+            kwargs["connect_args"] = {"timeout": 2, "check_same_thread": False}
+            kwargs["poolclass"] = sa.pool.QueuePool
         self.engine = sa.create_engine(url, **kwargs)
+        if url.startswith("sqlite"):
+            sa.event.listen(self.engine, "connect", _sqlite_pragmas)
         self._created = False
 
     def _ensure(self) -> None:
