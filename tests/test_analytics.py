@@ -48,6 +48,32 @@ async def test_the_broker_stores_every_event_of_a_turn_masked(tmp_path: Path) ->
     await broker.close()
 
 
+async def test_a_turn_publishes_only_its_new_events_without_loading_the_tracker_twice(tmp_path: Path) -> None:
+    db = tmp_path / "analytics.db"
+    broker = MaskingSQLBroker(AnalyticsStore(database_url(str(db))), linger_s=0)
+    store = PrivateSQLTrackerStore(DOMAIN, dialect="sqlite", db=str(tmp_path / "tracker.db"), event_broker=broker)
+    first = turn("buyer-4")
+    await store.save(first)
+    tracker = await store.retrieve("buyer-4")  # the next turn loads the conversation once, as Rasa does
+    assert tracker is not None
+    tracker.update(UserUttered("还有短信", {"name": "inform", "confidence": 0.9}, timestamp=NOON + 60))
+    loads = 0
+    load = store._retrieve
+
+    async def counted(*args: Any, **kwargs: Any) -> Any:
+        nonlocal loads
+        loads += 1
+        return await load(*args, **kwargs)
+
+    store._retrieve = counted  # type: ignore[method-assign]
+    await store.save(tracker)
+    assert broker.flush()
+    assert loads == 0  # Rasa's own stream_events loads the whole tracker again on every save
+    assert broker.written == len(first.events) + 1
+    assert "还有短信" in readable(stored(db)).splitlines()[-1]  # the new event, once: written counts it
+    await broker.close()
+
+
 class BrokenStore(AnalyticsStore):
     """An analytics store whose database is away until `back` is set."""
 
