@@ -2,8 +2,8 @@
 
 - Both single servers are started the same way from this venv, the way `make run` starts ours:
   `python -m weiquan.ops.serve run -m MODEL -i 127.0.0.1 --port P` (`rasa run` plus two start-up patches that change
-  no behaviour, weiquan/ops/serve.py) with the REST channel and a SQLite tracker store in a temporary folder (the
-  tracker store `make run` uses), no lock store (in memory).
+  no behaviour, weiquan/ops/serve.py) with the REST channel and a SQLite tracker store in a temporary folder (ours:
+  the project's masking store `make run` uses; the moodbot: Rasa's SQL store), no lock store (in memory).
   Ours also has its action server (as in `make run`); the moodbot needs none.
 - The moodbot is created with `rasa init --no-prompt` under build/moodbot the first time (which trains it); its model is
   kept there, so later runs skip that.
@@ -111,7 +111,9 @@ class Server:
         self.action_port = free_port() if actions else None
         self.procs: list[subprocess.Popen] = []
         endpoints = workdir / f"{name}-endpoints.yml"
-        text = f"tracker_store:\n  type: SQL\n  dialect: sqlite\n  db: {workdir / (name + '-tracker.db')}\n"
+        # Ours with the tracker store `make run` uses (endpoints.yml: masking, outage-proof); the moodbot with Rasa's.
+        store = "weiquan.stores.tracker_store.PrivateSQLTrackerStore" if actions else "SQL"
+        text = f"tracker_store:\n  type: {store}\n  dialect: sqlite\n  db: {workdir / (name + '-tracker.db')}\n"
         if broker:  # as endpoints.yml has it for `make run`
             text += f"event_broker:\n  type: weiquan.analytics.broker.MaskingSQLBroker\n" \
                     f"  db: {workdir / (name + '-analytics.db')}\n"
@@ -435,7 +437,8 @@ def report(rows: list[dict[str, Any]], starts: dict[str, float], load_before: st
         "",
         "How: both bots served the same way from the same venv (`python -m weiquan.ops.serve run -m MODEL -i "
         "127.0.0.1` as `make run` does, REST channel, SQLite "
-        "tracker store in a temporary folder, in-memory lock store; ours with its action server, "
+        "tracker store in a temporary folder (ours: the project's masking store, as in endpoints.yml; the moodbot: "
+        "Rasa's), in-memory lock store; ours with its action server, "
         "`enable_selective_domain: true` as in endpoints.yml; our per-address rate limit lifted, since every "
         "virtual user comes from 127.0.0.1). Closed-loop aiohttp users (`bench/load_client.py`): each "
         "plays its bot's 4-turn conversation again and again with a fresh sender — ours: "
