@@ -89,8 +89,8 @@ def test_export_writes_masked_new_examples_and_keeps_every_fifth_apart(tmp_path:
     assert (again.train, again.heldout, again.duplicates) == (0, 0, 6)
 
 
-def test_make_export_reviewed_exports_each_confirmed_message_once(tmp_path: Path,
-                                                                  monkeypatch, capsys) -> None:
+def export_project(tmp_path: Path, monkeypatch) -> tuple[Path, AnalyticsStore]:
+    """An endpoints file whose analytics store is a fresh SQLite file, as `make export-reviewed` reads it."""
     from weiquan.services import default_services
 
     monkeypatch.delenv("ANALYTICS_DB", raising=False)
@@ -99,7 +99,12 @@ def test_make_export_reviewed_exports_each_confirmed_message_once(tmp_path: Path
     endpoints = tmp_path / "endpoints.yml"
     endpoints.write_text(f"event_broker:\n  type: weiquan.analytics.broker.MaskingSQLBroker\n  db: {db}\n",
                          encoding="utf-8")
-    store = AnalyticsStore(database_url(str(db)))
+    return endpoints, AnalyticsStore(database_url(str(db)))
+
+
+def test_make_export_reviewed_exports_each_confirmed_message_once(tmp_path: Path,
+                                                                  monkeypatch, capsys) -> None:
+    endpoints, store = export_project(tmp_path, monkeypatch)
     store.decide("a", f"卖家骂我还打我电话{PHONE}", "report_harassment", "report_harassment", NOON)
     store.decide("b", "随便说说", None, None, NOON)
     args = ["export", "--endpoints", str(endpoints), "--root", str(tmp_path)]
@@ -155,15 +160,7 @@ def test_families_count_the_messages_of_the_period() -> None:
 
 def test_export_writes_a_family_as_out_of_scope_and_lists_the_families(tmp_path: Path, monkeypatch,
                                                                        capsys) -> None:
-    from weiquan.services import default_services
-
-    monkeypatch.delenv("ANALYTICS_DB", raising=False)
-    default_services.cache_clear()
-    db = tmp_path / "analytics.db"
-    endpoints = tmp_path / "endpoints.yml"
-    endpoints.write_text(f"event_broker:\n  type: weiquan.analytics.broker.MaskingSQLBroker\n  db: {db}\n",
-                         encoding="utf-8")
-    store = AnalyticsStore(database_url(str(db)))
+    endpoints, store = export_project(tmp_path, monkeypatch)
     store.decide("a", "买的花到了全蔫了能赔吗", None, "out_of_scope", NOON, family="鲜花枯萎")
     store.decide("b", "花送到的时候都枯了", None, "out_of_scope", NOON + 1, family="鲜花枯萎")
     store.decide("c", "卖家一直发广告短信给我", "report_harassment", "report_harassment", NOON + 2)
