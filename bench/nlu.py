@@ -651,12 +651,13 @@ def main() -> None:
             for v in models:
                 results[v] = futures[v].result()
                 log(f"{LABELS[v]}: done")
-        spread = None
+        spread: dict[str, Any] | None = None
         if "a" in results and args.repeats > 1:
             runs = [results["a"]] + [run_model_variant("a", args, Path(tmp), offset)
                                      for offset in range(1, args.repeats)]
-            spread = {"runs": len(runs), "sets": spread_of(runs)}
-            for name, s in spread["sets"].items():
+            per_set = spread_of(runs)
+            spread = {"runs": len(runs), "sets": per_set}
+            for name, s in per_set.items():
                 print(f"(a) spread over {len(runs)} trainings  {set_title(name):30} macro-F1 "
                       f"{pct(s['macro_f1'][0])}–{pct(s['macro_f1'][1])}  accuracy "
                       f"{pct(s['accuracy'][0])}–{pct(s['accuracy'][1])}  swaps {s['swaps'][0]}–{s['swaps'][1]}")
