@@ -291,12 +291,26 @@ def slots_set_this_turn(tracker: Tracker) -> dict[str, Any]:
     return found
 
 
-def facts_not_named_now(last: dict[str, Any], tracker: Tracker) -> list[EventType]:
+CORRECTABLE_IN_WORDS = ("platform", "trade_status")  # one code each, named in plain words ("不对，是天猫")
+
+
+def facts_not_named_now(last: dict[str, Any], tracker: Tracker, services: Services) -> list[EventType]:
     """The ruled case's facts that this message does not name: the form starts with them. What the message names
-    the form reads as usual; the lists add up there (ValidateComplaintForm._added_to_ruled_case)."""
+    the form reads as usual; the lists add up there (ValidateComplaintForm._added_to_ruled_case). A platform or a
+    trade status named in words the NLU found no entity for ("不对，是天猫") replaces the ruled one."""
     said_now = slots_set_this_turn(tracker)
-    return [SlotSet(slot, last[slot]) for slot in form_slots()
-            if last.get(slot) is not None and said_now.get(slot) is None]
+    events: list[EventType] = []
+    for slot in form_slots():
+        if said_now.get(slot) is not None:
+            continue
+        value = last.get(slot)
+        if slot in CORRECTABLE_IN_WORDS:
+            named = read_answer(services.vocabulary.answers.get(slot, {}), normalized_text(tracker))
+            if named and named[0] != engine.UNKNOWN:
+                value = named[0]
+        if value is not None:
+            events.append(SlotSet(slot, value))
+    return events
 
 
 def case_scope(tracker: Tracker, services: Services) -> list[str]:
@@ -323,7 +337,7 @@ class ActionStartComplaint(Action):
             dispatcher.utter_message(response="utter_complaint_start")
             return [SlotSet(LAST_CASE, None)]
         dispatcher.utter_message(response="utter_complaint_update")
-        return facts_not_named_now(dict(last), tracker)
+        return facts_not_named_now(dict(last), tracker, self.services)
 
 
 def case_from(tracker: Tracker, max_asks: int) -> engine.Case:

@@ -144,6 +144,10 @@ def test_a_correction_replaces_the_fact_it_names() -> None:
 async def test_a_corrected_platform_keeps_the_other_facts() -> None:
     _, slots = await start("不对，是天猫", {"platform": "tmall"})
     assert "platform" not in slots and slots["evidence"] == ["none"]
+    _, in_words = await start("不对，是天猫", {})  # no entity found: the words name it
+    assert in_words["platform"] == "tmall" and in_words["evidence"] == ["none"]
+    _, unchanged = await start("还有短信", {"evidence": ["sms_photo"]})
+    assert unchanged["platform"] == "taobao"
 
 
 async def test_only_another_order_starts_from_the_first_question() -> None:
