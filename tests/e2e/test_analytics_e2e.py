@@ -3,6 +3,7 @@ broker) and the operator console; conversations played over REST reach the analy
 broker, masked, and the console's analytics API and CSV count them right."""
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import json
@@ -12,6 +13,7 @@ import urllib.request
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -92,11 +94,33 @@ def test_conversations_over_rest_are_counted_on_the_analytics_page(stack: Handof
     assert "138****5678" in stored and PHONE not in stored  # masked before it was stored
 
 
-def test_the_analytics_page_draws_the_figures_and_an_operator_reviews_a_message_in_chromium(
-        stack: HandoffBot) -> None:
-    from playwright.sync_api import expect, sync_playwright
+@contextlib.contextmanager
+def analytics_page(stack: HandoffBot, height: int) -> Iterator[Any]:
+    """The console's analytics page in Chromium with the operator's token, reaching nothing but loopback; afterwards
+    the page threw no error and asked for nothing outside."""
+    from playwright.sync_api import sync_playwright
 
     from scripts.screenshots import launch_chromium, loopback_only
+
+    blocked: list[str] = []
+    errors: list[str] = []
+    with sync_playwright() as playwright:
+        browser = launch_chromium(playwright)
+        try:
+            context = browser.new_context(viewport={"width": 1280, "height": height}, locale="zh-CN")
+            loopback_only(context, blocked)
+            page = context.new_page()
+            page.on("pageerror", lambda error: errors.append(str(error)))
+            page.goto(f"{stack.console_url}/analytics#token={OPERATOR_TOKEN}")
+            yield page
+        finally:
+            browser.close()
+    assert errors == [] and blocked == []
+
+
+def test_the_analytics_page_draws_the_figures_and_an_operator_reviews_a_message_in_chromium(
+        stack: HandoffBot) -> None:
+    from playwright.sync_api import expect
 
     odd = "叽里咕噜这是啥子嘛"
     flowers = "买的鲜花送到全蔫了谁管啊"  # an other problem the bot has no pointer for: a new family
@@ -104,44 +128,32 @@ def test_the_analytics_page_draws_the_figures_and_an_operator_reviews_a_message_
     stack.rest(f"e2e-analytics-flowers-{uuid.uuid4().hex[:6]}", flowers)
     eventually(lambda: any(item["text"] == flowers for item in stack.console("GET", "/api/review")[1]["items"]), 30,
                "the other problem in the review inbox")
-    blocked: list[str] = []
-    with sync_playwright() as playwright:
-        browser = launch_chromium(playwright)
-        try:
-            context = browser.new_context(viewport={"width": 1280, "height": 1400}, locale="zh-CN")
-            loopback_only(context, blocked)
-            page = context.new_page()
-            errors: list[str] = []
-            page.on("pageerror", lambda error: errors.append(str(error)))
-            page.goto(f"{stack.console_url}/analytics#token={OPERATOR_TOKEN}")
-            expect(page.locator("#t-conversations")).not_to_have_text("–")
-            assert int(page.locator("#t-conversations").inner_text()) >= 1
-            assert page.locator("#c-days").bounding_box()["height"] > 100  # chart.js drew into the canvas
-            row = page.locator("#review tr", has_text=odd)
-            expect(row).to_have_count(1)
-            row.locator("select").select_option("out_of_scope")
-            row.locator("input[type=checkbox]").focus()
-            page.keyboard.press("x")  # ticked from the keyboard
-            expect(row.locator("input[type=checkbox]")).to_be_checked()
-            # ANALYTICS_SCREENSHOT=docs/screenshots/analytics.png keeps the picture of the page for the docs.
-            shot = os.environ.get("ANALYTICS_SCREENSHOT") or str(stack.workdir / "analytics.png")
-            page.screenshot(path=shot, full_page=True)
-            row.locator("input[type=checkbox]").press("c")  # confirmed from the keyboard
-            expect(page.locator("#review-notice")).to_have_text("已处理 1 条")
-            expect(page.locator("#review tr", has_text=odd)).to_have_count(0)
-            # A new other-problem family, from the keyboard: tick, f (goes to the empty name box), name it, Enter.
-            flower_box = page.locator("#review tr", has_text=flowers).locator("input[type=checkbox]")
-            flower_box.focus()
-            page.keyboard.press("x")
-            page.keyboard.press("f")
-            expect(page.locator("#review-family")).to_be_focused()
-            page.keyboard.type("鲜花枯萎")
-            page.keyboard.press("Enter")
-            expect(page.locator("#review-notice")).to_have_text("已处理 1 条")
-            expect(page.locator("#families tr", has_text="鲜花枯萎")).to_have_count(1)
-            assert errors == [] and blocked == []
-        finally:
-            browser.close()
+    with analytics_page(stack, 1400) as page:
+        expect(page.locator("#t-conversations")).not_to_have_text("–")
+        assert int(page.locator("#t-conversations").inner_text()) >= 1
+        assert page.locator("#c-days").bounding_box()["height"] > 100  # chart.js drew into the canvas
+        row = page.locator("#review tr", has_text=odd)
+        expect(row).to_have_count(1)
+        row.locator("select").select_option("out_of_scope")
+        row.locator("input[type=checkbox]").focus()
+        page.keyboard.press("x")  # ticked from the keyboard
+        expect(row.locator("input[type=checkbox]")).to_be_checked()
+        # ANALYTICS_SCREENSHOT=docs/screenshots/analytics.png keeps the picture of the page for the docs.
+        shot = os.environ.get("ANALYTICS_SCREENSHOT") or str(stack.workdir / "analytics.png")
+        page.screenshot(path=shot, full_page=True)
+        row.locator("input[type=checkbox]").press("c")  # confirmed from the keyboard
+        expect(page.locator("#review-notice")).to_have_text("已处理 1 条")
+        expect(page.locator("#review tr", has_text=odd)).to_have_count(0)
+        # A new other-problem family, from the keyboard: tick, f (goes to the empty name box), name it, Enter.
+        flower_box = page.locator("#review tr", has_text=flowers).locator("input[type=checkbox]")
+        flower_box.focus()
+        page.keyboard.press("x")
+        page.keyboard.press("f")
+        expect(page.locator("#review-family")).to_be_focused()
+        page.keyboard.type("鲜花枯萎")
+        page.keyboard.press("Enter")
+        expect(page.locator("#review-notice")).to_have_text("已处理 1 条")
+        expect(page.locator("#families tr", has_text="鲜花枯萎")).to_have_count(1)
     code, listing = stack.console("GET", "/api/review")
     assert code == 200 and all(item["text"] not in (odd, flowers) for item in listing["items"])
     assert {"family": "鲜花枯萎", "messages": 1, "count": 1} in figures(stack)["new_families"]

@@ -25,8 +25,9 @@ from typing import Any
 import pytest
 import yaml
 
+from tests.e2e.test_analytics_e2e import analytics_page
 from weiquan.analytics import review
-from weiquan.ops.handoff_harness import OPERATOR_TOKEN, RASA_API_TOKEN, HandoffBot, eventually, http_json, running
+from weiquan.ops.handoff_harness import RASA_API_TOKEN, HandoffBot, eventually, http_json, running
 from weiquan.ops.harness import RASA, ROOT
 
 pytestmark = pytest.mark.e2e
@@ -59,38 +60,24 @@ def inbox_item(stack: HandoffBot, text: str) -> dict[str, Any] | None:
 
 def correct_in_chromium(stack: HandoffBot, text: str, intent: str) -> None:
     """The operator's part: the review page, the message's tick box, then only the keyboard."""
-    from playwright.sync_api import expect, sync_playwright
+    from playwright.sync_api import expect
 
-    from scripts.screenshots import launch_chromium, loopback_only
-
-    blocked: list[str] = []
-    with sync_playwright() as playwright:
-        browser = launch_chromium(playwright)
-        try:
-            context = browser.new_context(viewport={"width": 1280, "height": 1200}, locale="zh-CN")
-            loopback_only(context, blocked)
-            page = context.new_page()
-            errors: list[str] = []
-            page.on("pageerror", lambda error: errors.append(str(error)))
-            page.goto(f"{stack.console_url}/analytics#token={OPERATOR_TOKEN}")
-            row = page.locator("#review tr", has_text=text)
-            expect(row).to_have_count(1)
-            box, select = row.locator("input[type=checkbox]"), row.locator("select")
-            expect(select).not_to_have_value(intent)  # the bot's guess is preselected, and it is wrong
-            box.focus()
-            page.keyboard.press("x")  # tick it
-            page.keyboard.press("Tab")  # to its intent
-            expect(select).to_be_focused()
-            page.keyboard.type(intent)  # the select jumps to the option typed
-            expect(select).to_have_value(intent)
-            page.keyboard.press("Shift+Tab")  # back to the tick box
-            expect(box).to_be_checked()
-            page.keyboard.press("c")  # confirm the ticked message with its chosen intent
-            expect(page.locator("#review-notice")).to_have_text("已处理 1 条")
-            expect(page.locator("#review tr", has_text=text)).to_have_count(0)
-            assert errors == [] and blocked == []
-        finally:
-            browser.close()
+    with analytics_page(stack, 1200) as page:
+        row = page.locator("#review tr", has_text=text)
+        expect(row).to_have_count(1)
+        box, select = row.locator("input[type=checkbox]"), row.locator("select")
+        expect(select).not_to_have_value(intent)  # the bot's guess is preselected, and it is wrong
+        box.focus()
+        page.keyboard.press("x")  # tick it
+        page.keyboard.press("Tab")  # to its intent
+        expect(select).to_be_focused()
+        page.keyboard.type(intent)  # the select jumps to the option typed
+        expect(select).to_have_value(intent)
+        page.keyboard.press("Shift+Tab")  # back to the tick box
+        expect(box).to_be_checked()
+        page.keyboard.press("c")  # confirm the ticked message with its chosen intent
+        expect(page.locator("#review-notice")).to_have_text("已处理 1 条")
+        expect(page.locator("#review tr", has_text=text)).to_have_count(0)
 
 
 def project_copy(root: Path) -> Path:
