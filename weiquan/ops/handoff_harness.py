@@ -20,7 +20,7 @@ from typing import Any
 from urllib.parse import quote
 
 from weiquan.handoff.settings import store_url_from_env
-from weiquan.ops.harness import START_TIMEOUT_S, Bot, free_port, latest_model, wait_http
+from weiquan.ops.harness import START_TIMEOUT_S, Bot, free_port, latest_model, running_bot, wait_http
 from weiquan.stores.handoff import SERVICE, SqlHandoffStore
 
 OPERATOR_TOKEN = "e2e-operator-token-0123456789"
@@ -124,15 +124,10 @@ class HandoffBot(Bot):
 def running(bot: HandoffBot) -> Iterator[HandoffBot]:
     """The action server, Rasa and the console started as `make run` starts them (the console's sweep seen), and
     every process stopped afterwards, whatever the test did."""
-    try:
-        bot.start_actions()
-        bot.start_rasa()
+    with contextlib.contextmanager(running_bot)(bot):  # stops every process it started, the console's too
         bot.start_console()
         bot.wait_for_console_heartbeat()
         yield bot
-    finally:
-        for name in list(bot.procs):
-            bot.stop(name)
 
 
 @contextlib.contextmanager
